@@ -20,7 +20,7 @@ def _first_bad(mask: np.ndarray, arr: np.ndarray, what: str, why: str) -> ValueE
     idx = np.argwhere(mask)
     first = tuple(int(i) for i in idx[0])
     first_s = first[0] if len(first) == 1 else first
-    return ValueError(f"{what}: {why} at index {first_s} (value {arr[first]!r}); "
+    return ValueError(f"{what}: {why} at index {first_s} (value {arr[first].item()!r}); "
                       f"{len(idx)} such value{'s' if len(idx) != 1 else ''}")
 
 

@@ -1,0 +1,138 @@
+"""apply() against the exact reference: random configurations, exhaustive ADC codes, bad input."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from nmpu_model import ConfigError, Fmt, NMPUConfig, apply, load_config
+from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
+
+from .reference import apply_ref
+
+
+def coef_fmt(draw):
+    return Fmt(draw(st.integers(1, 12)), draw(st.integers(-4, 14)), draw(st.booleans()))
+
+
+def q_fmt(draw, max_bits=16):
+    return Fmt(draw(st.integers(1, max_bits)), draw(st.integers(-4, 14)), draw(st.booleans()),
+               draw(st.sampled_from(ROUNDING_MODES)), draw(st.sampled_from(OVERFLOW_MODES)),
+               draw(st.integers(0, 4)))
+
+
+@st.composite
+def configs(draw):
+    bn = draw(st.booleans())
+    out = q_fmt(draw)
+    kw = dict(adc_bits=draw(st.integers(1, 12)), scale=coef_fmt(draw), offset=coef_fmt(draw), output=out,
+              relu=draw(st.booleans()), bn_stage=bn,
+              out_frac_min=out.frac - draw(st.integers(0, 10)), out_frac_max=out.frac + draw(st.integers(0, 10)))
+    if bn:
+        kw.update(bn_scale=coef_fmt(draw), bn_offset=coef_fmt(draw), mid=q_fmt(draw, 20))
+    try:
+        return NMPUConfig(**kw)
+    except ConfigError:
+        assume(False)
+
+
+def rand_codes(rng, fmt, shape):
+    # every edge code appears with high probability, the rest uniform
+    edges = np.array([fmt.min, fmt.max, 0 if fmt.min <= 0 else fmt.min, min(fmt.max, fmt.min + 1)])
+    r = rng.integers(fmt.min, fmt.max + 1, size=shape, dtype=np.int64)
+    pick = rng.random(shape) < 0.3
+    return np.where(pick, rng.choice(edges, size=shape), r)
+
+
+@given(config=configs(), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+def test_apply_matches_reference(config, seed, data):
+    rng = np.random.default_rng(seed)
+    n, c = 6, 5
+    x = rand_codes(rng, config.adc, (n, c))
+    coeffs = {"scale": rand_codes(rng, config.scale, c), "offset": rand_codes(rng, config.offset, c)}
+    if config.bn_stage:
+        coeffs["bn_scale"] = rand_codes(rng, config.bn_scale, c)
+        coeffs["bn_offset"] = rand_codes(rng, config.bn_offset, c)
+    out_frac = data.draw(st.integers(config.out_frac_min, config.out_frac_max))
+    got = apply(x, config, coeffs, out_frac=out_frac)
+    for i in range(n):
+        for j in range(c):
+            g = int(coeffs["bn_scale"][j]) if config.bn_stage else 0
+            h = int(coeffs["bn_offset"][j]) if config.bn_stage else 0
+            want = apply_ref(int(x[i, j]), int(coeffs["scale"][j]), int(coeffs["offset"][j]), config, out_frac, g, h)
+            assert got[i, j] == want, (i, j, x[i, j])
+    assert got.dtype == np.int64
+
+
+@pytest.mark.parametrize("path", ["examples/default.toml", None])
+def test_exhaustive_adc_codes_default(path):
+    config = load_config(path)
+    x = np.arange(config.adc.min, config.adc.max + 1).reshape(-1, 1).repeat(6, axis=1)
+    scale = np.array([0, 1, 128, 255, 200, 77])
+    offset = np.array([0, -128, 127, -1, 64, 3])
+    for out_frac in (config.out_frac_min, -1, 0, 3, config.out_frac_max):
+        got = apply(x, config, {"scale": scale, "offset": offset}, out_frac=out_frac)
+        want = [[apply_ref(int(v), int(scale[j]), int(offset[j]), config, out_frac) for j in range(6)] for v in x[:, 0]]
+        assert got.tolist() == want
+
+
+def test_exhaustive_bn_stage():
+    config = NMPUConfig(bn_stage=True, relu=False, bn_scale=Fmt(6, 4, True), bn_offset=Fmt(6, 2, True),
+                        mid=Fmt(10, 3, True, "RND_CONV", "SAT_SYM", 2))
+    x = np.arange(-128, 128).reshape(-1, 1).repeat(3, axis=1)
+    co = {"scale": np.array([255, 3, 128]), "offset": np.array([-7, 100, -128]),
+          "bn_scale": np.array([-32, 31, 5]), "bn_offset": np.array([-32, 17, 0])}
+    got = apply(x, config, co, out_frac=2)
+    want = [[apply_ref(int(v), int(co["scale"][j]), int(co["offset"][j]), config, 2,
+                       int(co["bn_scale"][j]), int(co["bn_offset"][j])) for j in range(3)] for v in x[:, 0]]
+    assert got.tolist() == want
+
+
+def test_coeffs_out_frac_overrides_config():
+    config = load_config()
+    x = np.array([[100]])
+    co = {"scale": np.array([128]), "offset": np.array([0])}
+    assert apply(x, config, co)[0, 0] == 100
+    assert apply(x, config, {**co, "out_frac": np.array(-1)})[0, 0] == 50
+    assert apply(x, config, co, out_frac=-2)[0, 0] == 25
+
+
+# ---- bad input: one clear ValueError naming the array, first index, value and count ----------------
+GOOD = {"scale": np.array([1, 2, 3]), "offset": np.array([0, 0, 0])}
+
+
+@pytest.mark.parametrize("codes, coeffs, msg", [
+    (np.array([[0, 1, 128], [-129, 0, 0]]), GOOD,
+     r"codes: code outside ap_fixed<8,8> range \[-128, 127\] at index \(0, 2\) \(value 128\); 2 such values"),
+    (np.zeros((2, 3)), GOOD, "codes: expected integer codes, got dtype float64"),
+    (np.zeros((2, 4), dtype=int), GOOD, r"scale: expected shape \(4,\) to match the 4 columns of codes, got \(3,\)"),
+    (np.zeros(3, dtype=int), GOOD, "codes: expected a 2-D array"),
+    (np.zeros((2, 3), dtype=int), {"scale": np.array([1, 256, -1]), "offset": GOOD["offset"]},
+     r"scale: code outside ap_ufixed<8,1> range \[0, 255\] at index 1 \(value 256\); 2 such values"),
+    (np.zeros((2, 3), dtype=int), {"scale": GOOD["scale"]}, "'offset' is missing"),
+    (np.zeros((2, 3), dtype=int), {**GOOD, "out_frac": np.array(9)}, r"out_frac 9 is outside the configured range \[-8, 8\]"),
+    (np.zeros((2, 3), dtype=int), {**GOOD, "out_frac": np.array(1.5)}, "out_frac: expected a 0-d integer"),
+])
+def test_bad_input_fixed(codes, coeffs, msg):
+    with pytest.raises(ValueError, match=msg):
+        apply(codes, load_config(), coeffs)
+
+
+def test_nan_coefficient_float():
+    with pytest.raises(ValueError, match=r"offset: NaN at index 2 \(value nan\); 1 such value$"):
+        apply(np.zeros((1, 3), dtype=int), load_config(), {"scale": [1.0, 1.0, 1.0], "offset": [0, 0, np.nan]},
+              arith="fp16")
+
+
+def test_unknown_arith():
+    with pytest.raises(ValueError, match="arith must be one of fixed, fp16, fp32"):
+        apply(np.zeros((1, 3), dtype=int), load_config(), GOOD, arith="bf16")
+
+
+def test_input_arrays_unchanged():
+    x = np.array([[5, -5, 127]])
+    co = {"scale": np.array([255, 1, 9]), "offset": np.array([1, 2, 3])}
+    before = (x.copy(), {k: v.copy() for k, v in co.items()})
+    apply(x, load_config(), co)
+    assert (x == before[0]).all() and all((co[k] == before[1][k]).all() for k in co)

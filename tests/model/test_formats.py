@@ -1,0 +1,92 @@
+"""Every rounding and overflow mode and pre_truncate against the exact Fraction reference."""
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, quantize
+
+from .reference import q_ref
+
+# The spec's worked ties (value -> code at frac 0), copied from shared/spec/datapath.md.
+SPEC_TIES = {
+    Fraction(5, 2): {"RND": 3, "RND_ZERO": 2, "RND_INF": 3, "RND_MIN_INF": 2, "RND_CONV": 2},
+    Fraction(-5, 2): {"RND": -2, "RND_ZERO": -2, "RND_INF": -3, "RND_MIN_INF": -3, "RND_CONV": -2},
+    Fraction(-11, 2): {"RND_CONV": -6},
+}
+
+
+@pytest.mark.parametrize("v", list(SPEC_TIES))
+def test_spec_worked_ties(v):
+    for mode, want in SPEC_TIES[v].items():
+        fmt = Fmt(8, 0, True, mode, "SAT")
+        got = quantize(np.array([int(v * 2)]), 1, fmt)[0]
+        assert got == want, (v, mode)
+
+
+def test_truncations_hand_worked():
+    # -2.75 at frac 0: floor -3, toward zero -2; 2.75 both 2
+    v = np.array([-11, 11])  # frac 2
+    assert list(quantize(v, 2, Fmt(8, 0, True, "TRN", "SAT"))) == [-3, 2]
+    assert list(quantize(v, 2, Fmt(8, 0, True, "TRN_ZERO", "SAT"))) == [-2, 2]
+
+
+def test_overflow_hand_worked():
+    v = np.array([-200, -128, 127, 130, 300])
+    assert list(quantize(v, 0, Fmt(8, 0, True, "TRN", "WRAP"))) == [56, -128, 127, -126, 44]
+    assert list(quantize(v, 0, Fmt(8, 0, True, "TRN", "SAT"))) == [-128, -128, 127, 127, 127]
+    assert list(quantize(v, 0, Fmt(8, 0, True, "TRN", "SAT_ZERO"))) == [0, -128, 127, 0, 0]
+    assert list(quantize(v, 0, Fmt(8, 0, True, "TRN", "SAT_SYM"))) == [-127, -127, 127, 127, 127]
+    assert list(quantize(v, 0, Fmt(8, 0, False, "TRN", "WRAP"))) == [56, 128, 127, 130, 44]
+    assert list(quantize(v, 0, Fmt(8, 0, False, "TRN", "SAT_SYM"))) == [0, 0, 127, 130, 255]
+
+
+def test_pre_truncate_hand_worked():
+    # 0.4921875 = 63/128 rounds to 0 at frac 1 with RND (0.984 -> 1?) : t = 63/64 -> 1 exactly by RND;
+    # with pre_truncate 1 first t = floor(63/32)/2 = 1/2, a tie, RND -> 1; with TRN_ZERO-like cut k=1 and
+    # RND_MIN_INF the tie goes down -> 0, where exact RND_MIN_INF gives 1.
+    v = np.array([63])
+    assert quantize(v, 7, Fmt(8, 1, True, "RND_MIN_INF", "SAT"))[0] == 1
+    assert quantize(v, 7, Fmt(8, 1, True, "RND_MIN_INF", "SAT", pre_truncate=1))[0] == 0
+
+
+fmts = st.builds(
+    Fmt,
+    bits=st.integers(1, 24),
+    frac=st.integers(-8, 24),
+    signed=st.booleans(),
+    rounding=st.sampled_from(ROUNDING_MODES),
+    overflow=st.sampled_from(OVERFLOW_MODES),
+    pre_truncate=st.integers(0, 6),
+)
+
+
+@given(fmt=fmts, v_frac=st.integers(-6, 24), vs=st.lists(st.integers(-(2 ** 30), 2 ** 30), min_size=1, max_size=16))
+def test_quantize_matches_fraction_reference(fmt, v_frac, vs):
+    got = quantize(np.array(vs, dtype=np.int64), v_frac, fmt)
+    want = [q_ref(Fraction(v) * Fraction(2) ** -v_frac, fmt) for v in vs]
+    assert got.tolist() == want
+
+
+@given(fmt=fmts, vs=st.lists(st.integers(-(2 ** 20), 2 ** 20), min_size=1, max_size=16))
+def test_quantize_int32_matches_int64(fmt, vs):
+    # the datapath narrows to int32 when the plan allows it: same bits
+    if fmt.bits > 30 or max(abs(v) for v in vs) << max(0, fmt.frac - 6) >= 2 ** 30:
+        return  # outside what a configuration's plan would put in int32
+    a = quantize(np.array(vs, dtype=np.int64), 6, fmt)
+    b = quantize(np.array(vs, dtype=np.int32), 6, fmt)
+    assert a.tolist() == b.tolist()
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(bits=0, frac=0), "bits must be at least 1, not 0"),
+    (dict(bits=8, frac=0, rounding="NEAREST"), "rounding must be one of"),
+    (dict(bits=8, frac=0, overflow="CLAMP"), "overflow must be one of"),
+    (dict(bits=8, frac=0, pre_truncate=-1), "pre_truncate must be >= 0"),
+    (dict(bits=8.0, frac=0), "bits must be an integer"),
+])
+def test_bad_format_is_refused(kw, msg):
+    with pytest.raises(ConfigError, match=msg):
+        Fmt(**kw)
