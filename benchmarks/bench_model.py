@@ -1,0 +1,99 @@
+"""Speed of the bit-accurate golden model against baselines measured in the same run.
+
+    make bench            (or: .venv/bin/python benchmarks/bench_model.py [--rows 16384] [--json OUT])
+
+Baselines: the same affine + ReLU + round + clamp in float32 torch (not bit-accurate in general),
+and a straightforward per-element Python implementation of the spec (timed on a slice, reported per value).
+Single thread for all, so that the ratios compare algorithms rather than core counts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+
+from nmpu_model import apply, load_config
+
+
+def best_of(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def python_per_element(x, s, o, config):
+    """The spec one value at a time, in Python ints (the obvious implementation)."""
+    out = []
+    fa = max(config.scale.frac, config.offset.frac)
+    fmt = config.output
+    for row in x.tolist():
+        r = []
+        for j, v in enumerate(row):
+            a = (v * s[j] << (fa - config.scale.frac)) + (o[j] << (fa - config.offset.frac))
+            a = max(a, 0)
+            d = fa - fmt.frac
+            n = (a + (1 << (d - 1))) >> d
+            r.append(min(max(n, fmt.min), fmt.max))
+        out.append(r)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=16384)
+    ap.add_argument("--cols", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", help="write the figures here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    config = load_config()
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (args.rows, args.cols))
+    s = rng.integers(0, 256, args.cols)
+    o = rng.integers(-128, 128, args.cols)
+    coeffs = {"scale": s, "offset": o}
+    n = x.size
+
+    t_model = best_of(lambda: apply(x, config, coeffs), args.repeat)
+
+    xt = torch.from_numpy(x.astype(np.float32))
+    st = torch.from_numpy((s / 2 ** config.scale.frac).astype(np.float32))
+    ot = torch.from_numpy((o / 2 ** config.offset.frac).astype(np.float32))
+
+    def torch_f32():
+        y = xt * st + ot
+        y.clamp_(min=0).round_().clamp_(config.output.min, config.output.max)
+        return y
+    t_torch = best_of(torch_f32, args.repeat)
+
+    k = 64  # rows for the per-element baseline
+    t_py = best_of(lambda: python_per_element(x[:k], s.tolist(), o.tolist(), config), 1) * (args.rows / k)
+    # the per-element code is a check of the model as well
+    assert (np.array(python_per_element(x[:k], s.tolist(), o.tolist(), config)) == apply(x[:k], config, coeffs)).all()
+
+    res = {
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": 1,
+        "shape": [args.rows, args.cols], "config": "examples/default.toml (spec defaults)",
+        "model_Mvalues_s": n / t_model / 1e6, "torch_f32_Mvalues_s": n / t_torch / 1e6,
+        "python_Mvalues_s": n / t_py / 1e6,
+        "model_time_over_torch_f32": t_model / t_torch, "model_speedup_over_python": t_py / t_model,
+    }
+    print(f"apply (bit-accurate, numpy)     {res['model_Mvalues_s']:8.1f} Mvalues/s")
+    print(f"float32 torch affine+ReLU+round {res['torch_f32_Mvalues_s']:8.1f} Mvalues/s  "
+          f"(model takes {res['model_time_over_torch_f32']:.2f}x its time; target <= 3x)")
+    print(f"per-element Python              {res['python_Mvalues_s']:8.3f} Mvalues/s  "
+          f"(model is {res['model_speedup_over_python']:.0f}x faster)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
