@@ -30,8 +30,9 @@ def to_binary(values: np.ndarray, arith: str, what: str) -> np.ndarray:
     bad = np.isinf(r) & ~np.isinf(values)
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"{what}: value {values[i]!r} at index {i} overflows {arith} "
-                         f"(max {float(np.finfo(ft).max)}); {int(bad.sum())} such values")
+        n = int(bad.sum())
+        raise ValueError(f"{what}: value {values[i].item()!r} at index {i} overflows {arith} "
+                         f"(max {float(np.finfo(ft).max)}); {n} such value{'s' if n != 1 else ''}")
     return r.astype(np.float64)
 
 
