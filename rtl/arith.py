@@ -1,0 +1,295 @@
+"""Arithmetic blocks of the NMPU datapath, one class per stage.
+
+Each block is a small :class:`amaranth.lib.wiring.Component` with an input ``i`` (and
+sometimes more operands), an output ``o`` and, when it is registered, a clock enable ``en``.
+Each declares ``LATENCY``: the number of clock edges (with ``en`` high) from an input to the
+output that depends on it. The top (:mod:`rtl.nmpu`) drives every ``en`` from one pipeline
+advance signal, so a stalled pipeline holds every stage.
+
+The blocks compute exactly the integer functions of :mod:`nmpu_model.formats`
+(``round_shift``, ``fit``) and the spec's affine stage, and their sibling tests
+(``tests/rtl/test_arith.py``) check that exhaustively over small widths.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
+
+__all__ = ["RoundShift", "VarShiftLeft", "Fit", "ReLU", "MulAdd", "fmt_shape", "round_shift_width",
+           "TIE_FAULTS"]
+
+# A deliberately wrong tie rule per rounding mode, used only by the "broken RTL" tests to prove
+# that the verification catches a one-LSB error on ties. Truncating modes have no ties.
+TIE_FAULTS = {"RND": "RND_MIN_INF", "RND_MIN_INF": "RND", "RND_ZERO": "RND_INF", "RND_INF": "RND_ZERO",
+              "RND_CONV": "RND_CONV_ODD", "TRN": "TRN", "TRN_ZERO": "TRN_ZERO"}
+
+
+def fmt_shape(fmt: Fmt) -> Shape:
+    """The Amaranth shape of the codes of ``fmt``."""
+    return signed(fmt.bits) if fmt.signed else unsigned(fmt.bits)
+
+
+def round_shift_width(width: int, shift: int) -> int:
+    """Width of the signed result of :class:`RoundShift` on a signed ``width``-bit input.
+
+    A right shift by ``d`` of ``v + bias`` (``0 <= bias < 2**d``, one bit of headroom) leaves
+    ``width + 1 - d`` bits, at least one (the result is then 0 or -1); a left shift adds ``-shift``.
+    """
+    if shift <= 0:
+        return width - shift
+    return max(width + 1 - shift, 1)
+
+
+class RoundShift(wiring.Component):
+    """Divide a signed integer by ``2**shift`` and round it by ``rounding`` (compile-time shift).
+
+    Computes ``nmpu_model.formats.round_shift(v, shift, rounding, pre_truncate)`` for
+    ``shift > 0`` and the exact ``v << -shift`` for ``shift <= 0``. Every mode is one add of a
+    bias and an arithmetic right shift: ``(v + bias) >> d``, where the bias picks the tie rule.
+
+    Parameters
+    ----------
+    width : int
+        Width of the signed input.
+    shift : int
+        The power of two to divide by; ``<= 0`` is an exact left shift.
+    rounding : str
+        One of ``nmpu_model.formats.ROUNDING_MODES``.
+    pre_truncate : int
+        When ``0 < k < shift``, floor to ``k`` extra fraction bits before rounding.
+    fault : bool
+        Build a deliberately wrong tie rule (:data:`TIE_FAULTS`); for verification tests only.
+
+    Members
+    -------
+    i : In(signed(width))
+    o : Out(signed(round_shift_width(width, shift)))
+    en : In(1)
+        Clock enable of the output register.
+    """
+
+    LATENCY = 1
+
+    def __init__(self, width: int, shift: int, rounding: str, pre_truncate: int = 0, *,
+                 fault: bool = False) -> None:
+        if not isinstance(width, int) or width < 1:
+            raise TypeError(f"Width must be a positive integer, not {width!r}")
+        if rounding not in ROUNDING_MODES:
+            raise ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
+        if pre_truncate < 0:
+            raise ConfigError(f"pre_truncate must be >= 0, not {pre_truncate}")
+        self.width, self.shift, self.rounding, self.pre_truncate = width, shift, rounding, pre_truncate
+        self.fault = fault
+        super().__init__({"i": In(signed(width)), "o": Out(signed(round_shift_width(width, shift))),
+                          "en": In(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        res = Signal.like(self.o)
+        if self.shift <= 0:
+            m.d.comb += res.eq(self.i << -self.shift)
+        else:
+            v, d = self.i, self.shift
+            k = self.pre_truncate
+            if 0 < k < d:
+                # floor to k extra fraction bits first: the dropped bits never reach the adder
+                v, d = self.i >> (d - k), k
+            half = 1 << (d - 1)
+            neg = v[-1]                    # sign of the (possibly pre-truncated) input
+            rule = TIE_FAULTS[self.rounding] if self.fault else self.rounding
+            if rule == "TRN":
+                bias = Const(0, 1)
+            elif rule == "TRN_ZERO":
+                bias = Mux(neg, (1 << d) - 1, 0)       # ceil for negatives
+            elif rule == "RND":
+                bias = Const(half, d + 1)
+            elif rule == "RND_MIN_INF":
+                bias = Const(half - 1, d + 1)
+            elif rule == "RND_ZERO":
+                bias = (half - 1) + neg
+            elif rule == "RND_INF":
+                bias = Mux(neg, half - 1, half)
+            elif rule == "RND_CONV":
+                bias = (half - 1) + v[d] if len(v) > d else Const(half - 1, d + 1) + v[-1]
+            else:  # RND_CONV_ODD: the fault of RND_CONV, ties to odd
+                bias = Mux(v[d] if len(v) > d else v[-1], half - 1, half)
+            # one bit of headroom for the rounding add (0 <= bias < 2**d); d may exceed the width
+            total = Signal(signed(max(len(v), d) + 1))
+            m.d.comb += total.eq(v + bias)
+            m.d.comb += res.eq(total >> d)
+        with m.If(self.en):
+            m.d.sync += self.o.eq(res)
+        return m
+
+
+class VarShiftLeft(wiring.Component):
+    """Runtime left shift ``o = i << shift`` with ``0 <= shift <= max_shift``, exact.
+
+    The output quantizer uses it to turn the runtime ``out_frac`` into a compile-time rounding
+    point: ``Q(b, out_frac) = round_shift(b << (out_frac - out_frac_min), fb - out_frac_min)``.
+    The rounding rules depend only on the exact value, so this equals the golden model's
+    variable right shift (pre-truncation included: the shifted-in bits are zeros).
+
+    Parameters
+    ----------
+    width : int
+        Width of the signed input.
+    max_shift : int
+        Largest shift; larger values on ``shift`` give an unspecified result (the top never
+        produces them).
+
+    Members
+    -------
+    i : In(signed(width))
+    shift : In(range(max_shift + 1))
+    o : Out(signed(width + max_shift))
+    en : In(1)
+    """
+
+    LATENCY = 1
+
+    def __init__(self, width: int, max_shift: int) -> None:
+        if not isinstance(max_shift, int) or max_shift < 0:
+            raise TypeError(f"max_shift must be a non-negative integer, not {max_shift!r}")
+        self.width, self.max_shift = width, max_shift
+        super().__init__({"i": In(signed(width)), "shift": In(range(max_shift + 1)),
+                          "o": Out(signed(width + max_shift)), "en": In(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        with m.If(self.en):
+            if self.max_shift == 0:
+                m.d.sync += self.o.eq(self.i)
+            else:
+                # a case per shift amount instead of `i << shift`: the generic shifter is
+                # 2**len(shift) - 1 bits wider than needed and raises width warnings
+                with m.Switch(self.shift):
+                    for s in range(self.max_shift + 1):
+                        with m.Case(s):
+                            m.d.sync += self.o.eq(self.i << s)
+                    with m.Default():
+                        m.d.sync += self.o.eq(self.i << self.max_shift)
+        return m
+
+
+class Fit(wiring.Component):
+    """Fit a signed integer into ``fmt`` by its overflow mode (``nmpu_model.formats.fit``).
+
+    Parameters
+    ----------
+    width : int
+        Width of the signed input.
+    fmt : Fmt
+        Target format; its ``overflow`` picks ``WRAP``, ``SAT``, ``SAT_ZERO`` or ``SAT_SYM``.
+
+    Members
+    -------
+    i : In(signed(width))
+    o : Out(fmt_shape(fmt))
+    en : In(1)
+    """
+
+    LATENCY = 1
+
+    def __init__(self, width: int, fmt: Fmt) -> None:
+        if fmt.overflow not in OVERFLOW_MODES:
+            raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}")
+        self.width, self.fmt = width, fmt
+        super().__init__({"i": In(signed(width)), "o": Out(fmt_shape(fmt)), "en": In(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        fmt, i = self.fmt, self.i
+        lo, hi = fmt.min, fmt.max
+        res = Signal.like(self.o)
+        # input range: a comparison that can never be true is left out (no constant-compare lint)
+        in_lo, in_hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
+        below, above = (i < lo) if in_lo < lo else Const(0), (i > hi) if in_hi > hi else Const(0)
+        if fmt.overflow == "WRAP":
+            ext = Signal(signed(max(self.width, fmt.bits)))
+            m.d.comb += [ext.eq(i), res.eq(ext[:fmt.bits])]
+        elif fmt.overflow in ("SAT", "SAT_SYM"):
+            floor = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo
+            below = (i < floor) if in_lo < floor else Const(0)
+            with m.If(below):
+                m.d.comb += res.eq(floor)
+            with m.Elif(above):
+                m.d.comb += res.eq(hi)
+            with m.Else():
+                m.d.comb += res.eq(i)
+        else:  # SAT_ZERO
+            with m.If(below | above):
+                m.d.comb += res.eq(0)
+            with m.Else():
+                m.d.comb += res.eq(i)
+        with m.If(self.en):
+            m.d.sync += self.o.eq(res)
+        return m
+
+
+class ReLU(wiring.Component):
+    """``o = max(i, 0)``; combinational (``LATENCY = 0``): a mux is too small for its own register.
+
+    Members
+    -------
+    i : In(signed(width))
+    o : Out(signed(width))
+    """
+
+    LATENCY = 0
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        super().__init__({"i": In(signed(width)), "o": Out(signed(width))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.d.comb += self.o.eq(Mux(self.i[-1], 0, self.i))
+        return m
+
+
+class MulAdd(wiring.Component):
+    """``o = (x * c) << c_shift + (d << d_shift)``, exact: the affine and BN stages.
+
+    The shifts align the product and the addend to the finer of their fractions, as
+    ``nmpu_model.datapath.apply_fixed`` does.
+
+    Parameters
+    ----------
+    x_shape, c_shape, d_shape : Shape
+        Shapes of the multiplicand, coefficient and addend.
+    c_shift, d_shift : int
+        Non-negative alignment shifts.
+    width : int
+        Width of the signed output; the caller (``NMPUConfig.plan``) guarantees it holds the
+        exact result over the whole input range.
+
+    Members
+    -------
+    x, c, d : In(...)
+    o : Out(signed(width))
+    en : In(1)
+    """
+
+    LATENCY = 1
+
+    def __init__(self, x_shape: Shape, c_shape: Shape, d_shape: Shape, c_shift: int, d_shift: int,
+                 width: int) -> None:
+        if c_shift < 0 or d_shift < 0:
+            raise ValueError(f"alignment shifts must be >= 0, not {c_shift}, {d_shift}")
+        self.c_shift, self.d_shift, self.width = c_shift, d_shift, width
+        super().__init__({"x": In(x_shape), "c": In(c_shape), "d": In(d_shape),
+                          "o": Out(signed(width)), "en": In(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        prod = self.x * self.c
+        total = Signal(signed(max(len(prod) + self.c_shift, len(self.d) + 1 + self.d_shift) + 1))
+        m.d.comb += total.eq((prod << self.c_shift) + (self.d << self.d_shift))
+        with m.If(self.en):
+            # truncation is exact: the plan bounds the result to `width` bits
+            m.d.sync += self.o.eq(total)
+        return m

@@ -1,0 +1,322 @@
+"""The NMPU: per-column affine correction, optional batch norm, ReLU and output requantization.
+
+Interface (shared with the FP16 baseline unit, :mod:`rtl.fp16_unit`, which only widens
+``coef.data``); all names are the Verilog port names after export, ``clk`` and ``rst`` besides:
+
+``i_stream`` (in, :class:`amaranth.lib.stream.Signature`)
+    ``payload`` is a :class:`~amaranth.lib.data.StructLayout`, fields in this bit order (LSB first):
+
+    - ``codes``: ``ArrayLayout(signed(adc_bits), lanes)``; lane ``j`` at bits ``[j*adc_bits, (j+1)*adc_bits)``
+    - ``group``: ``unsigned(group_bits)``, the lane group: lane ``j`` is column ``group*lanes + j``.
+      It must be ``< columns // lanes`` (the memory holds no other groups).
+``o_stream`` (out)
+    ``payload`` is ``ArrayLayout(out_shape, lanes)``: the output codes of the beat's lanes, in
+    input order; ``out_shape`` is ``signed(output.bits)`` or ``unsigned(output.bits)``.
+``coef`` (in): ``en``, ``sel``, ``addr``, ``data``
+    Writes coefficient ``sel`` (0 ``scale``, 1 ``offset``, 2 ``bn_scale``, 3 ``bn_offset``) of column
+    ``addr`` when ``en`` is high; ``data`` holds the code's two's complement (or unsigned) bits,
+    LSB-aligned, bits above the format's width ignored. Writes of ``sel`` 2/3 without the BN stage,
+    and ``addr >= columns``, are ignored.
+``out_frac`` (in): ``en``, ``data``
+    Sets the layer's output ``frac`` when ``en`` is high and ``out_frac_min <= data <= out_frac_max``;
+    other values are ignored (the register keeps its value). Reset value: ``output.frac``.
+
+Timing: a beat accepted on ``i_stream`` in cycle ``t`` uses the coefficients and ``out_frac`` written
+in cycles ``< t``, and leaves on ``o_stream`` ``LATENCY`` cycles later when ``o_stream.ready`` was
+high throughout. The pipeline advances as one (``i_stream.ready = ~o_stream.valid | o_stream.ready``,
+the only combinational path from a ready), so the initiation interval is 1 whenever the output is
+ready, and ``o_stream.valid``/``payload`` are registers, stable until taken. ``rst`` drops the beats
+in flight and restores ``out_frac``; the coefficient memory keeps its contents.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from nmpu_model.config import NMPUConfig
+from nmpu_model.formats import ConfigError, Fmt, signed_bits
+
+from .arith import Fit, MulAdd, ReLU, RoundShift, VarShiftLeft, fmt_shape, round_shift_width
+
+__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency"]
+
+COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}
+
+
+@dataclass(frozen=True)
+class Interface:
+    """Port shapes of a unit with the NMPU's interface (also used by the FP16 baseline).
+
+    Attributes
+    ----------
+    lanes, columns, groups : int
+        Values per beat, coefficient memory depth, and ``columns // lanes``.
+    adc_bits, group_bits, addr_bits, coef_bits, out_frac_bits : int
+        Widths of an input code, ``group``, ``coef.addr``, ``coef.data`` and ``out_frac.data``.
+    out_bits : int
+        Width of an output code; ``out_signed`` its signedness.
+    out_frac_min, out_frac_max : int
+        Range accepted by the ``out_frac`` register.
+    """
+
+    lanes: int
+    columns: int
+    adc_bits: int
+    coef_bits: int
+    out_bits: int
+    out_signed: bool
+    out_frac_min: int
+    out_frac_max: int
+    out_frac_init: int
+
+    @property
+    def groups(self) -> int:
+        return self.columns // self.lanes
+
+    @property
+    def group_bits(self) -> int:
+        return max(1, ceil_log2(self.groups))
+
+    @property
+    def addr_bits(self) -> int:
+        return max(1, ceil_log2(self.columns))
+
+    @property
+    def out_frac_bits(self) -> int:
+        return signed_bits(self.out_frac_min, self.out_frac_max)
+
+    @property
+    def in_layout(self) -> data.StructLayout:
+        return data.StructLayout({"codes": data.ArrayLayout(signed(self.adc_bits), self.lanes),
+                                  "group": unsigned(self.group_bits)})
+
+    @property
+    def out_layout(self) -> data.ArrayLayout:
+        shape = signed(self.out_bits) if self.out_signed else unsigned(self.out_bits)
+        return data.ArrayLayout(shape, self.lanes)
+
+    def signature_members(self) -> dict[str, wiring.Member]:
+        """The component's members (clock and reset are implicit)."""
+        coef = wiring.Signature({"en": Out(1), "sel": Out(2), "addr": Out(self.addr_bits),
+                                 "data": Out(self.coef_bits)})
+        frac = wiring.Signature({"en": Out(1), "data": Out(signed(self.out_frac_bits))})
+        return {"i_stream": In(stream.Signature(self.in_layout)),
+                "o_stream": Out(stream.Signature(self.out_layout)),
+                "coef": In(coef), "out_frac": In(frac)}
+
+    def describe(self) -> dict[str, object]:
+        """Ports and payload fields as plain data (for the export sidecar and the testbench)."""
+        o = self.out_bits
+        return {
+            "lanes": self.lanes, "columns": self.columns, "groups": self.groups,
+            "ports": {
+                "clk": {"dir": "in", "width": 1}, "rst": {"dir": "in", "width": 1, "note": "synchronous, active high"},
+                "i_stream__valid": {"dir": "in", "width": 1},
+                "i_stream__ready": {"dir": "out", "width": 1},
+                "i_stream__payload": {"dir": "in", "width": self.lanes * self.adc_bits + self.group_bits,
+                                      "fields": {"codes": {"offset": 0, "lane_width": self.adc_bits,
+                                                           "lanes": self.lanes, "signed": True},
+                                                 "group": {"offset": self.lanes * self.adc_bits,
+                                                           "width": self.group_bits}}},
+                "o_stream__valid": {"dir": "out", "width": 1},
+                "o_stream__ready": {"dir": "in", "width": 1},
+                "o_stream__payload": {"dir": "out", "width": self.lanes * o,
+                                      "fields": {"codes": {"offset": 0, "lane_width": o, "lanes": self.lanes,
+                                                           "signed": self.out_signed}}},
+                "coef__en": {"dir": "in", "width": 1},
+                "coef__sel": {"dir": "in", "width": 2, "values": dict(COEF_SEL)},
+                "coef__addr": {"dir": "in", "width": self.addr_bits},
+                "coef__data": {"dir": "in", "width": self.coef_bits},
+                "out_frac__en": {"dir": "in", "width": 1},
+                "out_frac__data": {"dir": "in", "width": self.out_frac_bits, "signed": True,
+                                   "range": [self.out_frac_min, self.out_frac_max],
+                                   "reset": self.out_frac_init},
+            },
+        }
+
+
+def _coef_fmts(config: NMPUConfig) -> dict[str, Fmt]:
+    names = ["scale", "offset"] + (["bn_scale", "bn_offset"] if config.bn_stage else [])
+    return {n: getattr(config, n) for n in names}
+
+
+def interface(config: NMPUConfig, coef_bits: int | None = None) -> Interface:
+    """The interface of the NMPU built for ``config`` (``coef_bits`` overrides the data width)."""
+    if coef_bits is None:
+        coef_bits = max(f.bits for f in _coef_fmts(config).values())
+    return Interface(lanes=config.rtl.lanes, columns=config.rtl.columns, adc_bits=config.adc_bits,
+                     coef_bits=coef_bits, out_bits=config.output.bits, out_signed=config.output.signed,
+                     out_frac_min=config.out_frac_min, out_frac_max=config.out_frac_max,
+                     out_frac_init=config.output.frac)
+
+
+def latency(config: NMPUConfig) -> int:
+    """Cycles from input acceptance to output valid: the sum of the stage latencies.
+
+    ``1`` (coefficient memory read) ``+ MulAdd`` ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]``
+    ``+ ReLU + VarShiftLeft + RoundShift + Fit``: 5 without the BN stage, 8 with it.
+    """
+    lat = 1 + MulAdd.LATENCY
+    if config.bn_stage:
+        lat += RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY
+    if config.relu:
+        lat += ReLU.LATENCY
+    return lat + VarShiftLeft.LATENCY + RoundShift.LATENCY + Fit.LATENCY
+
+
+def _bn_span_bits(config: NMPUConfig) -> int:
+    """Width of ``b = a2*g + h`` before the ReLU (``Plan.b`` is after it)."""
+    m, g, h = config.mid, config.bn_scale, config.bn_offset
+    fb = max(m.frac + g.frac, h.frac)
+    prods = [p * q for p in (m.min, m.max) for q in (g.min, g.max)]
+    sh, sg = fb - h.frac, fb - m.frac - g.frac
+    return signed_bits((min(prods) << sg) + (h.min << sh), (max(prods) << sg) + (h.max << sh))
+
+
+class NMPU(wiring.Component):
+    """The near-memory processing unit of ``shared/spec/datapath.md``, fully pipelined.
+
+    See the module docstring for the ports and their timing.
+
+    Parameters
+    ----------
+    config : NMPUConfig
+        Formats, modes and stages; ``config.rtl`` gives ``lanes`` and ``columns``.
+    fault : str or None
+        ``"tie"`` builds a deliberately wrong tie rule in the output rounding, so that tests can
+        prove the verification fails on it. ``None`` (the default) is the correct unit.
+
+    Attributes
+    ----------
+    LATENCY : int
+        Constant latency in cycles (:func:`latency`).
+    iface : Interface
+        Port shapes.
+    """
+
+    FAULTS = (None, "tie")
+
+    def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
+        if not isinstance(config, NMPUConfig):
+            raise TypeError(f"config must be an NMPUConfig, not {config!r}")
+        if fault not in self.FAULTS:
+            raise ValueError(f"fault must be one of {self.FAULTS}, not {fault!r}")
+        self.config, self.fault = config, fault
+        self.iface = interface(config)
+        self.LATENCY = latency(config)
+        super().__init__(self.iface.signature_members())
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        cfg, itf = self.config, self.iface
+        L, G = itf.lanes, itf.groups
+        plan = cfg.plan()
+        fmts = _coef_fmts(cfg)
+
+        # Pipeline control: every register advances together. o_stream.valid is a register, so
+        # it never depends on o_stream.ready; i_stream.ready does (a ready->ready path, allowed).
+        advance = Signal()
+        m.d.comb += [advance.eq(~self.o_stream.valid | self.o_stream.ready),
+                     self.i_stream.ready.eq(advance)]
+        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
+        with m.If(advance):
+            m.d.sync += valid[0].eq(self.i_stream.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
+        m.d.comb += self.o_stream.valid.eq(valid[-1])
+
+        # out_frac register, kept as the shift above out_frac_min (0 .. R)
+        fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
+        R = fmax - fmin
+        shift = Signal(range(R + 1), init=cfg.output.frac - fmin)
+        fr = self.out_frac
+        with m.If(fr.en & (fr.data >= fmin) & (fr.data <= fmax)):
+            m.d.sync += shift.eq(fr.data - fmin)
+
+        # Cycle 1: coefficient memory read (one bank per lane and coefficient), codes to register
+        wsel = self.coef
+        lane_bits = ceil_log2(L)
+        if L & (L - 1) == 0:   # power of two: bank and row are bit fields of the address
+            w_lane, w_row = wsel.addr[:lane_bits] if lane_bits else 0, wsel.addr[lane_bits:]
+        else:
+            w_lane, w_row = wsel.addr % L, wsel.addr // L
+        addr_ok = wsel.addr < itf.columns
+        coef = {n: [] for n in fmts}
+        for name, fmt in fmts.items():
+            for j in range(L):
+                mem = memory.Memory(shape=fmt_shape(fmt), depth=G, init=[])
+                m.submodules[f"mem_{name}_{j}"] = mem
+                wp = mem.write_port()
+                rp = mem.read_port()
+                m.d.comb += [wp.addr.eq(w_row), wp.data.eq(wsel.data[:fmt.bits]),
+                             wp.en.eq(wsel.en & addr_ok & (wsel.sel == COEF_SEL[name]) & (w_lane == j)),
+                             rp.addr.eq(self.i_stream.payload.group), rp.en.eq(advance)]
+                coef[name].append(rp.data)
+        codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L))
+        with m.If(advance):
+            m.d.sync += codes1.eq(self.i_stream.payload.codes)
+
+        # the shift travels with its beat, so out_frac may change while beats are in flight
+        stages_to_shift = 1 + MulAdd.LATENCY + (
+            RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY if cfg.bn_stage else 0) + (
+            ReLU.LATENCY if cfg.relu else 0)
+        shift_pipe = [shift]
+        for k in range(stages_to_shift):
+            r = Signal(range(R + 1), name=f"shift_{k + 1}")
+            with m.If(advance):
+                m.d.sync += r.eq(shift_pipe[-1])
+            shift_pipe.append(r)
+
+        s, o = cfg.scale, cfg.offset
+        fa = plan.a.frac
+        b_bits = plan.a.bits
+        fb = fa
+        outs = []
+        for j in range(L):
+            # Cycle 2: a = x*s + o, aligned to the finer fraction
+            aff = MulAdd(signed(cfg.adc_bits), fmt_shape(s), fmt_shape(o), fa - s.frac, fa - o.frac, plan.a.bits)
+            m.submodules[f"affine_{j}"] = aff
+            m.d.comb += [aff.x.eq(codes1[j]), aff.c.eq(coef["scale"][j]), aff.d.eq(coef["offset"][j]),
+                         aff.en.eq(advance)]
+            b, fb, b_bits = aff.o, fa, plan.a.bits
+            if cfg.bn_stage:
+                # Cycles 3-5: a2 = Q(a, mid); b = a2*g + h
+                mid, g, h = cfg.mid, cfg.bn_scale, cfg.bn_offset
+                rs = RoundShift(plan.a.bits, fa - mid.frac, mid.rounding, mid.pre_truncate)
+                ft = Fit(round_shift_width(plan.a.bits, fa - mid.frac), mid)
+                fb = max(mid.frac + g.frac, h.frac)
+                b_bits = _bn_span_bits(cfg)
+                bn = MulAdd(fmt_shape(mid), fmt_shape(g), fmt_shape(h), fb - mid.frac - g.frac, fb - h.frac, b_bits)
+                m.submodules[f"mid_round_{j}"], m.submodules[f"mid_fit_{j}"] = rs, ft
+                m.submodules[f"bn_{j}"] = bn
+                # coefficients read in cycle 1 wait in registers for the BN multiplier
+                g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
+                for k in range(MulAdd.LATENCY + RoundShift.LATENCY + Fit.LATENCY):
+                    g_n, h_n = Signal.like(g_d, name=f"g_{j}_d{k + 1}"), Signal.like(h_d, name=f"h_{j}_d{k + 1}")
+                    with m.If(advance):
+                        m.d.sync += [g_n.eq(g_d), h_n.eq(h_d)]
+                    g_d, h_d = g_n, h_n
+                m.d.comb += [rs.i.eq(aff.o), rs.en.eq(advance), ft.i.eq(rs.o), ft.en.eq(advance),
+                             bn.x.eq(ft.o), bn.c.eq(g_d), bn.d.eq(h_d), bn.en.eq(advance)]
+                b = bn.o
+            if cfg.relu:
+                relu = ReLU(b_bits)
+                m.submodules[f"relu_{j}"] = relu
+                m.d.comb += relu.i.eq(b)
+                b = relu.o
+            # Output Q(b, out_frac) = round_shift(b << (out_frac - fmin), fb - fmin): a runtime
+            # exact left shift, then a compile-time rounding point (see VarShiftLeft).
+            vs = VarShiftLeft(b_bits, R)
+            rs = RoundShift(b_bits + R, fb - fmin, cfg.output.rounding, cfg.output.pre_truncate,
+                            fault=self.fault == "tie")
+            ft = Fit(round_shift_width(b_bits + R, fb - fmin), cfg.output)
+            m.submodules[f"out_shift_{j}"], m.submodules[f"out_round_{j}"] = vs, rs
+            m.submodules[f"out_fit_{j}"] = ft
+            m.d.comb += [vs.i.eq(b), vs.shift.eq(shift_pipe[-1]), vs.en.eq(advance),
+                         rs.i.eq(vs.o), rs.en.eq(advance), ft.i.eq(rs.o), ft.en.eq(advance)]
+            outs.append(ft.o)
+        m.d.comb += [self.o_stream.payload[j].eq(outs[j]) for j in range(L)]
+        return m
