@@ -201,6 +201,8 @@ class NMPU(wiring.Component):
     FAULTS = (None, "tie")
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
+        if not isinstance(config, NMPUConfig) or fault not in self.FAULTS:
+            self._MustUse__silence = True      # a refused unit is not an unused one
         if not isinstance(config, NMPUConfig):
             raise TypeError(f"config must be an NMPUConfig, not {config!r}")
         if fault not in self.FAULTS:
