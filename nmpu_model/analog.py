@@ -1,0 +1,379 @@
+"""Analog in-memory computing tiles in PyTorch: weights -> PCM conductances -> ADC codes per column.
+
+A layer's weight matrix ``W`` (``K`` inputs x ``C`` outputs, im2col for convolutions) is mapped
+onto a grid of crossbar tiles of ``rows x cols`` devices pairs (default 256 x 256, one HERMES core).
+Each weight is a differential pair of PCM devices, ``G+ - G-``, with the largest weight of a column
+at ``g_max`` (column-wise weight scaling, as AIHWKit's ``MappingParameter.weight_scaling_columnwise``;
+the per-column factor is undone by the NMPU's per-column scale, which is what that scale is for).
+
+The device model is the published PCM statistical model as implemented by AIHWKit's
+``PCMLikeNoiseModel`` (Nandakumar et al., ICECS 2019; Joshi et al., Nat. Commun. 11, 2473, 2020):
+
+- programming noise: Gaussian, std a 2nd-order polynomial of ``g_target / g_max`` (in uS at 25 uS);
+- drift: ``g(t) = g_prog * ((t + t0) / t0) ** -nu``, ``nu`` drawn per device (mean and spread
+  depend on ``g_target``), ``t`` counted from the end of programming, ``t0 = 20 s``;
+- 1/f read noise accumulated up to ``t``: relative std ``q_s * sqrt(log((t + t_read) / (2 t_read)))``;
+- global drift compensation (AIHWKit ``GlobalDriftCompensation``): one factor per layer from
+  reading the array with a known all-ones input, now against right after programming.
+
+Periphery: inputs are signed ``dac_bits`` codes (value ``u / (2**(dac_bits-1) - 1)`` of full scale),
+Gaussian output noise, then per-column ADCs with a gain and offset mismatch that is fixed per tile
+and seed, rounding to signed ``adc_bits`` codes with clipping.
+
+Where the partial sums of a split layer meet: all row tiles of a layer share one ADC step (in units
+of the whole layer's MVM), each tile's ADC clips to ``adc_bits``, and a digital integer adder in
+front of the NMPU sums the tiles' codes and saturates the sum to ``adc_bits``. So the NMPU sees one
+``adc_bits`` code per column whatever the layer size, as the datapath contract requires; a
+partial sum can clip on its own tile (rare: partial sums are smaller than the whole).
+
+Every random draw comes from a ``torch.Generator`` seeded from ``(seed, layer, purpose[, time])``
+with ``numpy.random.SeedSequence``: the same seed gives the same bits.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["PCMParams", "TileParams", "ProgrammedLayer", "DriftState", "program_layer", "derive_seed",
+           "mvm_error_vs_drift", "format_mvm_error"]
+
+
+def derive_seed(seed: int, *keys: int | str | float) -> int:
+    """A 63-bit seed derived from ``seed`` and a path of keys (strings and floats hashed stably)."""
+    path = []
+    for k in keys:
+        if isinstance(k, str):
+            path.append(int.from_bytes(k.encode()[:8].ljust(8, b"\0"), "little") ^ len(k))
+        elif isinstance(k, float):
+            path.append(int(np.float64(k).view(np.int64)) & 0xFFFFFFFF)
+        else:
+            path.append(int(k) & 0xFFFFFFFF)
+    ss = np.random.SeedSequence(entropy=int(seed) & 0xFFFFFFFFFFFF, spawn_key=tuple(path))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def _gen(seed: int, *keys: int | str | float) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(derive_seed(seed, *keys))
+    return g
+
+
+@dataclass(frozen=True)
+class PCMParams:
+    """PCM device statistics (AIHWKit ``PCMLikeNoiseModel`` defaults, Nandakumar et al. 2019).
+
+    Parameters
+    ----------
+    g_max : float
+        Conductance of the largest weight, uS. 25 uS: the reference of the programming-noise fit
+        (AIHWKit ``prog_coeff_g_max_reference = 25.0``).
+    prog_coeff : tuple of float
+        Programming-noise std ``c0 + c1 g + c2 g^2`` (uS, ``g = g_target / g_max``), scaled by
+        ``g_max / 25``: AIHWKit ``prog_coeff = [0.26348, 1.9650, -1.1731]``.
+    t0 : float
+        First reading time of the drift fit, s (AIHWKit ``t_0 = 20.0``).
+    t_read : float
+        Read pulse time of the 1/f fit, s (AIHWKit ``t_read = 250e-9``).
+    prog_noise_scale, read_noise_scale, drift_scale : float
+        Multipliers (1 = the published model; 0 turns a mechanism off).
+    """
+
+    g_max: float = 25.0
+    prog_coeff: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
+    t0: float = 20.0
+    t_read: float = 250e-9
+    prog_noise_scale: float = 1.0
+    read_noise_scale: float = 1.0
+    drift_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class TileParams:
+    """Crossbar and periphery parameters.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Tile size (HERMES: 256 x 256, Le Gallo et al., Nat. Electron. 2023).
+    dac_bits, adc_bits : int
+        Signed input and output code widths (HERMES: 8-bit inputs and outputs).
+    out_noise : float
+        Std of additive Gaussian output noise in units of one full-scale input times one
+        full-scale weight (AIHWKit ``IOParameters.out_noise`` default 0.06).
+    adc_gain_std, adc_offset_std : float
+        Per-column ADC gain mismatch (relative std) and offset (std in LSB). No published per-column
+        figure for HERMES' CCO ADCs is at hand (the chip is "digitally calibrated"); 3 % and 1.5 LSB
+        are assumptions, large enough that the affine correction has visible work to do.
+    out_bound : float or None
+        ADC full scale in the units of ``out_noise``. ``None``: chosen per layer by calibration
+        (models HERMES' programmable integration time); AIHWKit's default is 12.
+    pcm : PCMParams or None
+        Device model; ``None`` gives ideal devices (exact target conductances, no drift).
+    """
+
+    rows: int = 256
+    cols: int = 256
+    dac_bits: int = 8
+    adc_bits: int = 8
+    out_noise: float = 0.06
+    adc_gain_std: float = 0.03
+    adc_offset_std: float = 1.5
+    out_bound: float | None = None
+    pcm: PCMParams | None = field(default_factory=PCMParams)
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols", "dac_bits", "adc_bits"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"TileParams.{name} must be a positive integer, not {v!r}")
+        for name in ("out_noise", "adc_gain_std", "adc_offset_std"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"TileParams.{name} must be >= 0, not {getattr(self, name)!r}")
+
+    @classmethod
+    def ideal(cls, **kw) -> "TileParams":
+        """A noise-free tile: ideal devices, no output noise, no ADC mismatch (quantization stays)."""
+        return cls(out_noise=0.0, adc_gain_std=0.0, adc_offset_std=0.0, pcm=None, **kw)
+
+    @property
+    def dac_max(self) -> int:
+        return (1 << (self.dac_bits - 1)) - 1
+
+    @property
+    def adc_max(self) -> int:
+        return (1 << (self.adc_bits - 1)) - 1
+
+
+# ---- the PCM model (AIHWKit PCMLikeNoiseModel, rewritten; constants as published) ----------------
+def _prog_noise(g_target: torch.Tensor, p: PCMParams, gen: torch.Generator) -> torch.Tensor:
+    g = g_target / p.g_max
+    c0, c1, c2 = p.prog_coeff
+    sig = (c0 + c1 * g + c2 * g * g) * (p.g_max / 25.0)  # fit made at 25 uS (AIHWKit)
+    noise = torch.randn(g_target.shape, generator=gen, dtype=g_target.dtype)
+    return (g_target + p.prog_noise_scale * sig * noise).clamp_(min=0.0)  # no negative conductance
+
+
+def _drift_nu(g_target: torch.Tensor, p: PCMParams, gen: torch.Generator) -> torch.Tensor:
+    g_rel = (g_target / p.g_max).abs().clamp(min=1e-7)
+    # mean and spread of the drift exponent vs. conductance (AIHWKit, fitted by Nandakumar 2019)
+    mu = (-0.0155 * torch.log(g_rel) + 0.0244).clamp(min=0.049, max=0.1)
+    sig = (-0.0125 * torch.log(g_rel) - 0.0059).clamp(min=0.008, max=0.045)
+    nu = (mu + sig * torch.randn(g_rel.shape, generator=gen, dtype=g_rel.dtype)).abs()
+    return nu * p.drift_scale
+
+
+def _drift_read(g_prog: torch.Tensor, nu: torch.Tensor, t: float, p: PCMParams,
+                gen: torch.Generator) -> torch.Tensor:
+    tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
+    g = g_prog * (tt / p.t0) ** (-nu) if tt > p.t0 else g_prog.clone()
+    # accumulated 1/f read noise (Joshi 2020, AIHWKit): q_s depends on the programmed conductance
+    q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
+    sig = q_s * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
+    g = g + g.abs() * p.read_noise_scale * sig * torch.randn(g.shape, generator=gen, dtype=g.dtype)
+    return g.clamp_(min=0.0)
+
+
+# ---- one layer on its tiles ----------------------------------------------------------------------
+@dataclass
+class DriftState:
+    """The conductances of a programmed layer read at time ``t`` (s after programming).
+
+    ``weights`` has shape ``(n_row_tiles, rows, C)``: normalized ``(G+ - G-) / g_max`` per row
+    tile (zero-padded rows), so that an MVM of all row tiles is one batched matmul.
+    ``readout`` is the global-drift-compensation readout (mean |column current| for an all-ones input).
+    """
+
+    t: float
+    weights: torch.Tensor
+    readout: float
+
+
+@dataclass
+class ProgrammedLayer:
+    """A weight matrix programmed onto tiles, with its ADC mismatch. Create with :func:`program_layer`.
+
+    Attributes
+    ----------
+    target : Tensor (K, C)
+        Normalized target weights in ``[-1, 1]`` (what the ideal device would hold).
+    col_scale : Tensor (C,)
+        Per-column factor: ``W[:, j] = col_sign[j] * col_scale[j] * target[:, j]``.
+    col_sign : Tensor (C,)
+        +1 or -1: the sign moved into the weights of column ``j`` (negative folded scales).
+    adc_gain, adc_offset : Tensor (n_row_tiles, C)
+        Per tile and column ADC gain (around 1) and offset (in LSB).
+    """
+
+    params: TileParams
+    seed: int
+    layer: int
+    target: torch.Tensor
+    col_scale: torch.Tensor
+    col_sign: torch.Tensor
+    g_prog_pos: torch.Tensor | None
+    g_prog_neg: torch.Tensor | None
+    nu_pos: torch.Tensor | None
+    nu_neg: torch.Tensor | None
+    adc_gain: torch.Tensor
+    adc_offset: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.target.shape)  # type: ignore[return-value]
+
+    @property
+    def n_row_tiles(self) -> int:
+        return -(-self.target.shape[0] // self.params.rows)
+
+    @property
+    def n_col_tiles(self) -> int:
+        return -(-self.target.shape[1] // self.params.cols)
+
+    def _pad(self, w: torch.Tensor) -> torch.Tensor:
+        k, c = w.shape
+        rows = self.params.rows
+        out = torch.zeros(self.n_row_tiles * rows, c, dtype=w.dtype)
+        out[:k] = w
+        return out.view(self.n_row_tiles, rows, c)
+
+    def at(self, t: float) -> DriftState:
+        """Read the array at ``t`` seconds after programming (drift and 1/f noise drawn per seed and t)."""
+        p = self.params.pcm
+        if p is None:
+            w = self.target
+        else:
+            gen = _gen(self.seed, self.layer, "read", float(t))
+            gp = _drift_read(self.g_prog_pos, self.nu_pos, t, p, gen)
+            gn = _drift_read(self.g_prog_neg, self.nu_neg, t, p, gen)
+            w = (gp - gn) / p.g_max
+        readout = float(w.sum(dim=0).abs().mean())  # AIHWKit GlobalDriftCompensation: all-ones input
+        return DriftState(float(t), self._pad(w.float()), readout)
+
+    def readout_programmed(self) -> float:
+        """The drift-compensation baseline, read right after programming (AIHWKit ``init_baseline``)."""
+        p = self.params.pcm
+        w = self.target if p is None else (self.g_prog_pos - self.g_prog_neg) / p.g_max
+        return float(w.sum(dim=0).abs().mean())
+
+    def split_inputs(self, u: torch.Tensor) -> torch.Tensor:
+        """(M, K) input codes -> (n_row_tiles, M, rows) zero-padded, one slice per row tile."""
+        m, k = u.shape
+        rows = self.params.rows
+        out = u.new_zeros(m, self.n_row_tiles * rows)
+        out[:, :k] = u
+        return out.view(m, self.n_row_tiles, rows).transpose(0, 1)
+
+    def currents(self, u: torch.Tensor, state: DriftState) -> torch.Tensor:
+        """Per row tile column currents ``(n_row_tiles, M, C)`` in full-scale units, noise-free."""
+        x = self.split_inputs(u.float()) / self.params.dac_max
+        return torch.bmm(x, state.weights)
+
+    def mvm(self, u: torch.Tensor, state: DriftState, out_bound: float,
+            gen: torch.Generator | None = None) -> torch.Tensor:
+        """ADC codes of the layer for input DAC codes ``u`` (M, K): int64 (M, C).
+
+        Each row tile: currents + output noise, ADC gain/offset, round, clip to ``adc_bits``;
+        then the digital adder sums the row tiles' codes and saturates to ``adc_bits``.
+        """
+        tp = self.params
+        lsb = out_bound / tp.adc_max
+        i = self.currents(u, state)
+        if tp.out_noise > 0:
+            if gen is None:
+                raise ValueError("mvm: a generator is needed when out_noise > 0")
+            i = i + tp.out_noise * torch.randn(i.shape, generator=gen, dtype=i.dtype)
+        v = i * (self.adc_gain[:, None, :] / lsb) + self.adc_offset[:, None, :]
+        lo, hi = -tp.adc_max - 1, tp.adc_max
+        x = torch.round(v).clamp_(lo, hi).to(torch.int64)
+        return x.sum(dim=0).clamp_(lo, hi)
+
+
+def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: int,
+                  col_sign: torch.Tensor | None = None) -> ProgrammedLayer:
+    """Program a ``(K, C)`` weight matrix (inputs x outputs) onto tiles.
+
+    Parameters
+    ----------
+    weight : Tensor (K, C)
+        Real weights; column ``j`` computes output ``j``.
+    params : TileParams
+    seed, layer : int
+        The noise realization (programming noise, drift exponents, ADC mismatch) is a function of
+        ``(seed, layer)`` alone.
+    col_sign : Tensor (C,) of +-1, optional
+        Columns to program negated (to keep the NMPU scale non-negative).
+    """
+    w = weight.detach().to(torch.float64)
+    if w.ndim != 2:
+        raise ValueError(f"program_layer: expected a 2-D (inputs, outputs) weight, got shape {tuple(w.shape)}")
+    k, c = w.shape
+    sign = torch.ones(c, dtype=torch.float64) if col_sign is None else col_sign.to(torch.float64)
+    scale = w.abs().amax(dim=0)
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    target = (w * sign / safe).clamp(-1.0, 1.0)
+    p = params.pcm
+    gpp = gpn = nup = nun = None
+    if p is not None:
+        gen = _gen(seed, layer, "program")
+        tp, tn = p.g_max * target.clamp(min=0), p.g_max * (-target).clamp(min=0)
+        gpp, gpn = _prog_noise(tp, p, gen), _prog_noise(tn, p, gen)
+        nup, nun = _drift_nu(tp, p, gen), _drift_nu(tn, p, gen)
+    nr = -(-k // params.rows)
+    gen = _gen(seed, layer, "adc")
+    gain = 1.0 + params.adc_gain_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
+    offset = params.adc_offset_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
+    return ProgrammedLayer(params, seed, layer, target, scale, sign, gpp, gpn, nup, nun,
+                           gain.float(), offset.float())
+
+
+# ---- relative MVM error against drift time --------------------------------------------------------
+def mvm_error_vs_drift(times: Sequence[float] = (1.0, 3600.0, 86400.0, 31536000.0), *, size: int = 256,
+                       n_inputs: int = 1024, seed: int = 0, pcm: PCMParams | None = None,
+                       periphery: bool = False) -> dict[float, float]:
+    """Relative MVM error ``||y - y_ideal|| / ||y_ideal||`` of one ``size x size`` tile vs drift time.
+
+    Weights: Gaussian, normalized per column to ``[-1, 1]``; inputs: uniform in ``[-1, 1]``, through
+    the 8-bit DAC. Global drift compensation on (AIHWKit ``GlobalDriftCompensation``).
+    ``periphery=False`` isolates the PCM devices (no output noise, no ADC); ``True`` adds output noise
+    and an 8-bit ADC with full scale at the largest ideal output (mismatch known and removed).
+    """
+    pcm = pcm or PCMParams()
+    tp = TileParams(rows=size, cols=size, pcm=pcm, adc_gain_std=0.0, adc_offset_std=0.0,
+                    out_noise=TileParams.out_noise if periphery else 0.0)
+    g = _gen(seed, "mvm-error")
+    w = torch.randn(size, size, generator=g, dtype=torch.float64)
+    u = torch.round((torch.rand(n_inputs, size, generator=g, dtype=torch.float64) * 2 - 1) * tp.dac_max)
+    layer = program_layer(w, tp, seed, 0)
+    ideal = (u / tp.dac_max) @ layer.target
+    bound = float(ideal.abs().max())
+    base = layer.readout_programmed()
+    out = {}
+    for t in times:
+        st = layer.at(t)
+        gdc = base / st.readout
+        if periphery:
+            x = layer.mvm(u, st, bound, _gen(seed, "mvm-error-out", float(t))).double()
+            y = x * (bound / tp.adc_max) * gdc
+        else:
+            y = layer.currents(u, st).sum(dim=0).double() * gdc
+        out[float(t)] = float((y - ideal).norm() / ideal.norm())
+    return out
+
+
+def format_mvm_error(seed: int = 0) -> str:
+    """A small table of :func:`mvm_error_vs_drift`, devices only and with the periphery."""
+    names = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 31536000.0: "1 year"}
+    dev = mvm_error_vs_drift(seed=seed)
+    full = mvm_error_vs_drift(seed=seed, periphery=True)
+    lines = ["t        PCM only   PCM + out noise + 8-bit ADC"]
+    for t in dev:
+        lines.append(f"{names.get(t, str(t)):8s} {100 * dev[t]:7.2f} %  {100 * full[t]:7.2f} %")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m nmpu_model.analog: print the MVM error table
+    print(format_mvm_error())

@@ -1,0 +1,199 @@
+"""The networks evaluated: a small CNN for scikit-learn's digits (the default) and ResNet9 for CIFAR-10.
+
+Both are plain ``nn.Sequential`` models (with :class:`~nmpu_model.network.Residual` blocks), the
+form :class:`~nmpu_model.network.AnalogNetwork` runs. The digits CNN is trained at run time in a
+few seconds with a fixed seed and its state dict cached under ``build/models/`` (loaded with
+``torch.load(..., weights_only=True)``); the cache key covers the training recipe.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .network import Residual, Scale
+
+DIGITS_RECIPE = {"epochs": 40, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "seed": 0, "weight_noise": 0.02,
+                 "version": 1}
+
+
+def digits_cnn() -> nn.Sequential:
+    """A small CNN for 8x8 digits: conv16-conv32-pool-conv64-pool-fc64-fc10, ~42 k weights.
+
+    With the first and last layer digital, three layers run on tiles: ``3`` (144 x 32), ``7``
+    (288 x 64, split over two row tiles) and ``12`` (256 x 64).
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(256, 64), nn.ReLU(),
+        nn.Linear(64, 10))
+
+
+def _conv_bn(cin: int, cout: int, pool: bool = False) -> list[nn.Module]:
+    m: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+    if pool:
+        m.append(nn.MaxPool2d(2))
+    return m
+
+
+def resnet9(num_classes: int = 10, width: int = 64) -> nn.Sequential:
+    """ResNet9 (the DAWNBench network of Myrtle.ai, as used by the NMPU paper for CIFAR-10).
+
+    prep conv(64) - conv(128)+pool - residual(2 x conv 128) - conv(256)+pool - conv(512)+pool -
+    residual(2 x conv 512) - global max pool - linear - x0.125. ``width`` scales every channel count.
+    """
+    w = width
+    return nn.Sequential(
+        *_conv_bn(3, w),
+        *_conv_bn(w, 2 * w, pool=True),
+        Residual(*_conv_bn(2 * w, 2 * w), *_conv_bn(2 * w, 2 * w)),
+        *_conv_bn(2 * w, 4 * w, pool=True),
+        *_conv_bn(4 * w, 8 * w, pool=True),
+        Residual(*_conv_bn(8 * w, 8 * w), *_conv_bn(8 * w, 8 * w)),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        nn.Linear(8 * w, num_classes, bias=False), Scale(0.125))
+
+
+class _NoisyWeights:
+    """Hardware-aware training: Gaussian weight noise (relative to each layer's max |w|) per batch."""
+
+    def __init__(self, model: nn.Module, rel: float, gen: torch.Generator) -> None:
+        self.params = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        self.rel, self.gen, self.saved = rel, gen, []
+
+    def __enter__(self) -> None:
+        self.saved = [p.data.clone() for p in self.params]
+        for p in self.params:
+            p.data += self.rel * p.data.abs().max() * torch.randn(p.shape, generator=self.gen)
+
+    def __exit__(self, *exc) -> None:
+        for p, s in zip(self.params, self.saved):
+            p.data.copy_(s)
+
+
+def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, batch: int = 64, lr: float = 3e-3,
+          weight_decay: float = 1e-4, seed: int = 0, weight_noise: float = 0.0, augment=None,
+          progress: bool = False) -> nn.Module:
+    """Train ``model`` with Adam and a one-cycle schedule; deterministic for a seed (same machine).
+
+    ``weight_noise`` > 0 adds Gaussian noise to the weights in each forward pass (hardware-aware
+    training, as AIHWKit recommends for PCM inference), relative to each layer's largest weight.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps = epochs * -(-len(y) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    it = range(epochs)
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc="training", leave=False)
+    model.train()
+    for _ in it:
+        perm = torch.randperm(len(y), generator=gen)
+        for i in range(0, len(y), batch):
+            idx = perm[i:i + batch]
+            xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, gen)
+            if weight_noise > 0:
+                with _NoisyWeights(model, weight_noise, gen):
+                    loss = F.cross_entropy(model(xb), yb)
+                    opt.zero_grad()
+                    loss.backward()
+            else:
+                loss = F.cross_entropy(model(xb), yb)
+                opt.zero_grad()
+                loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
+    """Top-1 accuracy of a float model."""
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(y), batch)])
+    return float((pred == y).float().mean())
+
+
+def build_dir() -> Path:
+    """Where trained state dicts are cached: ``$NMPU_BUILD`` or ``./build``."""
+    return Path(os.environ.get("NMPU_BUILD", "build")) / "models"
+
+
+def _recipe_key(name: str, recipe: dict) -> str:
+    return f"{name}-{hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]}.pt"
+
+
+def load_or_train_digits(progress: bool = False) -> nn.Sequential:
+    """The trained digits CNN: from the cache, or trained now (a few seconds) with a fixed seed."""
+    from .data import load_digits
+
+    model = digits_cnn()
+    path = build_dir() / _recipe_key("digits-cnn", DIGITS_RECIPE)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    d = load_digits()
+    r = DIGITS_RECIPE
+    train(model, d.x_train, d.y_train, epochs=r["epochs"], batch=r["batch"], lr=r["lr"],
+          weight_decay=r["weight_decay"], seed=r["seed"], weight_noise=r["weight_noise"], progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(path)  # atomic: parallel test workers never read half a file
+    return model
+
+
+def _cifar_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop (pad 4) and horizontal flip, vectorized over the batch."""
+    n = x.shape[0]
+    flip = torch.rand(n, generator=gen) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    p = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    dx, dy = torch.randint(0, 9, (2,), generator=gen).tolist()  # one shift per batch: cheap
+    return p[:, :, dy:dy + 32, dx:dx + 32]
+
+
+def load_or_train_resnet9(data: str | Path | None, weights: str | Path | None = None, epochs: int = 10,
+                          progress: bool = False) -> nn.Sequential:
+    """ResNet9 for CIFAR-10: from ``weights`` (a state dict), the cache, or trained on ``data`` now.
+
+    Training on 2 CPU cores takes hours for 10 epochs; pass ``weights`` trained elsewhere to skip it.
+    """
+    from .data import load_cifar10
+
+    model = resnet9()
+    if weights is not None:
+        p = Path(weights)
+        if not p.is_file():
+            raise ValueError(f"{p}: no such ResNet9 state dict")
+        try:
+            model.load_state_dict(torch.load(p, weights_only=True))
+        except (RuntimeError, KeyError) as e:
+            raise ValueError(f"{p}: not a ResNet9 state dict for this model: {str(e).splitlines()[0]}") from None
+        return model.eval()
+    recipe = {"epochs": epochs, "batch": 256, "lr": 4e-3, "seed": 0, "version": 1,
+              "data": str(Path(data).resolve()) if data else None}
+    path = build_dir() / _recipe_key("resnet9", recipe)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+    d = load_cifar10(data, train=True)
+    t0 = time.time()
+    train(model, d.x_train, d.y_train, epochs=epochs, batch=256, lr=4e-3, seed=0, weight_noise=0.02,
+          augment=_cifar_augment, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    _ = time.time() - t0
+    return model

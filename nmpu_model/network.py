@@ -1,0 +1,692 @@
+"""Run a PyTorch network on analog tiles with an NMPU (or a floating-point unit) after every tile.
+
+Structure
+---------
+A model is an ``nn.Sequential`` (nested ``nn.Sequential`` and :class:`Residual` allowed) of
+``Conv2d``/``Linear`` layers, each optionally followed by ``BatchNorm`` and ``ReLU``, and of
+shape/digital operations (pooling, flatten, dropout, anything else runs as is in float32).
+A ``Conv2d``/``Linear`` with its BN and ReLU is one *layer*: analog (on tiles, its outputs
+post-processed by the NMPU) or digital (float32, marked ``digital``; by default the first and
+the last layer, as is usual for analog accelerators).
+
+What an analog layer does
+-------------------------
+input codes ``u`` (signed 8-bit DAC codes; the previous NMPU's output codes when the previous
+step was an analog layer followed only by pooling/flatten, otherwise the real input quantized
+with a calibrated step) -> tiles (:mod:`nmpu_model.analog`) -> ADC codes ``x`` (int64,
+``(samples, columns)``) -> post-processor ``y = P(x, coeffs, out_frac)`` -> the next layer's
+codes, real value ``y * step_out``.
+
+Calibration (done once per seed, at ``t_cal`` seconds after programming)
+-----------------------------------------------------------------------
+With a small calibration batch, layer by layer (the upstream layers analog, post-processed
+with the exact real coefficients):
+
+1. Column signs: where batch norm's folded scale ``gamma/sqrt(var+eps)`` is negative, the
+   column's weights are programmed negated, so the NMPU scale is never negative (the default
+   scale format is unsigned). The sign is thus moved into the tile weights.
+2. ADC full scale: the 99.99th percentile of the ideal MVM (shared by the row tiles).
+3. Per column, a least-squares line ``x = alpha * m + beta`` of the measured ADC codes ``x``
+   against the ideal MVM ``m`` (in ADC steps), unclipped samples only: ``alpha`` is the ADC gain
+   times the column's conductance error, ``beta`` the ADC offset. This removes injected
+   gain/offset mismatch whatever its source.
+4. The output step ``step_out`` (the real value of one output code): the 99.99th percentile of
+   the layer's real output divided by the largest output code.
+
+At read time ``t`` the global drift compensation factor ``gdc = readout(t_cal) / readout(t)``
+multiplies the scale (so the coefficients are re-written for each ``t``, as the chip would).
+
+Coefficients
+------------
+Real: the layer's real output ``r = g * z + h`` (``z`` the conv/linear output with its bias,
+``g, h`` the folded batch norm) in output codes is ``r / step_out = s * x + o`` with
+``kappa = 1 / (step_out * 2**out_frac)``, ``A = sign * col_scale * step_in * lsb / alpha * gdc``,
+``s = kappa * g * A`` and ``o = kappa * (g * (bias - A * beta) + h)``. For every ``out_frac`` in
+the configured range the coefficients are rounded to the nearest code and saturated into the
+``scale``/``offset`` formats; the ``out_frac`` whose fixed-point outputs on the calibration codes
+are closest (mean squared error) to the exact real ones is kept. ``fp16``/``fp32`` get the real
+values and the same ``out_frac`` (:func:`nmpu_model.apply` rounds them to binary16/32).
+With ``config.bn_stage``: ``s, o`` map the codes to ``kappa1 * sign * z`` in the ``mid`` format
+(``kappa1`` puts the calibration maximum at half of ``mid``'s range) and ``bn_scale = kappa *
+|g| / kappa1``, ``bn_offset = kappa * h``.
+
+The API for the precision sweep and the RTL in the loop
+-------------------------------------------------------
+- :meth:`AnalogNetwork.build` programs the tiles of one seed and calibrates (expensive, once).
+- :meth:`AnalogNetwork.at` reads the same programmed tiles at drift time ``t`` (cheap).
+- :meth:`AnalogNetwork.coefficients` gives, for a config, every layer's :class:`LayerCoeffs`
+  (integer codes, real values, ``out_frac``, quantization error); cached per config.
+- :meth:`AnalogNetwork.run` runs inputs with a post-processor per layer: ``"fixed"``, ``"fp16"``,
+  ``"fp32"`` or a callable ``(codes, coeffs, out_frac) -> codes`` (coeffs: integer codes), and
+  optionally records a :class:`Trace` (per layer ADC codes, coefficients, output codes).
+- :func:`replay` re-runs only the post-processing of a recorded trace for another config
+  (upstream fixed): the cheap inner loop of a precision sweep.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .analog import DriftState, ProgrammedLayer, TileParams, _gen, program_layer
+from .config import NMPUConfig
+from .datapath import apply
+
+PostProcessor = Callable[[np.ndarray, Mapping[str, np.ndarray], int], np.ndarray]
+ARITHS = ("fixed", "fp16", "fp32")
+_GRID_OPS = (nn.MaxPool2d, nn.MaxPool1d, nn.Flatten, nn.Identity, nn.Dropout, nn.ReLU)
+_PCT = 0.9999  # percentile for ADC full scale, input and output steps (clips ~1e-4 of values)
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: the residual add of a ResNet (done digitally on real values)."""
+
+    def __init__(self, *body: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Scale(nn.Module):
+    """Multiply by a constant (ResNet9's final ``* 0.125``)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
+# ---- structure ---------------------------------------------------------------------------------
+@dataclass
+class LayerSpec:
+    """One Conv2d/Linear with its folded batch norm and ReLU flag."""
+
+    name: str
+    index: int
+    module: nn.Module
+    bn: nn.Module | None
+    relu: bool
+    digital: bool = False
+
+    @property
+    def is_conv(self) -> bool:
+        return isinstance(self.module, nn.Conv2d)
+
+    def matrix(self) -> torch.Tensor:
+        """The weight as (inputs, outputs), float64 (im2col order for convolutions)."""
+        w = self.module.weight.detach().double()
+        return w.reshape(w.shape[0], -1).t().contiguous()
+
+    def bias(self) -> torch.Tensor:
+        b = self.module.bias
+        n = self.module.weight.shape[0]
+        return torch.zeros(n, dtype=torch.float64) if b is None else b.detach().double()
+
+    def bn_fold(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(g, h)`` with ``bn(z) = g * z + h`` (eval-mode batch norm)."""
+        n = self.module.weight.shape[0]
+        if self.bn is None:
+            return torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
+        bn = self.bn
+        inv = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
+        g = inv * (bn.weight.detach().double() if bn.weight is not None else 1.0)
+        h = (bn.bias.detach().double() if bn.bias is not None else 0.0) - bn.running_mean.double() * g
+        return g, h
+
+
+@dataclass
+class _Op:
+    module: nn.Module
+
+
+@dataclass
+class _Res:
+    body: list
+
+
+def _parse(seq: nn.Module, layers: list[LayerSpec], prefix: str = "") -> list:
+    if not isinstance(seq, nn.Sequential):
+        raise ValueError(f"network: expected an nn.Sequential model, got {type(seq).__name__}")
+    children = list(seq.named_children())
+    steps: list = []
+    i = 0
+    while i < len(children):
+        name, m = children[i]
+        full = f"{prefix}{name}"
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros"
+                                             or isinstance(m.padding, str)):
+                raise ValueError(f"network: {full}: only zero-padded, ungrouped Conv2d with numeric "
+                                 f"padding is supported")
+            bn = None
+            relu = False
+            j = i + 1
+            if j < len(children) and isinstance(children[j][1], (nn.BatchNorm1d, nn.BatchNorm2d)):
+                bn = children[j][1]
+                j += 1
+            if j < len(children) and isinstance(children[j][1], nn.ReLU):
+                relu = True
+                j += 1
+            spec = LayerSpec(full, len(layers), m, bn, relu)
+            layers.append(spec)
+            steps.append(spec)
+            i = j
+            continue
+        if isinstance(m, Residual):
+            steps.append(_Res(_parse(m.body, layers, f"{full}.body.")))
+        elif isinstance(m, nn.Sequential):
+            steps.extend(_parse(m, layers, f"{full}."))
+        else:
+            steps.append(_Op(m))
+        i += 1
+    return steps
+
+
+# ---- activations carried between steps -----------------------------------------------------------
+@dataclass
+class _Act:
+    """A real tensor, and, when it is exactly ``codes * step``, the integer codes (as float)."""
+
+    real: torch.Tensor
+    codes: torch.Tensor | None = None
+    step: float | None = None
+
+
+def _op(m: nn.Module, a: _Act) -> _Act:
+    if isinstance(m, _GRID_OPS) and a.codes is not None:
+        c = m(a.codes)
+        return _Act(c * a.step, c, a.step)
+    return _Act(m(a.real))
+
+
+def _im2col(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+    """(N, C, H, W) -> ((N*L, C*k*k), (N, Ho, Wo)); Linear: (N, K) -> ((N, K), (N,))."""
+    if not spec.is_conv:
+        return x.reshape(x.shape[0], -1), (x.shape[0],)
+    m: nn.Conv2d = spec.module  # type: ignore[assignment]
+    n, _, h, w = x.shape
+    cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
+    ho = (h + 2 * m.padding[0] - m.dilation[0] * (m.kernel_size[0] - 1) - 1) // m.stride[0] + 1
+    wo = (w + 2 * m.padding[1] - m.dilation[1] * (m.kernel_size[1] - 1) - 1) // m.stride[1] + 1
+    return cols.transpose(1, 2).reshape(n * ho * wo, -1), (n, ho, wo)
+
+
+def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    if len(shape) == 1:
+        return y
+    n, ho, wo = shape
+    return y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2).contiguous()
+
+
+def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
+    a = v.detach().abs().flatten().double().numpy()
+    if a.size == 0:
+        return 0.0
+    return float(np.quantile(a, q))
+
+
+def _digital_forward(spec: LayerSpec, x: torch.Tensor) -> torch.Tensor:
+    y = spec.module(x.float())
+    if spec.bn is not None:
+        y = spec.bn(y)
+    return F.relu(y) if spec.relu else y
+
+
+# ---- calibration results and coefficients ----------------------------------------------------------
+@dataclass
+class LayerCal:
+    """Config-independent calibration of one analog layer (real numbers)."""
+
+    step_in: float
+    step_out: float
+    out_bound: float
+    alpha: np.ndarray
+    beta: np.ndarray
+    A0: np.ndarray          # real z per offset-free ADC code at t_cal (sign included)
+    bias: np.ndarray
+    g: np.ndarray
+    h: np.ndarray
+    sign: np.ndarray
+    readout_cal: float
+    x_cal: np.ndarray       # calibration ADC codes (subsample), for the out_frac choice
+    zmax: float             # max |z| on calibration, for the BN-stage mid scaling
+
+
+@dataclass
+class LayerCoeffs:
+    """Coefficients of one analog layer for one config.
+
+    Attributes
+    ----------
+    codes : dict of int64 arrays
+        ``scale``, ``offset`` (and ``bn_scale``, ``bn_offset``) as integer codes of the config's
+        formats: what the fixed-point NMPU (and the RTL) is loaded with.
+    real : dict of float64 arrays
+        The exact real values (what ``fp16``/``fp32`` get).
+    out_frac : int
+    config : NMPUConfig
+        The config for this layer (``relu`` on or off as the layer has it).
+    qerr : dict
+        Coefficient quantization error: ``scale_rel_max``, ``scale_rel_mean`` (relative),
+        ``offset_abs_max`` (in output codes), ``saturated`` (coefficients clipped to the format),
+        ``out_mse`` (mean squared output error on the calibration codes, output codes squared).
+    """
+
+    codes: dict[str, np.ndarray]
+    real: dict[str, np.ndarray]
+    out_frac: int
+    config: NMPUConfig
+    qerr: dict[str, float]
+
+
+@dataclass
+class LayerTrace:
+    """What one analog layer saw and produced in :meth:`AnalogNetwork.run` (``record=True``)."""
+
+    name: str
+    adc_codes: np.ndarray
+    coeffs: LayerCoeffs
+    out_codes: np.ndarray
+    post: str
+
+
+Trace = dict  # layer name -> LayerTrace
+
+
+def _q_coeff(v: np.ndarray, fmt) -> tuple[np.ndarray, int]:
+    """Nearest code of ``fmt`` (ties away from zero), saturated; and how many saturated."""
+    c = np.round(np.ldexp(v, fmt.frac))
+    sat = int(((c < fmt.min) | (c > fmt.max)).sum())
+    return np.clip(c, fmt.min, fmt.max).astype(np.int64), sat
+
+
+def _layer_config(config: NMPUConfig, relu: bool) -> NMPUConfig:
+    want = config.relu and relu
+    return config if want == config.relu else config.with_fields(relu=want)
+
+
+def _real_post(x: np.ndarray, real: Mapping[str, np.ndarray], cfg: NMPUConfig, out_frac: int) -> np.ndarray:
+    """The exact real datapath (no coefficient or intermediate rounding), output not rounded."""
+    b = x * real["scale"] + real["offset"]
+    if cfg.bn_stage:
+        b = b * real["bn_scale"] + real["bn_offset"]
+    if cfg.relu:
+        b = np.maximum(b, 0.0)
+    y = np.ldexp(b, out_frac)
+    return np.clip(y, cfg.output.min, cfg.output.max)
+
+
+def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool) -> LayerCoeffs:
+    """Real and integer coefficients of one layer for ``config`` (see the module docstring)."""
+    cfg = _layer_config(config, relu)
+    A = cal.A0 * gdc
+    best = None
+    for f in range(cfg.out_frac_min, cfg.out_frac_max + 1):
+        kappa = 1.0 / (cal.step_out * 2.0 ** f)
+        if cfg.bn_stage:
+            mid_real = cfg.mid.max * 2.0 ** -cfg.mid.frac
+            k1 = 0.5 * mid_real / max(cal.zmax, 1e-30)
+            absA = np.abs(A)
+            real = {"scale": k1 * absA, "offset": k1 * (cal.sign * cal.bias - absA * cal.beta),
+                    "bn_scale": kappa * np.abs(cal.g) / k1, "bn_offset": kappa * cal.h}
+        else:
+            s = kappa * cal.g * A
+            real = {"scale": s, "offset": kappa * (cal.g * cal.bias + cal.h) - s * cal.beta}
+        codes, sat = {}, 0
+        for k, v in real.items():
+            codes[k], n = _q_coeff(v, getattr(cfg, k))
+            sat += n
+        ref = _real_post(cal.x_cal.astype(np.float64), real, cfg, f)
+        got = apply(cal.x_cal, cfg, codes, "fixed", f)
+        mse = float(np.mean((got - ref) ** 2)) if ref.size else 0.0
+        if best is None or mse < best[0] - 1e-12:
+            best = (mse, f, real, codes, sat)
+    mse, f, real, codes, sat = best
+    sfmt, ofmt = cfg.scale, cfg.offset
+    sq = codes["scale"] * 2.0 ** -sfmt.frac
+    nz = np.abs(real["scale"]) > 0
+    rel = np.abs(sq - real["scale"])[nz] / np.abs(real["scale"][nz]) if nz.any() else np.zeros(1)
+    oq = codes["offset"] * 2.0 ** -ofmt.frac
+    # offset error in output codes: offsets add before the 2**out_frac output gain (and BN scale)
+    ogain = 2.0 ** f * (np.abs(real["bn_scale"]) if cfg.bn_stage else 1.0)
+    qerr = {"scale_rel_max": float(rel.max()), "scale_rel_mean": float(rel.mean()),
+            "offset_abs_max": float(np.max(np.abs(oq - real["offset"]) * ogain)),
+            "saturated": float(sat), "out_mse": mse}
+    return LayerCoeffs(codes, real, int(f), cfg, qerr)
+
+
+# ---- the network on tiles ------------------------------------------------------------------------
+class AnalogNetwork:
+    """A model whose analog layers are programmed on tiles and calibrated, for one noise seed.
+
+    Build with :meth:`build`; read at another drift time with :meth:`at`; run with :meth:`run`.
+    Picklable (for distributed sweeps).
+    """
+
+    def __init__(self) -> None:  # use build()
+        self.model: nn.Module
+        self.steps: list
+        self.layers: list[LayerSpec]
+        self.tile: TileParams
+        self.seed: int
+        self.t_cal: float
+        self.t: float
+        self.programmed: dict[str, ProgrammedLayer] = {}
+        self.cal: dict[str, LayerCal] = {}
+        self.states: dict[str, DriftState] = {}
+        self.gdc: dict[str, float] = {}
+        self._coeff_cache: dict[tuple, dict[str, LayerCoeffs]] = {}
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def build(cls, model: nn.Module, calib_x: torch.Tensor, *, seed: int = 0, t: float = 3600.0,
+              tile: TileParams | None = None, digital: Iterable[str] | str = ("first", "last"),
+              t_cal: float = 0.0, batch_size: int = 256) -> "AnalogNetwork":
+        """Program the analog layers of ``model`` for noise seed ``seed`` and calibrate.
+
+        Parameters
+        ----------
+        model : nn.Sequential
+            In eval mode (a copy is taken). See the module docstring for what it may contain.
+        calib_x : Tensor
+            A small calibration batch of model inputs (e.g. 64-256 training images).
+        seed : int
+            Fixes every random draw: programming noise, drift exponents, ADC mismatch, read and
+            output noise.
+        t : float
+            Drift time (seconds after programming) at which :meth:`run` reads the tiles.
+        tile : TileParams
+            Tile size, periphery and device model (default: HERMES-like 256 x 256, PCM).
+        digital : iterable of str
+            Layers kept digital: layer names, and/or ``"first"``/``"last"``. ``()``: all analog.
+        t_cal : float
+            Time of the calibration (seconds after programming).
+        """
+        net = cls()
+        net.model = copy.deepcopy(model).eval().float()
+        net.layers = []
+        net.steps = _parse(net.model, net.layers)
+        if not net.layers:
+            raise ValueError("network: the model has no Conv2d or Linear layer")
+        dig = {digital} if isinstance(digital, str) else set(digital)
+        names = {l.name for l in net.layers}
+        unknown = dig - names - {"first", "last"}
+        if unknown:
+            raise ValueError(f"network: unknown digital layer {sorted(unknown)[0]!r} "
+                             f"(layers: {', '.join(l.name for l in net.layers)})")
+        for l in net.layers:
+            l.digital = (l.name in dig or ("first" in dig and l.index == 0)
+                         or ("last" in dig and l.index == len(net.layers) - 1))
+        net.tile = tile or TileParams()
+        net.seed = int(seed)
+        net.t_cal = float(t_cal)
+        for l in net.layers:
+            if l.digital:
+                continue
+            g, _ = l.bn_fold()
+            sign = torch.where(g < 0, -1.0, 1.0).double()
+            net.programmed[l.name] = program_layer(l.matrix(), net.tile, net.seed, l.index, sign)
+        with torch.no_grad():
+            net._calibrate(calib_x, batch_size)
+        net._set_time(t)
+        return net
+
+    def at(self, t: float) -> "AnalogNetwork":
+        """The same programmed tiles and calibration, read at drift time ``t`` (a new object)."""
+        other = copy.copy(self)
+        other.states, other.gdc, other._coeff_cache = {}, {}, {}
+        other._set_time(t)
+        return other
+
+    def _set_time(self, t: float) -> None:
+        self.t = float(t)
+        for name, p in self.programmed.items():
+            st = p.at(self.t)
+            self.states[name] = st
+            self.gdc[name] = self.cal[name].readout_cal / max(st.readout, 1e-30)
+        self._coeff_cache = {}
+
+    @property
+    def analog_layers(self) -> list[str]:
+        """Names of the analog layers, in order."""
+        return [l.name for l in self.layers if not l.digital]
+
+    # -- calibration -------------------------------------------------------------------------
+    def _calibrate(self, calib_x: torch.Tensor, batch_size: int) -> None:
+        states = {n: p.at(self.t_cal) for n, p in self.programmed.items()}
+        self._cal_states = states
+        a = _Act(calib_x.float())
+        self._walk(self.steps, a, mode="cal", states=states)
+        del self._cal_states
+
+    def _calibrate_layer(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
+        p = self.programmed[spec.name]
+        tp = self.tile
+        if a.codes is not None:
+            step_in, u_full = a.step, a.codes
+        else:
+            step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
+            u_full = torch.clamp(torch.round(a.real / step_in), -tp.dac_max - 1, tp.dac_max)
+        u, shape = _im2col(spec, u_full)
+        u = u.double()
+        m = (u / tp.dac_max) @ p.target                       # ideal MVM, full-scale units
+        out_bound = tp.out_bound or (_quantile_abs(m) * 1.05 or 1.0)
+        lsb = out_bound / tp.adc_max
+        x = p.mvm(u, state, out_bound, _gen(self.seed, spec.index, "cal-out"))
+        # per-column least squares x = alpha * m/lsb + beta on unclipped samples
+        xm = x.double()
+        mm = m / lsb
+        w = ((x > -tp.adc_max - 1) & (x < tp.adc_max)).double()
+        nw = w.sum(0).clamp(min=1)
+        mx, mmu = (w * xm).sum(0) / nw, (w * mm).sum(0) / nw
+        cov = (w * (xm - mx) * (mm - mmu)).sum(0) / nw
+        var = (w * (mm - mmu) ** 2).sum(0) / nw
+        ok = var > 1e-6
+        alpha = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.ones_like(var))
+        alpha = torch.where(alpha > 1e-3, alpha, torch.ones_like(alpha))   # a dead column: no gain info
+        beta = mx - alpha * mmu
+        A0 = (p.col_sign * p.col_scale * step_in * tp.dac_max * lsb / alpha).numpy()
+        bias = spec.bias().numpy()
+        g, h = (t.numpy() for t in spec.bn_fold())
+        z_ideal = (p.col_sign * p.col_scale * tp.dac_max * step_in) * m + spec.bias()
+        r_ideal = torch.from_numpy(g) * z_ideal + torch.from_numpy(h)
+        if spec.relu:
+            r_ideal = r_ideal.clamp(min=0)
+        out_max = (1 << (self.tile.dac_bits - 1)) - 1  # the next layer's DAC (= NMPU output) range
+        step_out = _quantile_abs(r_ideal) / out_max or 1.0
+        xs = x.numpy()
+        rng = np.random.default_rng(_gen(self.seed, spec.index, "cal-sub").initial_seed())
+        keep = rng.choice(xs.shape[0], size=min(xs.shape[0], 8192), replace=False)
+        keep.sort()
+        self.cal[spec.name] = LayerCal(
+            step_in=float(step_in), step_out=float(step_out), out_bound=float(out_bound),
+            alpha=alpha.numpy(), beta=beta.numpy(), A0=A0, bias=bias, g=g, h=h,
+            sign=p.col_sign.numpy(), readout_cal=state.readout, x_cal=xs[keep],
+            zmax=float((z_ideal.abs().max()) if z_ideal.numel() else 1.0))
+        # the upstream for the next layer: exact real post-processing with output rounding
+        r = (g * (A0 * (xs - beta.numpy()) + bias) + h) / step_out
+        if spec.relu:
+            r = np.maximum(r, 0)
+        y = np.clip(np.round(r), -out_max - 1, out_max)
+        c = _col2im(torch.from_numpy(y).float(), shape)
+        return _Act(c * step_out, c, step_out)
+
+    # -- coefficients ------------------------------------------------------------------------
+    def coefficients(self, config: NMPUConfig) -> dict[str, LayerCoeffs]:
+        """Per analog layer :class:`LayerCoeffs` for ``config`` at this network's drift time."""
+        self._check_config(config)
+        key = (config.identity(), config.relu)
+        if key not in self._coeff_cache:
+            self._coeff_cache[key] = {
+                l.name: make_coefficients(self.cal[l.name], self.gdc[l.name], config, l.relu)
+                for l in self.layers if not l.digital}
+        return self._coeff_cache[key]
+
+    def _check_config(self, config: NMPUConfig) -> None:
+        if config.adc_bits != self.tile.adc_bits:
+            raise ValueError(f"config adc_bits = {config.adc_bits} but the tiles were built with "
+                             f"adc_bits = {self.tile.adc_bits}: build the network with "
+                             f"TileParams(adc_bits={config.adc_bits})")
+        if config.output.bits != self.tile.dac_bits or not config.output.signed:
+            raise ValueError(f"config output must be signed {self.tile.dac_bits}-bit (the next tile's DAC), "
+                             f"got {config.output.describe()}")
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, x: torch.Tensor, config: NMPUConfig, post: str | PostProcessor = "fixed", *,
+            per_layer: Mapping[str, str | PostProcessor] | None = None, record: bool = False,
+            batch_size: int = 512) -> tuple[torch.Tensor, Trace | None]:
+        """Run inputs through the tiles and post-processors.
+
+        Parameters
+        ----------
+        x : Tensor
+            Model inputs.
+        config : NMPUConfig
+        post : {"fixed", "fp16", "fp32"} or callable
+            Default post-processor of every analog layer. A callable gets ``(codes, coeffs,
+            out_frac)``: int64 ADC codes ``(samples, columns)``, the integer coefficient codes
+            (``LayerCoeffs.codes``), the layer's ``out_frac``; it returns int64 output codes of the
+            same shape (e.g. the RTL's). ``"fixed"`` is :func:`nmpu_model.apply`.
+        per_layer : mapping, optional
+            Layer name -> post-processor, overriding ``post`` (heterogeneous mapping, RTL in the loop).
+        record : bool
+            Return a :class:`Trace` with every analog layer's ADC codes and output codes.
+        batch_size : int
+            Inputs per chunk. Output noise is drawn per chunk from ``(seed, layer, t, chunk)``:
+            the same seed, inputs and batch size give the same bits, whatever the post-processor.
+
+        Returns
+        -------
+        (Tensor, Trace or None)
+            The model output (float32) and, with ``record``, the trace.
+        """
+        self._check_config(config)
+        coeffs = self.coefficients(config)
+        per_layer = dict(per_layer or {})
+        unknown = set(per_layer) - set(self.analog_layers)
+        if unknown:
+            raise ValueError(f"per_layer: {sorted(unknown)[0]!r} is not an analog layer "
+                             f"(analog: {', '.join(self.analog_layers)})")
+        for p in [post, *per_layer.values()]:
+            if isinstance(p, str) and p not in ARITHS:
+                raise ValueError(f"post-processor must be one of {', '.join(ARITHS)} or a callable, not {p!r}")
+        outs = []
+        trace: Trace | None = {} if record else None
+        with torch.no_grad():
+            for ci, start in enumerate(range(0, x.shape[0], batch_size)):
+                xb = x[start:start + batch_size].float()
+                ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "chunk": ci,
+                       "trace": trace}
+                outs.append(self._walk(self.steps, _Act(xb), mode="run", ctx=ctx).real)
+        if trace is not None:
+            for lt in trace.values():
+                lt.adc_codes = np.concatenate(lt.adc_codes)
+                lt.out_codes = np.concatenate(lt.out_codes)
+        return torch.cat(outs), trace
+
+    def _walk(self, steps: list, a: _Act, mode: str, states=None, ctx=None) -> _Act:
+        for st in steps:
+            if isinstance(st, LayerSpec):
+                if st.digital:
+                    a = _Act(_digital_forward(st, a.real))
+                elif mode == "cal":
+                    a = self._calibrate_layer(st, a, states[st.name])
+                else:
+                    a = self._run_layer(st, a, ctx)
+            elif isinstance(st, _Res):
+                inner = self._walk(st.body, a, mode, states, ctx)
+                a = _Act(a.real + inner.real)
+            else:
+                a = _op(st.module, a)
+        return a
+
+    def _run_layer(self, spec: LayerSpec, a: _Act, ctx: dict) -> _Act:
+        cal = self.cal[spec.name]
+        tp = self.tile
+        if a.codes is not None and a.step == cal.step_in:
+            u_full = a.codes
+        else:  # a digital step before: the DAC quantizes the real input with the calibrated step
+            u_full = torch.clamp(torch.round(a.real / cal.step_in), -tp.dac_max - 1, tp.dac_max)
+        u, shape = _im2col(spec, u_full)
+        gen = _gen(self.seed, spec.index, "out", self.t, ctx["chunk"])
+        x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound, gen).numpy()
+        lc: LayerCoeffs = ctx["coeffs"][spec.name]
+        p = ctx["per_layer"].get(spec.name, ctx["post"])
+        y = postprocess(x, lc, p)
+        if spec.relu and not lc.config.relu:  # the config has no ReLU stage: done digitally after
+            y = np.maximum(y, 0)
+        tr = ctx["trace"]
+        if tr is not None:
+            lt = tr.setdefault(spec.name, LayerTrace(spec.name, [], lc, [], p if isinstance(p, str) else
+                                                     getattr(p, "__name__", "callable")))
+            lt.adc_codes.append(x)
+            lt.out_codes.append(y)
+        c = _col2im(torch.from_numpy(y).float(), shape)
+        return _Act(c * cal.step_out, c, cal.step_out)
+
+    def describe(self, config: NMPUConfig | None = None) -> str:
+        """A table of layers: analog/digital, tiles, out_frac and coefficient quantization error."""
+        lines = [f"{'layer':14s} {'kind':8s} {'K x C':>11s} {'tiles':>6s} {'out_frac':>8s} "
+                 f"{'scale err max/mean':>19s} {'offset err':>10s} {'sat':>4s}"]
+        coeffs = self.coefficients(config) if config is not None else {}
+        for l in self.layers:
+            k, c = l.matrix().shape
+            if l.digital:
+                lines.append(f"{l.name:14s} {'digital':8s} {f'{k}x{c}':>11s}")
+                continue
+            p = self.programmed[l.name]
+            row = f"{l.name:14s} {'analog':8s} {f'{k}x{c}':>11s} {p.n_row_tiles * p.n_col_tiles:6d}"
+            if l.name in coeffs:
+                q = coeffs[l.name].qerr
+                row += (f" {coeffs[l.name].out_frac:8d} {100 * q['scale_rel_max']:8.2f}%/"
+                        f"{100 * q['scale_rel_mean']:6.3f}% {q['offset_abs_max']:8.3f}LSB {int(q['saturated']):4d}")
+            lines.append(row)
+        return "\n".join(lines)
+
+
+def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor) -> np.ndarray:
+    """Post-process one layer's ADC codes ``x`` with ``post`` (see :meth:`AnalogNetwork.run`)."""
+    if callable(post):
+        y = np.asarray(post(x, lc.codes, lc.out_frac))
+        if y.shape != x.shape or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"post-processor returned {y.dtype} {y.shape}, expected integer codes {x.shape}")
+        return y.astype(np.int64, copy=False)
+    if post == "fixed":
+        return apply(x, lc.config, lc.codes, "fixed", lc.out_frac)
+    return apply(x, lc.config, lc.real, post, lc.out_frac)
+
+
+def replay(trace: Trace, net: AnalogNetwork, config: NMPUConfig,
+           post: str | PostProcessor = "fixed") -> dict[str, np.ndarray]:
+    """Re-run only the post-processing of every layer of ``trace`` for ``config``.
+
+    The ADC codes are those recorded (upstream fixed as it was when recorded), so this measures
+    what the post-processing alone changes, layer by layer, without running the tiles again.
+    Returns layer name -> output codes.
+    """
+    coeffs = net.coefficients(config)
+    return {name: postprocess(lt.adc_codes, coeffs[name], post) for name, lt in trace.items()}
+
+
+def capture(model: nn.Module, x: torch.Tensor, calib_x: torch.Tensor, config: NMPUConfig, *, seed: int = 0,
+            t: float = 3600.0, tile: TileParams | None = None, post: str | PostProcessor = "fixed",
+            digital: Iterable[str] | str = ("first", "last")) -> tuple[AnalogNetwork, torch.Tensor, Trace]:
+    """Build, run once and record: the one-call entry for the sweep and the RTL co-simulation.
+
+    Returns ``(net, outputs, trace)``; ``trace[name]`` holds the layer's ADC codes (int64,
+    ``(samples, columns)``), its :class:`LayerCoeffs` (integer codes, real values, ``out_frac``)
+    and its output codes.
+    """
+    tile = tile or TileParams(adc_bits=config.adc_bits)
+    net = AnalogNetwork.build(model, calib_x, seed=seed, t=t, tile=tile, digital=digital)
+    out, trace = net.run(x, config, post, record=True)
+    return net, out, trace
