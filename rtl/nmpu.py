@@ -74,6 +74,14 @@ class Interface:
     out_frac_init: int
 
     @property
+    def adc_min(self) -> int:
+        return -(1 << (self.adc_bits - 1))
+
+    @property
+    def adc_max(self) -> int:
+        return (1 << (self.adc_bits - 1)) - 1
+
+    @property
     def groups(self) -> int:
         return self.columns // self.lanes
 

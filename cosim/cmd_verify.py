@@ -1,0 +1,47 @@
+"""``nmpu verify``: build the NMPU for a configuration (cached) and check it against the golden model in cocotb."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="run the cocotb testbench on the RTL; every output checked against the model")
+    p.add_argument("--config", metavar="CFG.toml", help="configuration (default: the spec's defaults)")
+    p.add_argument("--vectors", type=int, default=2000, help="output beats to check (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
+    p.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+    p.add_argument("--waves", action="store_true", help="record an FST waveform and print its path")
+    p.add_argument("--json", metavar="FILE", help="also write the full result (first mismatch, timing) as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmpu_model.config import load_config
+
+    from .runner import check_sim, verify
+
+    if args.vectors < 1:
+        raise ValueError(f"--vectors must be a positive integer, not {args.vectors}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    check_sim(args.sim)
+    config = load_config(args.config)
+    res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves)
+    print(res.line())
+    if res.waves is not None:
+        note = "" if res.waves.suffix == ".fst" else " (VCD: Verilator's FST writer needs the lz4 headers, liblz4-dev)"
+        print(f"waves: {res.waves}{note}", file=sys.stderr)
+    elif args.waves:
+        print("waves: none written (the simulator produced no trace file)", file=sys.stderr)
+    d = res.details
+    if d.get("error"):
+        print(f"error: {d['error']}", file=sys.stderr)
+    if d.get("first_mismatch"):
+        print(f"first mismatch: {json.dumps(d['first_mismatch'])}", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({**d, "sim": res.sim, "build_seconds": round(res.build.seconds, 3),
+                       "build_cached": res.build.cached, "run_seconds": round(res.run_seconds, 3),
+                       "latency": res.build.meta["latency"], "verilog": str(res.build.verilog)}, fh, indent=2)
+    return 0 if res.mismatches == 0 and not d.get("error") and res.vectors >= args.vectors else 1

@@ -1,0 +1,186 @@
+"""Build the NMPU's Verilog and run the cocotb testbench (:mod:`cosim.tb_nmpu`) on a simulator.
+
+Builds are cached per configuration identity (plus simulator, fault and waveform option) under
+``cosim.toolchain.build_dir("cocotb-<sim>", ...)``: the Verilog is rewritten only when its text
+changes, and the simulator build is skipped when a stamp of (Verilog text, build arguments) matches,
+so a second run of the same configuration starts simulating at once. A file lock makes concurrent
+runs of one configuration (pytest-xdist, two shells) wait for each other instead of racing.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from nmpu_model.config import NMPUConfig
+
+from .toolchain import build_dir, icarus_available, setup_verilator_env
+
+SIMULATORS = ("verilator", "icarus")
+TOP = "nmpu"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Build:
+    """A simulator build of one configuration."""
+
+    sim: str
+    folder: Path
+    verilog: Path
+    meta: dict
+    seconds: float
+    cached: bool
+    waves: bool
+
+
+@dataclass
+class VerifyResult:
+    """What one testbench run reports (read back from the result JSON the testbench writes)."""
+
+    vectors: int
+    mismatches: int
+    cycles: int
+    sim: str
+    build: Build
+    run_seconds: float
+    waves: Path | None = None
+    details: dict = field(default_factory=dict)
+
+    def line(self) -> str:
+        return f"vectors={self.vectors} mismatches={self.mismatches} cycles={self.cycles} sim={self.sim}"
+
+
+def check_sim(sim: str) -> str:
+    if sim not in SIMULATORS:
+        raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
+    if sim == "icarus" and not icarus_available():
+        raise ValueError("--sim icarus: iverilog/vvp are not installed (apt-get install iverilog)")
+    return sim
+
+
+def fst_supported() -> bool:
+    """Verilator's FST writer needs the lz4 headers (Debian: liblz4-dev); without them we trace VCD."""
+    res = subprocess.run(["c++", "-E", "-x", "c++", "-"], input="#include <lz4.h>\n", capture_output=True, text=True)
+    return res.returncode == 0
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False) -> Build:
+    """Export the Verilog and build the simulator for ``config`` (cached).
+
+    Parameters
+    ----------
+    config : NMPUConfig
+        The configuration.
+    sim : {"verilator", "icarus"}
+        Simulator.
+    fault : str or None
+        A deliberately broken RTL variant (see :class:`rtl.nmpu.NMPU`), for tests of the verification.
+    waves : bool
+        Build with FST tracing (Verilator: a separate build).
+    """
+    from cocotb_tools.runner import Verilog, VerilatorControlFile, get_runner
+
+    from rtl.export import WAIVER_FILE, write_verilog
+
+    check_sim(sim)
+    fmt = ("fst" if fst_supported() else "vcd") if waves and sim == "verilator" else ""
+    ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{fmt}" if fmt else "")
+    folder = build_dir(f"cocotb-{sim}", ident)
+    with _locked(folder):
+        t0 = time.perf_counter()
+        verilog = folder / f"{TOP}.v"
+        meta = write_verilog(config, verilog, TOP, fault=fault)
+        (folder / "config.toml").write_text(config.to_toml())
+        sim_dir = folder / "sim"
+        if sim == "verilator":
+            setup_verilator_env()
+            # the waiver file is the same one `nmpu export` lints with; no -Wno-fatal
+            sources = [VerilatorControlFile(WAIVER_FILE), Verilog(verilog)]
+            args = ["-O2", "--x-assign", "fast", "--x-initial", "fast"]
+            if waves:
+                args += ["--trace-fst", "--trace-structs"] if fmt == "fst" else ["--trace-structs"]
+        else:
+            sources, args = [Verilog(verilog)], []
+        stamp = hashlib.sha1((verilog.read_text() + WAIVER_FILE.read_text() + repr(args) + sim).encode()).hexdigest()
+        stamp_file = sim_dir / ".nmpu-stamp"
+        binary = sim_dir / (TOP if sim == "verilator" else "sim.vvp")
+        cached = stamp_file.exists() and stamp_file.read_text() == stamp and binary.exists()
+        if not cached:
+            runner = get_runner(sim)
+            log = folder / "build.log"
+            try:
+                runner.build(sources=sources, hdl_toplevel=TOP, build_dir=sim_dir, build_args=args, waves=waves,
+                             always=True, log_file=log)
+            except (subprocess.CalledProcessError, SystemExit) as e:
+                tail = log.read_text()[-3000:] if log.exists() else ""
+                raise RuntimeError(f"{sim} build of {verilog} failed ({e}); log {log}:\n{tail}") from None
+            stamp_file.write_text(stamp)
+        return Build(sim, folder, verilog, meta, time.perf_counter() - t0, cached, waves)
+
+
+def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "verilator", *,
+           waves: bool = False, fault: str | None = None, tag: str | None = None) -> VerifyResult:
+    """Build (cached) and run the cocotb testbench; every output beat is checked against ``nmpu_model.apply``.
+
+    Returns the counts the testbench wrote; a crashed simulation or a missing result is a ``RuntimeError``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    from .tb_nmpu import PARAMS_ENV
+
+    if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
+        raise ValueError(f"--vectors must be a positive integer, not {vectors!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, not {seed!r}")
+    b = build(config, sim, fault=fault, waves=waves)
+    run_dir = b.folder / "runs" / (tag or f"seed{seed}-n{vectors}-pid{os.getpid()}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_file = run_dir / "result.json"
+    result_file.unlink(missing_ok=True)
+    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors, "result": str(result_file)}
+    params_file = run_dir / "params.json"
+    params_file.write_text(json.dumps(params, indent=2))
+    env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    if sim == "verilator":
+        setup_verilator_env()
+    runner = get_runner(sim)
+    t0 = time.perf_counter()
+    log = run_dir / "sim.log"
+    try:
+        runner.test(test_module="cosim.tb_nmpu", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=b.folder / "sim", test_dir=run_dir,
+                    extra_env=env, seed=seed, waves=waves, results_xml=str(run_dir / "results.xml"), log_file=log)
+    except SystemExit:
+        pass                                 # a failing test: the result file tells what happened
+    run_s = time.perf_counter() - t0
+    if not result_file.exists():
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise RuntimeError(f"the {sim} simulation wrote no result ({result_file}); log {log}:\n{tail}")
+    res = json.loads(result_file.read_text())
+    wave = None
+    if waves:
+        for name in ("dump.fst", "dump.vcd", f"{TOP}.fst"):
+            if (run_dir / name).exists():
+                wave = run_dir / name
+                break
+    return VerifyResult(vectors=int(res.get("vectors", 0)), mismatches=int(res.get("mismatches", 0)),
+                        cycles=int(res.get("cycles", 0)), sim=sim, build=b, run_seconds=run_s, waves=wave,
+                        details=res)
