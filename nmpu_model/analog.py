@@ -32,7 +32,7 @@ with ``numpy.random.SeedSequence``: the same seed gives the same bits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -319,7 +319,9 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
     gpp = gpn = nup = nun = None
     if p is not None:
         gen = _gen(seed, layer, "program")
-        tp, tn = p.g_max * target.clamp(min=0), p.g_max * (-target).clamp(min=0)
+        # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
+        t32 = target.float()
+        tp, tn = p.g_max * t32.clamp(min=0), p.g_max * (-t32).clamp(min=0)
         gpp, gpn = _prog_noise(tp, p, gen), _prog_noise(tn, p, gen)
         nup, nun = _drift_nu(tp, p, gen), _drift_nu(tn, p, gen)
     nr = -(-k // params.rows)

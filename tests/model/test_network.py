@@ -1,0 +1,200 @@
+"""Network execution on tiles: calibration, post-processors, hooks, seeds, residual adds."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nmpu_model import NMPUConfig, apply
+from nmpu_model.analog import TileParams
+from nmpu_model.formats import Fmt
+from nmpu_model.network import AnalogNetwork, replay
+from nmpu_model.models import resnet9
+
+
+def _small_cnn(seed=0):
+    torch.manual_seed(seed)
+    m = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+        nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 10))
+    for bn in (m[1], m[4]):  # trained-looking statistics, some negative BN scales
+        n = bn.num_features
+        bn.running_mean.copy_(torch.randn(n) * 0.1)
+        bn.running_var.copy_(torch.rand(n) + 0.5)
+        bn.weight.data.copy_(torch.randn(n))
+        bn.bias.data.copy_(torch.randn(n) * 0.1)
+    return m.eval()
+
+
+X = torch.rand(96, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+XCAL, XTEST = X[:64], X[64:]
+CFG = NMPUConfig()
+
+
+@pytest.fixture(scope="module")
+def net():
+    # rows = 64, cols = 16: the 128 x 32 linear spans 2 x 2 tiles
+    return AnalogNetwork.build(_small_cnn(), XCAL, seed=3, t=3600.0, tile=TileParams(rows=64, cols=16))
+
+
+def test_layers_marked_and_split(net):
+    assert net.analog_layers == ["3", "8"]
+    assert [l.digital for l in net.layers] == [True, False, False, True]
+    assert net.programmed["8"].n_row_tiles == 2 and net.programmed["8"].n_col_tiles == 2
+
+
+def test_fixed_layer_output_is_the_golden_model_on_the_same_codes(net):
+    _, tr = net.run(XTEST, CFG, "fixed", record=True)
+    for name, lt in tr.items():
+        lc = lt.coeffs
+        assert lt.adc_codes.dtype == np.int64
+        assert CFG.out_frac_min <= lc.out_frac <= CFG.out_frac_max
+        ref = apply(lt.adc_codes, lc.config, lc.codes, "fixed", lc.out_frac)
+        np.testing.assert_array_equal(lt.out_codes, ref)
+        # the coefficients are codes of the configured formats
+        assert lc.codes["scale"].min() >= CFG.scale.min and lc.codes["scale"].max() <= CFG.scale.max
+        assert lc.codes["offset"].min() >= CFG.offset.min and lc.codes["offset"].max() <= CFG.offset.max
+
+
+def test_float_posts_use_the_real_coefficients_and_the_same_tile_outputs(net):
+    traces = {p: net.run(XTEST, CFG, p, record=True)[1] for p in ("fp32", "fp16", "fixed")}
+    first = net.analog_layers[0]
+    # the first analog layer sees the same upstream: identical ADC codes for all three
+    a = traces["fp32"][first].adc_codes
+    assert np.array_equal(a, traces["fp16"][first].adc_codes) and np.array_equal(a, traces["fixed"][first].adc_codes)
+    for p in ("fp32", "fp16"):
+        for name, lt in traces[p].items():
+            ref = apply(lt.adc_codes, lt.coeffs.config, lt.coeffs.real, p, lt.coeffs.out_frac)
+            np.testing.assert_array_equal(lt.out_codes, ref)
+    # fixed and fp32 agree to within a few output codes on the same ADC codes
+    f32 = traces["fp32"][first].out_codes
+    fx = apply(a, traces["fixed"][first].coeffs.config, traces["fixed"][first].coeffs.codes, "fixed",
+               traces["fixed"][first].coeffs.out_frac)
+    assert np.abs(f32 - fx).max() <= 3 and np.mean(f32 != fx) < 0.3
+
+
+def test_hook_and_heterogeneous_mapping(net):
+    calls = []
+
+    def rtl_standin(codes, coeffs, out_frac):
+        calls.append((codes.shape, sorted(coeffs), out_frac))
+        return apply(codes, net.coefficients(CFG)["8"].config, coeffs, "fixed", out_frac)
+
+    ref, _ = net.run(XTEST, CFG, "fixed")
+    got, tr = net.run(XTEST, CFG, "fixed", per_layer={"8": rtl_standin}, record=True)
+    assert torch.equal(ref, got)
+    assert calls == [((32, 32), ["offset", "scale"], net.coefficients(CFG)["8"].out_frac)]
+    mixed, tr = net.run(XTEST, CFG, "fixed", per_layer={"3": "fp16"}, record=True)
+    assert tr["3"].post == "fp16" and tr["8"].post == "fixed"
+    with pytest.raises(ValueError, match="not an analog layer"):
+        net.run(XTEST, CFG, per_layer={"0": "fp16"})
+    with pytest.raises(ValueError, match="post-processor"):
+        net.run(XTEST, CFG, "fp8")
+    with pytest.raises(ValueError, match="integer codes"):
+        net.run(XTEST, CFG, per_layer={"8": lambda c, k, f: c * 0.5})
+
+
+def test_replay_reproduces_the_recorded_post_processing(net):
+    _, tr = net.run(XTEST, CFG, "fixed", record=True)
+    out = replay(tr, net, CFG, "fixed")
+    for name, lt in tr.items():
+        np.testing.assert_array_equal(out[name], lt.out_codes)
+    # a coarser scale format changes the outputs of the same codes
+    coarse = CFG.with_fields(scale=Fmt(4, 3, False))
+    out4 = replay(tr, net, coarse, "fixed")
+    assert any(not np.array_equal(out4[n], tr[n].out_codes) for n in tr)
+
+
+def test_seeds_reproduce_bits():
+    a = AnalogNetwork.build(_small_cnn(), XCAL, seed=5, t=86400.0)
+    b = AnalogNetwork.build(_small_cnn(), XCAL, seed=5, t=86400.0)
+    c = AnalogNetwork.build(_small_cnn(), XCAL, seed=6, t=86400.0)
+    ra, ta = a.run(XTEST, CFG, "fixed", record=True)
+    rb, tb = b.run(XTEST, CFG, "fixed", record=True)
+    rc, tc = c.run(XTEST, CFG, "fixed", record=True)
+    assert torch.equal(ra, rb)
+    for n in ta:
+        assert np.array_equal(ta[n].adc_codes, tb[n].adc_codes)
+    assert not np.array_equal(ta["3"].adc_codes, tc["3"].adc_codes)
+    # at() gives the same bits as building at that time
+    d = AnalogNetwork.build(_small_cnn(), XCAL, seed=5, t=1.0).at(86400.0)
+    assert torch.equal(d.run(XTEST, CFG, "fixed")[0], ra)
+
+
+def test_calibration_removes_injected_gain_and_offset_mismatch():
+    torch.manual_seed(0)
+    lin = nn.Linear(64, 16)
+    model = nn.Sequential(lin).eval()
+    tile = TileParams(pcm=None, out_noise=0.0, adc_gain_std=0.2, adc_offset_std=8.0)
+    xc = torch.randn(256, 64, generator=torch.Generator().manual_seed(2))
+    xt = torch.randn(128, 64, generator=torch.Generator().manual_seed(3))
+    net = AnalogNetwork.build(model, xc, seed=1, tile=tile, digital=())
+    cal = net.cal["0"]
+    p = net.programmed["0"]
+    # the fitted line is the injected ADC gain and offset
+    assert np.abs(cal.alpha - p.adc_gain[0].numpy()).max() < 0.01
+    assert np.abs(cal.beta - p.adc_offset[0].numpy()).max() < 0.3
+    assert np.abs(p.adc_gain[0].numpy() - 1).max() > 0.2 and np.abs(p.adc_offset[0].numpy()).max() > 8
+    out, tr = net.run(xt, CFG, "fp32", record=True)
+    # independent reference: the float layer on the DAC-quantized inputs, in output codes
+    u = torch.clamp(torch.round(xt / cal.step_in), -128, 127) * cal.step_in
+    ref = (lin(u) / cal.step_out).detach().numpy()
+    got = out.numpy() / cal.step_out
+    # where neither the ADC (range set without knowing the gain) nor the output saturates
+    ok = (np.abs(tr["0"].adc_codes) < 127) & (np.abs(ref) < 127)
+    assert ok.mean() > 0.95
+    err = np.abs(got - ref)[ok]
+    assert err.max() < 1.6 and err.mean() < 0.6
+    # without the correction (gain 1, offset 0) the same codes are far off
+    lsb = cal.out_bound / 127
+    naive = (tr["0"].adc_codes * (p.col_scale * 127 * cal.step_in * lsb).numpy() + cal.bias) / cal.step_out
+    assert np.abs(naive - ref).max() > 10
+
+
+def test_negative_bn_scale_moves_into_the_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 8), nn.Linear(8, 12, bias=False), nn.BatchNorm1d(12), nn.ReLU(),
+                          nn.Linear(12, 3)).eval()
+    bn = model[2]
+    bn.weight.data.copy_(torch.tensor([1.0, -1.0] * 6))
+    bn.running_var.fill_(0.5)
+    xc = torch.randn(256, 20, generator=torch.Generator().manual_seed(4))
+    net = AnalogNetwork.build(model, xc, tile=TileParams.ideal())
+    p = net.programmed["1"]
+    assert p.col_sign.tolist() == [1.0, -1.0] * 6
+    lc = net.coefficients(CFG)["1"]
+    assert (lc.real["scale"] >= 0).all() and (lc.codes["scale"] > 0).all()
+    out, _ = net.run(xc, CFG, "fixed")
+    ref = model(xc).detach()
+    assert float(torch.corrcoef(torch.stack([out.flatten(), ref.flatten()]))[0, 1]) > 0.99
+
+
+def test_bn_stage_config_runs_bit_accurately():
+    cfg = NMPUConfig(bn_stage=True, bn_scale=Fmt(8, 6, True), bn_offset=Fmt(8, 2, True),
+                     mid=Fmt(12, 6, True, "RND", "SAT"))
+    net = AnalogNetwork.build(_small_cnn(), XCAL, seed=0, tile=TileParams(rows=64))
+    out, tr = net.run(XTEST, cfg, "fixed", record=True)
+    ref_out, _ = net.run(XTEST, CFG, "fp32")
+    for lt in tr.values():
+        ref = apply(lt.adc_codes, lt.coeffs.config, lt.coeffs.codes, "fixed", lt.coeffs.out_frac)
+        np.testing.assert_array_equal(lt.out_codes, ref)
+    assert float(torch.corrcoef(torch.stack([out.flatten(), ref_out.flatten()]))[0, 1]) > 0.95
+
+
+def test_resnet9_with_residual_adds_runs_on_tiles():
+    torch.manual_seed(0)
+    model = resnet9(width=4).eval()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    net = AnalogNetwork.build(model, x[:4], tile=TileParams.ideal(rows=64, cols=64))
+    assert len(net.analog_layers) == 7  # 8 convs + 1 linear, first and last digital
+    out, tr = net.run(x, CFG, "fixed", record=True)
+    ref = model(x).detach()
+    assert out.shape == ref.shape == (6, 10)
+    assert float(torch.corrcoef(torch.stack([out.flatten(), ref.flatten()]))[0, 1]) > 0.9
+
+
+def test_config_that_does_not_match_the_tiles_is_refused(net):
+    with pytest.raises(ValueError, match="adc_bits"):
+        net.run(XTEST, CFG.with_fields(adc_bits=6))
+    with pytest.raises(ValueError, match="unknown digital layer"):
+        AnalogNetwork.build(_small_cnn(), XCAL, digital=("nope",))
