@@ -195,8 +195,10 @@ class NMPU(wiring.Component):
     config : NMPUConfig
         Formats, modes and stages; ``config.rtl`` gives ``lanes`` and ``columns``.
     fault : str or None
-        ``"tie"`` builds a deliberately wrong tie rule in the output rounding, so that tests can
-        prove the verification fails on it. ``None`` (the default) is the correct unit.
+        A deliberately broken unit, so that tests can prove the verification fails on it:
+        ``"tie"``, a wrong tie rule in the output rounding (one LSB on ties only); ``"ready"``,
+        ``i_stream.ready`` stuck high, ignoring backpressure (beats overwritten under output stalls).
+        ``None`` (the default) is the correct unit.
 
     Attributes
     ----------
@@ -206,7 +208,7 @@ class NMPU(wiring.Component):
         Port shapes.
     """
 
-    FAULTS = (None, "tie")
+    FAULTS = (None, "tie", "ready")
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
         if not isinstance(config, NMPUConfig) or fault not in self.FAULTS:
@@ -230,8 +232,8 @@ class NMPU(wiring.Component):
         # Pipeline control: every register advances together. o_stream.valid is a register, so
         # it never depends on o_stream.ready; i_stream.ready does (a ready->ready path, allowed).
         advance = Signal()
-        m.d.comb += [advance.eq(~self.o_stream.valid | self.o_stream.ready),
-                     self.i_stream.ready.eq(advance)]
+        m.d.comb += advance.eq(~self.o_stream.valid | self.o_stream.ready)
+        m.d.comb += self.i_stream.ready.eq(1 if self.fault == "ready" else advance)
         valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
         with m.If(advance):
             m.d.sync += valid[0].eq(self.i_stream.valid)

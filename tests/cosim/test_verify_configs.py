@@ -1,0 +1,49 @@
+"""The cocotb suite on Verilator over configurations that together use every rounding and overflow mode,
+the BN stage, lanes > 1 (power of two and not), signed and unsigned outputs and pre_truncate.
+
+| config | quantizers (rounding/overflow/pre_truncate) | lanes |
+| --- | --- | --- |
+| default.toml | out RND/SAT | 1 |
+| bn_stage.toml | mid RND_CONV/SAT_SYM/2, out TRN_ZERO/SAT_ZERO | 2 |
+| lanes4.toml | out RND_INF/WRAP/1 (unsigned) | 4 |
+| bn_lanes3_trn.toml | mid TRN/WRAP, out RND_MIN_INF/SAT_SYM | 3 |
+| narrow_rnd_zero.toml | out RND_ZERO/SAT/2 (3-bit unsigned) | 1 |
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cosim.runner import verify
+from cosim.toolchain import icarus_available
+from nmpu_model import OVERFLOW_MODES, ROUNDING_MODES, load_config
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CONFIGS = ["bn_stage", "lanes4", "bn_lanes3_trn", "narrow_rnd_zero"]
+
+
+def test_configs_cover_every_mode() -> None:
+    seen_r, seen_o = set(), set()
+    for name in ["default"] + CONFIGS:
+        c = load_config(EXAMPLES / f"{name}.toml")
+        for f in [c.output] + ([c.mid] if c.bn_stage else []):
+            seen_r.add(f.rounding)
+            seen_o.add(f.overflow)
+    assert seen_r == set(ROUNDING_MODES) and seen_o == set(OVERFLOW_MODES)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xdist_group(f"verilator-{n}")) for n in CONFIGS])
+def test_config_bit_exact(name: str) -> None:
+    config = load_config(EXAMPLES / f"{name}.toml")
+    res = verify(config, vectors=5000, seed=21, tag="pytest")
+    assert res.details["error"] is None, res.details["error"]
+    assert (res.vectors, res.mismatches) == (5000, 0), res.details["first_mismatch"]
+
+
+@pytest.mark.xdist_group("icarus")
+@pytest.mark.skipif(not icarus_available(), reason="Icarus Verilog (iverilog, vvp) is not installed: "
+                    "the second simulator is optional (apt-get install iverilog)")
+def test_icarus_second_simulator() -> None:
+    res = verify(load_config(EXAMPLES / "bn_stage.toml"), vectors=500, seed=5, sim="icarus", tag="pytest")
+    assert res.details["error"] is None and (res.vectors, res.mismatches) == (500, 0)
