@@ -118,3 +118,39 @@ def test_constructor_checks() -> None:
         NMPU({"adc_bits": 8})
     with pytest.raises(ValueError, match="fault must be one of"):
         NMPU(NMPUConfig(), fault="carry")
+
+
+def random_config(rng: np.random.Generator) -> NMPUConfig:
+    """A random configuration NMPUConfig accepts: widths, fracs (negative too), signedness, modes, lanes, BN."""
+    from nmpu_model import ConfigError, OVERFLOW_MODES, ROUNDING_MODES
+
+    def fmt(q: bool) -> Fmt:
+        bits = int(rng.integers(1, 11))
+        kw = dict(rounding=str(rng.choice(ROUNDING_MODES)), overflow=str(rng.choice(OVERFLOW_MODES)),
+                  pre_truncate=int(rng.choice([0, 0, 1, 2, 3]))) if q else {}
+        return Fmt(bits, int(rng.integers(-3, 10)), bool(rng.random() < 0.6), **kw)
+
+    while True:
+        try:
+            lanes = int(rng.integers(1, 5))
+            bn = bool(rng.random() < 0.5)
+            out = fmt(True)
+            lo = out.frac - int(rng.integers(0, 6))
+            return NMPUConfig(adc_bits=int(rng.integers(1, 10)), scale=fmt(False), offset=fmt(False), output=out,
+                              out_frac_min=lo, out_frac_max=out.frac + int(rng.integers(0, 6)),
+                              relu=bool(rng.random() < 0.5), bn_stage=bn,
+                              bn_scale=fmt(False) if bn else None, bn_offset=fmt(False) if bn else None,
+                              mid=fmt(True) if bn else None,
+                              rtl=RTLParams(lanes=lanes, columns=lanes * int(rng.integers(1, 6))))
+        except ConfigError:
+            continue
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_configs_match_model(seed: int) -> None:
+    """Configurations nobody wrote by hand: the whole unit, every out_frac edge, against nmpu_model.apply."""
+    config = random_config(np.random.default_rng(seed))
+    coeffs, codes, group = random_case(config, 60, seed=seed)
+    for out_frac in (config.out_frac_min, config.out_frac_max):
+        outs, _ = simulate(config, coeffs, out_frac, codes, group, seed=seed)
+        assert np.array_equal(np.array(outs), expected(config, coeffs, codes, group, out_frac)), (config, out_frac)
