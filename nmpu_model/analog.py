@@ -16,7 +16,7 @@ The device model is the published PCM statistical model as implemented by AIHWKi
 - global drift compensation (AIHWKit ``GlobalDriftCompensation``): one factor per layer from
   reading the array with a known all-ones input, now against right after programming.
 
-Periphery: inputs are signed ``dac_bits`` codes (value ``u / (2**(dac_bits-1) - 1)`` of full scale),
+Periphery: inputs are ``dac_bits`` codes, signed or not (value ``u / dac_max`` of full scale),
 Gaussian output noise, then per-column ADCs with a gain and offset mismatch that is fixed per tile
 and seed, rounding to signed ``adc_bits`` codes with clipping.
 
@@ -100,7 +100,10 @@ class TileParams:
     rows, cols : int
         Tile size (HERMES: 256 x 256, Le Gallo et al., Nat. Electron. 2023).
     dac_bits, adc_bits : int
-        Signed input and output code widths (HERMES: 8-bit inputs and outputs).
+        Input and output code widths (HERMES: 8-bit inputs and outputs); ADC codes are signed.
+    dac_signed : bool
+        Signed DAC codes (default) or unsigned (``[0, 2**dac_bits - 1]``, for an NMPU whose output
+        format is unsigned after ReLU).
     out_noise : float
         Std of additive Gaussian output noise in units of one full-scale input times one
         full-scale weight (AIHWKit ``IOParameters.out_noise`` default 0.06).
@@ -119,6 +122,7 @@ class TileParams:
     cols: int = 256
     dac_bits: int = 8
     adc_bits: int = 8
+    dac_signed: bool = True
     out_noise: float = 0.06
     adc_gain_std: float = 0.03
     adc_offset_std: float = 1.5
@@ -141,7 +145,11 @@ class TileParams:
 
     @property
     def dac_max(self) -> int:
-        return (1 << (self.dac_bits - 1)) - 1
+        return (1 << (self.dac_bits - 1)) - 1 if self.dac_signed else (1 << self.dac_bits) - 1
+
+    @property
+    def dac_min(self) -> int:
+        return -(1 << (self.dac_bits - 1)) if self.dac_signed else 0
 
     @property
     def adc_max(self) -> int:

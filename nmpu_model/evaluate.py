@@ -33,6 +33,7 @@ class Workload:
     x_test: torch.Tensor
     y_test: torch.Tensor
     x_cal: torch.Tensor
+    batch_size: int = 512
 
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:
@@ -55,7 +56,8 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     d = load_cifar10(data, train=True)
     m = load_or_train_resnet9(data, weights, progress=progress)
     n = len(d.y_test) if images is None else min(images, len(d.y_test))
-    return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:128])
+    # 32 calibration images and chunks of 32: im2col of a 32x32 layer is 1024 rows per image
+    return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32], batch_size=32)
 
 
 def _acc(out: torch.Tensor, y: torch.Tensor) -> float:
@@ -80,20 +82,25 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
         raise ValueError(f"seeds must be >= 1, not {seeds}")
     if not drifts:
         raise ValueError("drifts: at least one drift time is needed")
-    tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits)
+    tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits,
+                              dac_signed=config.output.signed)
     base = accuracy(work.model, work.x_test, work.y_test)
     accs = {p: np.zeros((len(drifts), seeds)) for p in POSTS}
+    agree = np.zeros((len(drifts), seeds))
     secs = {p: 0.0 for p in POSTS}
     layers: dict[str, Any] = {}
     for s in range(seeds):
         net0 = AnalogNetwork.build(work.model, work.x_cal, seed=s, t=drifts[0], tile=tile, digital=digital)
         for i, t in enumerate(drifts):
             net = net0 if i == 0 else net0.at(t)
+            pred = {}
             for p in POSTS:
                 t0 = time.perf_counter()
-                out, _ = net.run(work.x_test, config, p)
+                out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size)
                 secs[p] += time.perf_counter() - t0
                 accs[p][i, s] = _acc(out, work.y_test)
+                pred[p] = out.argmax(1)
+            agree[i, s] = float((pred["fixed"] == pred["fp16"]).float().mean())
             if s == 0 and i == 0:
                 layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
             if progress is not None:
@@ -103,6 +110,9 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     for p in POSTS:
         res[KEYS[p]] = [{"t": float(t), "mean": float(accs[p][i].mean()), "std": float(accs[p][i].std()),
                          "runs": [float(a) for a in accs[p][i]]} for i, t in enumerate(drifts)]
+    # a finer comparison than accuracy: how often fixed and fp16 predict the same class
+    res["agreement_fixed_fp16"] = [{"t": float(t), "mean": float(agree[i].mean()), "std": float(agree[i].std())}
+                                   for i, t in enumerate(drifts)]
     res["layers"] = layers
     res["seconds"] = secs
     res["config"] = config.to_dict()
@@ -129,4 +139,14 @@ def format_table(res: dict[str, Any]) -> str:
                                               for e in res[key]))
     d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
     lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
+    if "agreement_fixed_fp16" in res:
+        lines.append(f"{'same class fixed/fp16':22s}" + "".join(
+            f"{100 * e['mean']:17.2f}%" for e in res["agreement_fixed_fp16"]))
+    if res.get("layers"):
+        lines.append("coefficient quantization (seed 0, first drift time): layer, out_frac, scale rel. error "
+                     "max/mean, offset error max (output LSB), saturated coefficients")
+        for name, q in res["layers"].items():
+            lines.append(f"  {name:12s} out_frac {q['out_frac']:3d}  scale {100 * q['scale_rel_max']:6.2f}% / "
+                         f"{100 * q['scale_rel_mean']:5.2f}%  offset {q['offset_abs_max']:.3f}  "
+                         f"sat {int(q['saturated'])}")
     return "\n".join(lines)

@@ -476,7 +476,7 @@ class AnalogNetwork:
             step_in, u_full = a.step, a.codes
         else:
             step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
-            u_full = torch.clamp(torch.round(a.real / step_in), -tp.dac_max - 1, tp.dac_max)
+            u_full = torch.clamp(torch.round(a.real / step_in), tp.dac_min, tp.dac_max)
         u, shape = _im2col(spec, u_full)
         u = u.double()
         m = (u / tp.dac_max) @ p.target                       # ideal MVM, full-scale units
@@ -502,7 +502,7 @@ class AnalogNetwork:
         r_ideal = torch.from_numpy(g) * z_ideal + torch.from_numpy(h)
         if spec.relu:
             r_ideal = r_ideal.clamp(min=0)
-        out_max = (1 << (self.tile.dac_bits - 1)) - 1  # the next layer's DAC (= NMPU output) range
+        out_min, out_max = tp.dac_min, tp.dac_max  # the next layer's DAC (= NMPU output) range
         step_out = _quantile_abs(r_ideal) / out_max or 1.0
         xs = x.numpy()
         rng = np.random.default_rng(_gen(self.seed, spec.index, "cal-sub").initial_seed())
@@ -517,7 +517,7 @@ class AnalogNetwork:
         r = (g * (A0 * (xs - beta.numpy()) + bias) + h) / step_out
         if spec.relu:
             r = np.maximum(r, 0)
-        y = np.clip(np.round(r), -out_max - 1, out_max)
+        y = np.clip(np.round(r), out_min, out_max)
         c = _col2im(torch.from_numpy(y).float(), shape)
         return _Act(c * step_out, c, step_out)
 
@@ -537,9 +537,11 @@ class AnalogNetwork:
             raise ValueError(f"config adc_bits = {config.adc_bits} but the tiles were built with "
                              f"adc_bits = {self.tile.adc_bits}: build the network with "
                              f"TileParams(adc_bits={config.adc_bits})")
-        if config.output.bits != self.tile.dac_bits or not config.output.signed:
-            raise ValueError(f"config output must be signed {self.tile.dac_bits}-bit (the next tile's DAC), "
-                             f"got {config.output.describe()}")
+        if config.output.bits != self.tile.dac_bits or config.output.signed != self.tile.dac_signed:
+            kind = "signed" if self.tile.dac_signed else "unsigned"
+            raise ValueError(f"config output {config.output.describe()} does not match the tiles' {kind} "
+                             f"{self.tile.dac_bits}-bit DAC: build the network with TileParams(dac_bits="
+                             f"{config.output.bits}, dac_signed={config.output.signed})")
 
     # -- running -----------------------------------------------------------------------------
     def run(self, x: torch.Tensor, config: NMPUConfig, post: str | PostProcessor = "fixed", *,
@@ -616,7 +618,7 @@ class AnalogNetwork:
         if a.codes is not None and a.step == cal.step_in:
             u_full = a.codes
         else:  # a digital step before: the DAC quantizes the real input with the calibrated step
-            u_full = torch.clamp(torch.round(a.real / cal.step_in), -tp.dac_max - 1, tp.dac_max)
+            u_full = torch.clamp(torch.round(a.real / cal.step_in), tp.dac_min, tp.dac_max)
         u, shape = _im2col(spec, u_full)
         gen = _gen(self.seed, spec.index, "out", self.t, ctx["chunk"])
         x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound, gen).numpy()
@@ -687,7 +689,7 @@ def capture(model: nn.Module, x: torch.Tensor, calib_x: torch.Tensor, config: NM
     ``(samples, columns)``), its :class:`LayerCoeffs` (integer codes, real values, ``out_frac``)
     and its output codes.
     """
-    tile = tile or TileParams(adc_bits=config.adc_bits)
+    tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits, dac_signed=config.output.signed)
     net = AnalogNetwork.build(model, calib_x, seed=seed, t=t, tile=tile, digital=digital)
     out, trace = net.run(x, config, post, record=True)
     return net, out, trace

@@ -198,3 +198,16 @@ def test_config_that_does_not_match_the_tiles_is_refused(net):
         net.run(XTEST, CFG.with_fields(adc_bits=6))
     with pytest.raises(ValueError, match="unknown digital layer"):
         AnalogNetwork.build(_small_cnn(), XCAL, digital=("nope",))
+
+
+def test_unsigned_output_format_drives_an_unsigned_dac():
+    cfg = NMPUConfig(output=Fmt(8, 0, False, "RND", "SAT"))
+    net = AnalogNetwork.build(_small_cnn(), XCAL, seed=0, tile=TileParams(dac_signed=False))
+    _, tr = net.run(XTEST, cfg, "fixed", record=True)
+    for lt in tr.values():
+        assert lt.out_codes.min() >= 0 and lt.out_codes.max() <= 255
+        np.testing.assert_array_equal(
+            lt.out_codes, apply(lt.adc_codes, lt.coeffs.config, lt.coeffs.codes, "fixed", lt.coeffs.out_frac))
+    assert max(lt.out_codes.max() for lt in tr.values()) > 127  # the extra bit is used
+    with pytest.raises(ValueError, match="dac_signed=False"):
+        AnalogNetwork.build(_small_cnn(), XCAL).run(XTEST, cfg)
