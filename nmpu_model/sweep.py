@@ -26,13 +26,14 @@ import math
 import os
 import tomllib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .config import NMPUConfig, set_field
 from .formats import ConfigError
 
-DEFAULT_GRID = {"scale.bits": [3, 4, 5, 6, 7, 8], "offset.bits": [3, 4, 6, 8]}
+DEFAULT_GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 3, 4, 6, 8]}
 _MOVING = ("scale", "offset", "bn_scale", "bn_offset", "mid", "output")
 
 
@@ -106,21 +107,30 @@ class Task:
     key: str        # stable identity, also the key in the results JSON
     seed: int
     spec: Any       # what the evaluation function needs (picklable)
+    prep: Any = None  # what the shared preparation depends on (default: the seed alone)
+
+    @property
+    def prep_key(self) -> Any:
+        return self.seed if self.prep is None else self.prep
 
 
-def _one_thread() -> None:
+def _one_thread_call(fn: Callable, *args: Any) -> Any:
+    """Call with torch on one thread (float sums then do not depend on the worker), restoring it after."""
     import torch
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(n)
 
 
-def _prepare(prepare: Callable[[int], Any], seed: int) -> Any:
-    _one_thread()
-    return prepare(seed)
+def _prepare(prepare: Callable[[Any], Any], key: Any) -> Any:
+    return _one_thread_call(prepare, key)
 
 
 def _evaluate(evaluate: Callable[[Any, Any], float], prepared: Any, spec: Any) -> float:
-    _one_thread()
-    return float(evaluate(prepared, spec))
+    return float(_one_thread_call(evaluate, prepared, spec))
 
 
 def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callable[[Any, Any], float], *,
@@ -131,7 +141,8 @@ def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callab
     ``workers=0`` runs in this process, without Dask (the serial reference). Otherwise a
     ``LocalCluster`` with ``workers`` single-threaded worker processes (default: the machine's
     cores) is started, or the tasks go to the cluster at ``scheduler`` (``tcp://HOST:PORT``).
-    ``prepare(seed)`` runs once per seed, its result shared by that seed's tasks.
+    ``prepare(task.prep_key)`` runs once per distinct key (the seed, unless the task says otherwise),
+    its result shared by the tasks that name it.
     """
     from tqdm import tqdm
 
@@ -150,21 +161,25 @@ def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callab
         if not todo:
             return results
         if workers == 0 and scheduler is None:
-            prepared: dict[int, Any] = {}
+            prepared: dict[Any, Any] = {}
             for t in todo:
-                if t.seed not in prepared:
-                    prepared[t.seed] = _prepare(prepare, t.seed)
-                acc = _evaluate(evaluate, prepared[t.seed], t.spec)
+                if t.prep_key not in prepared:
+                    prepared[t.prep_key] = _prepare(prepare, t.prep_key)
+                acc = _evaluate(evaluate, prepared[t.prep_key], t.spec)
                 results[(t.key, t.seed)] = acc
                 if on_result:
                     on_result(t, acc)
                 bar.update()
             return results
+        import dask
         from dask.distributed import Client, LocalCluster, as_completed
         cluster = None
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
+            # Dask's default MALLOC_TRIM_THRESHOLD_ for workers turns off glibc's adaptive mmap threshold,
+            # so every large numpy temporary is mmapped and faulted in again: measured 10x slower here.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                       processes=True, dashboard_address=None)
             client = Client(cluster)
         else:
             try:
@@ -172,9 +187,10 @@ def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callab
             except OSError as e:
                 raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
         try:
-            seeds = sorted({t.seed for t in todo})
-            prepared_f = {s: client.submit(_prepare, prepare, s, key=f"prepare-{s}", pure=False) for s in seeds}
-            futures = {client.submit(_evaluate, evaluate, prepared_f[t.seed], t.spec, pure=False): t for t in todo}
+            keys = list(dict.fromkeys(t.prep_key for t in todo))
+            prepared_f = {k: client.submit(_prepare, prepare, k, key=f"prepare-{i}", pure=False)
+                          for i, k in enumerate(keys)}
+            futures = {client.submit(_evaluate, evaluate, prepared_f[t.prep_key], t.spec, pure=False): t for t in todo}
             for fut in as_completed(futures):
                 t = futures[fut]
                 acc = fut.result()
@@ -227,3 +243,173 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     v = list(values)
     m = sum(v) / len(v)
     return m, math.sqrt(sum((x - m) ** 2 for x in v) / len(v))
+
+
+# ---- the study on a network ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Setup:
+    """What every task of a sweep shares: the workload and the drift time (picklable, small)."""
+
+    model: str = "digits-cnn"
+    data: str | None = None
+    images: int | None = None
+    drift: float = 3600.0
+
+    def identity(self) -> dict[str, Any]:
+        return {"model": self.model, "data": self.data, "images": self.images, "drift": self.drift}
+
+
+_WORK_CACHE: dict[Setup, Any] = {}
+
+
+def load_workload(setup: Setup) -> Any:
+    """The trained model and its data, once per process."""
+    if setup not in _WORK_CACHE:
+        from .evaluate import digits_workload, resnet9_workload
+        if setup.model == "digits-cnn":
+            _WORK_CACHE[setup] = digits_workload(setup.images)
+        elif setup.model == "resnet9":
+            _WORK_CACHE[setup] = resnet9_workload(setup.data, setup.images)
+        else:
+            raise ValueError(f"model must be digits-cnn or resnet9, not {setup.model!r}")
+    return _WORK_CACHE[setup]
+
+
+def prepare_tiles(setup: Setup, key: tuple[int, int, int]) -> Any:
+    """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
+    from .analog import TileParams
+    from .network import AnalogNetwork
+    seed, adc_bits, dac_bits = key
+    work = load_workload(setup)
+    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift,
+                               tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits))
+
+
+class _LayerPost:
+    """A post-processor for one layer with coefficients of another configuration (picklable)."""
+
+    def __init__(self, coeffs: Any):
+        self.coeffs = coeffs
+        self.__name__ = "fixed@" + coeffs.config.identity()
+
+    def __call__(self, x: Any, _codes: Any, _out_frac: int) -> Any:
+        from .network import postprocess
+        return postprocess(x, self.coeffs, "fixed")
+
+
+def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
+    """Accuracy of one task.
+
+    ``spec``: ``{"config": NMPUConfig, "post": "fixed"|"fp16", "low": NMPUConfig | None,
+    "low_layers": [...], "fp16_layers": [...]}``: layers in ``low_layers`` run the fixed-point unit
+    with the ``low`` configuration, layers in ``fp16_layers`` the fp16 unit, the rest ``post``.
+    """
+    work = load_workload(setup)
+    config = spec["config"]
+    per_layer: dict[str, Any] = {}
+    if spec.get("low_layers"):
+        low = net.coefficients(spec["low"])
+        per_layer.update({name: _LayerPost(low[name]) for name in spec["low_layers"]})
+    per_layer.update({name: "fp16" for name in spec.get("fp16_layers", [])})
+    out, _ = net.run(work.x_test, config, spec.get("post", "fixed"), per_layer=per_layer)
+    return float((out.argmax(1) == work.y_test).float().mean())
+
+
+def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int]:
+    return (seed, config.adc_bits, config.output.bits)
+
+
+def _summarize(raw: dict[tuple[str, int], float], key: str, seeds: list[int]) -> tuple[float, float]:
+    return mean_std(raw[(key, s)] for s in seeds)
+
+
+def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds: int = 3, *,
+                    tolerance: float = 0.2, workers: int | None = None, scheduler: str | None = None,
+                    results: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Accuracy of every grid point (mean and std over ``seeds``) and its drop against fp16.
+
+    The fp16 baseline (the base configuration's formats do not matter to it) is evaluated once per
+    seed. The cheapest point within ``tolerance`` percentage points of fp16, by :func:`cost_bits`,
+    is reported as ``chosen``. Returns the JSON-ready summary (also written to ``results``).
+    """
+    pts = grid_points(grid)
+    configs = []
+    for p in pts:
+        try:
+            configs.append(point_config(base, p))
+        except ConfigError as e:
+            raise ValueError(f"grid point {point_key(p)}: {e}") from None
+    seed_list = list(range(seeds))
+    tasks = [Task("fp16", s, {"config": base, "post": "fp16"}, _prep_key(s, base)) for s in seed_list]
+    tasks += [Task(point_key(p), s, {"config": c, "post": "fixed"}, _prep_key(s, c))
+              for p, c in zip(pts, configs) for s in seed_list]
+    meta = {"kind": "grid", "grid": grid, "seeds": seeds, "base": base.to_dict(), **setup.identity()}
+    meta["identity"] = json.dumps({k: v for k, v in meta.items()}, sort_keys=True)
+    rf = ResultsFile(results, meta)
+    if setup.model == "digits-cnn":
+        load_workload(setup)  # train (or load) once here, before workers start
+    raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
+                    scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
+    fp16 = _summarize(raw, "fp16", seed_list)
+    points = []
+    for p, c in zip(pts, configs):
+        m, sd = _summarize(raw, point_key(p), seed_list)
+        points.append({"point": p, "mean": m, "std": sd, "drop_vs_fp16": fp16[0] - m, "cost_bits": cost_bits(c),
+                       "runs": [raw[(point_key(p), s)] for s in seed_list]})
+    ok = [q for q in points if q["drop_vs_fp16"] <= tolerance / 100]
+    chosen = min(ok, key=lambda q: (q["cost_bits"], -q["mean"])) if ok else None
+    summary = {"fp16": {"mean": fp16[0], "std": fp16[1], "runs": [raw[("fp16", s)] for s in seed_list]},
+               "points": points, "tolerance_pp": tolerance, "cost": "total bits: scale+offset+output"
+               "(+bn_scale+bn_offset+mid)", "chosen": chosen}
+    rf.write(summary)
+    return {"meta": meta, **summary}
+
+
+def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: int = 3, *, keep_fp16: int = 1,
+                      workers: int | None = None, scheduler: str | None = None, results: str | Path | None = None,
+                      progress: bool = True) -> dict[str, Any]:
+    """Lower one layer at a time to ``low`` (others at ``base``) and rank the layers by accuracy drop;
+    then run every layer at ``low`` except the ``keep_fp16`` most sensitive, which go to fp16
+    (a heterogeneous mapping), and report the accuracy recovered."""
+    seed_list = list(range(seeds))
+    if setup.model == "digits-cnn":
+        load_workload(setup)
+    net0 = prepare_tiles(setup, _prep_key(0, base))
+    layers = net0.analog_layers
+    if not 0 <= keep_fp16 <= len(layers):
+        raise ValueError(f"keep_fp16 must be between 0 and {len(layers)} (the analog layers), not {keep_fp16}")
+    if (low.adc_bits, low.output.bits) != (base.adc_bits, base.output.bits):
+        raise ValueError("per-layer study: the lowered configuration must keep adc_bits and output.bits "
+                         "(they are properties of the tiles)")
+    meta = {"kind": "per-layer", "seeds": seeds, "base": base.to_dict(), "low": low.to_dict(),
+            "keep_fp16": keep_fp16, **setup.identity()}
+    meta["identity"] = json.dumps(meta, sort_keys=True)
+    rf = ResultsFile(results, meta)
+
+    def spec(low_layers, fp16_layers=()):
+        return {"config": base, "post": "fixed", "low": low, "low_layers": list(low_layers),
+                "fp16_layers": list(fp16_layers)}
+
+    tasks = [Task("reference", s, spec([]), _prep_key(s, base)) for s in seed_list]
+    tasks += [Task("all_low", s, spec(layers), _prep_key(s, base)) for s in seed_list]
+    tasks += [Task(f"low:{name}", s, spec([name]), _prep_key(s, base)) for name in layers for s in seed_list]
+    run = partial(run_tasks, prepare=partial(prepare_tiles, setup), evaluate=partial(evaluate_spec, setup),
+                  workers=workers, scheduler=scheduler, on_result=rf.add, progress=progress)
+    raw = run(tasks, done=rf.raw)
+    ref = _summarize(raw, "reference", seed_list)
+    ranking = []
+    for name in layers:
+        m, sd = _summarize(raw, f"low:{name}", seed_list)
+        ranking.append({"layer": name, "mean": m, "std": sd, "drop": ref[0] - m})
+    ranking.sort(key=lambda r: -r["drop"])
+    keep = [r["layer"] for r in ranking[:keep_fp16]]
+    rest = [n for n in layers if n not in keep]
+    hetero = [Task("hetero", s, spec(rest, keep), _prep_key(s, base)) for s in seed_list]
+    raw.update(run(hetero, done=rf.raw))
+    all_low = _summarize(raw, "all_low", seed_list)
+    het = _summarize(raw, "hetero", seed_list)
+    summary = {"reference": {"mean": ref[0], "std": ref[1]}, "ranking": ranking,
+               "all_low": {"mean": all_low[0], "std": all_low[1]},
+               "hetero": {"fp16_layers": keep, "mean": het[0], "std": het[1], "recovered": het[0] - all_low[0]}}
+    rf.write(summary)
+    return {"meta": meta, **summary}
