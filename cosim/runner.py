@@ -126,9 +126,11 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
         if not cached:
             runner = get_runner(sim)
             log = folder / "build.log"
+            # Amaranth's Verilog has no `timescale; Icarus would default to 1 s precision
+            kw = {"timescale": ("1ns", "1ps")} if sim == "icarus" else {}
             try:
                 runner.build(sources=sources, hdl_toplevel=TOP, build_dir=sim_dir, build_args=args, waves=waves,
-                             always=True, log_file=log)
+                             always=True, log_file=log, **kw)
             except (subprocess.CalledProcessError, SystemExit) as e:
                 tail = log.read_text()[-3000:] if log.exists() else ""
                 raise RuntimeError(f"{sim} build of {verilog} failed ({e}); log {log}:\n{tail}") from None
@@ -167,7 +169,8 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
     log = run_dir / "sim.log"
     try:
         runner.test(test_module="cosim.tb_nmpu", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=b.folder / "sim", test_dir=run_dir,
-                    extra_env=env, seed=seed, waves=waves, results_xml=str(run_dir / "results.xml"), log_file=log)
+                    extra_env=env, seed=seed, waves=waves, results_xml=str(run_dir / "results.xml"), log_file=log,
+                    **({"timescale": ("1ns", "1ps")} if sim == "icarus" else {}))
     except SystemExit:
         pass                                 # a failing test: the result file tells what happened
     run_s = time.perf_counter() - t0
@@ -175,6 +178,8 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
         tail = log.read_text()[-3000:] if log.exists() else ""
         raise RuntimeError(f"the {sim} simulation wrote no result ({result_file}); log {log}:\n{tail}")
     res = json.loads(result_file.read_text())
+    if "mismatches" not in res and not res.get("error"):
+        res["error"] = f"the testbench ended without counts; log {log}"
     wave = None
     if waves:
         for name in ("dump.fst", "dump.vcd", f"{TOP}.fst"):

@@ -420,8 +420,8 @@ if _cocotb is not None and os.environ.get(PARAMS_ENV):
                 dut, iface=iface, model=nmpu_model(config), coef_names=names,
                 coef_values=nmpu_coef_values(config, names, iface.coef_bits), vectors=int(p["vectors"]),
                 seed=int(p["seed"]), out_frac_init=config.output.frac, latency=latency(config)))
-        except RuntimeError as e:
-            result.update(error=str(e), mismatches=max(1, result.get("mismatches", 0)))
+        except Exception as e:               # a crashed testbench is a failed verification, said so
+            result.update(error=f"{type(e).__name__}: {e}", mismatches=max(1, result.get("mismatches", 0)))
         finally:
             Path(p["result"]).write_text(json.dumps(result, indent=2, default=int) + "\n")
         assert result.get("error") is None, result["error"]
