@@ -27,6 +27,12 @@ TIE_FAULTS = {"RND": "RND_MIN_INF", "RND_MIN_INF": "RND", "RND_ZERO": "RND_INF",
               "RND_CONV": "RND_CONV_ODD", "TRN": "TRN", "TRN_ZERO": "TRN_ZERO"}
 
 
+def _refuse(obj: object, exc: Exception) -> Exception:
+    """Return ``exc`` for raising from a constructor, silencing Amaranth's "created but never used"."""
+    obj._MustUse__silence = True
+    return exc
+
+
 def fmt_shape(fmt: Fmt) -> Shape:
     """The Amaranth shape of the codes of ``fmt``."""
     return signed(fmt.bits) if fmt.signed else unsigned(fmt.bits)
@@ -76,11 +82,11 @@ class RoundShift(wiring.Component):
     def __init__(self, width: int, shift: int, rounding: str, pre_truncate: int = 0, *,
                  fault: bool = False) -> None:
         if not isinstance(width, int) or width < 1:
-            raise TypeError(f"Width must be a positive integer, not {width!r}")
+            raise _refuse(self, TypeError(f"Width must be a positive integer, not {width!r}"))
         if rounding not in ROUNDING_MODES:
-            raise ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
+            raise _refuse(self, ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}"))
         if pre_truncate < 0:
-            raise ConfigError(f"pre_truncate must be >= 0, not {pre_truncate}")
+            raise _refuse(self, ConfigError(f"pre_truncate must be >= 0, not {pre_truncate}"))
         self.width, self.shift, self.rounding, self.pre_truncate = width, shift, rounding, pre_truncate
         self.fault = fault
         super().__init__({"i": In(signed(width)), "o": Out(signed(round_shift_width(width, shift))),
@@ -153,7 +159,7 @@ class VarShiftLeft(wiring.Component):
 
     def __init__(self, width: int, max_shift: int) -> None:
         if not isinstance(max_shift, int) or max_shift < 0:
-            raise TypeError(f"max_shift must be a non-negative integer, not {max_shift!r}")
+            raise _refuse(self, TypeError(f"max_shift must be a non-negative integer, not {max_shift!r}"))
         self.width, self.max_shift = width, max_shift
         super().__init__({"i": In(signed(width)), "shift": In(range(max_shift + 1)),
                           "o": Out(signed(width + max_shift)), "en": In(1, init=1)})
@@ -196,7 +202,7 @@ class Fit(wiring.Component):
 
     def __init__(self, width: int, fmt: Fmt) -> None:
         if fmt.overflow not in OVERFLOW_MODES:
-            raise ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}")
+            raise _refuse(self, ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}"))
         self.width, self.fmt = width, fmt
         super().__init__({"i": In(signed(width)), "o": Out(fmt_shape(fmt)), "en": In(1, init=1)})
 
@@ -279,7 +285,7 @@ class MulAdd(wiring.Component):
     def __init__(self, x_shape: Shape, c_shape: Shape, d_shape: Shape, c_shift: int, d_shift: int,
                  width: int) -> None:
         if c_shift < 0 or d_shift < 0:
-            raise ValueError(f"alignment shifts must be >= 0, not {c_shift}, {d_shift}")
+            raise _refuse(self, ValueError(f"alignment shifts must be >= 0, not {c_shift}, {d_shift}"))
         self.c_shift, self.d_shift, self.width = c_shift, d_shift, width
         super().__init__({"x": In(x_shape), "c": In(c_shape), "d": In(d_shape),
                           "o": Out(signed(width)), "en": In(1, init=1)})
