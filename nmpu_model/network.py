@@ -44,11 +44,13 @@ Real: the layer's real output ``r = g * z + h`` (``z`` the conv/linear output wi
 ``kappa = 1 / (step_out * 2**out_frac)``, ``A = sign * col_scale * step_in * lsb / alpha * gdc``,
 ``s = kappa * g * A`` and ``o = kappa * (g * (bias - A * beta) + h)``. For every ``out_frac`` in
 the configured range the coefficients are rounded to the nearest code and saturated into the
-``scale``/``offset`` formats; the ``out_frac`` whose fixed-point outputs on the calibration codes
-are closest (mean squared error) to the exact real ones is kept. ``fp16``/``fp32`` get the real
+``scale``/``offset`` formats; ``f0`` is the smallest ``out_frac`` at which none saturates, and of
+``f0 - 1, f0, f0 + 1`` the one whose fixed-point outputs on the calibration codes are closest
+(mean squared error) to the exact real ones is kept. ``fp16``/``fp32`` get the real
 values and the same ``out_frac`` (:func:`nmpu_model.apply` rounds them to binary16/32).
 With ``config.bn_stage``: ``s, o`` map the codes to ``kappa1 * sign * z`` in the ``mid`` format
-(``kappa1`` puts the calibration maximum at half of ``mid``'s range) and ``bn_scale = kappa *
+(``kappa1`` as large as the scale format allows, keeping the calibration maximum within 90 % of
+``mid``'s range) and ``bn_scale = kappa *
 |g| / kappa1``, ``bn_offset = kappa * h``.
 
 The API for the precision sweep and the RTL in the loop
@@ -331,12 +333,14 @@ def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool)
     cfg = _layer_config(config, relu)
     A = cal.A0 * gdc
     best = None
-    for f in range(cfg.out_frac_min, cfg.out_frac_max + 1):
+    def candidate(f: int) -> tuple[dict, dict, int]:
         kappa = 1.0 / (cal.step_out * 2.0 ** f)
         if cfg.bn_stage:
-            mid_real = cfg.mid.max * 2.0 ** -cfg.mid.frac
-            k1 = 0.5 * mid_real / max(cal.zmax, 1e-30)
             absA = np.abs(A)
+            # mid holds kappa1 * sign * z: as large a scale as the format allows, with mid not overflowing
+            smax = cfg.scale.max * 2.0 ** -cfg.scale.frac
+            mid_real = cfg.mid.max * 2.0 ** -cfg.mid.frac
+            k1 = min(0.95 * smax / max(float(absA.max()), 1e-30), 0.9 * mid_real / max(cal.zmax, 1e-30))
             real = {"scale": k1 * absA, "offset": k1 * (cal.sign * cal.bias - absA * cal.beta),
                     "bn_scale": kappa * np.abs(cal.g) / k1, "bn_offset": kappa * cal.h}
         else:
@@ -346,6 +350,19 @@ def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool)
         for k, v in real.items():
             codes[k], n = _q_coeff(v, getattr(cfg, k))
             sat += n
+        return real, codes, sat
+
+    # Coefficients grow as 2**-out_frac: the smallest out_frac without saturation (f0) gives the
+    # finest steps; f0 - 1 may still win when few coefficients saturate. Judge f0-1..f0+1 by the
+    # output error on the calibration codes.
+    fs = range(cfg.out_frac_min, cfg.out_frac_max + 1)
+    cands = {f: candidate(f) for f in fs}
+    f0 = next((f for f in fs if cands[f][2] == 0), cfg.out_frac_max)
+    best = None
+    for f in (f0 - 1, f0, f0 + 1):
+        if f not in cands:
+            continue
+        real, codes, sat = cands[f]
         ref = _real_post(cal.x_cal.astype(np.float64), real, cfg, f)
         got = apply(cal.x_cal, cfg, codes, "fixed", f)
         mse = float(np.mean((got - ref) ** 2)) if ref.size else 0.0
