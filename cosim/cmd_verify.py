@@ -27,7 +27,14 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
     check_sim(args.sim)
     config = load_config(args.config)
-    res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves)
+    try:
+        res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves)
+    except RuntimeError as e:               # the build or the simulator failed: not a bad input, a failure
+        first, _, rest = str(e).partition("\n")
+        print(f"nmpu verify: failed: {first}", file=sys.stderr)
+        if rest:
+            print(rest, file=sys.stderr)
+        return 1
     print(res.line())
     if res.waves is not None:
         note = "" if res.waves.suffix == ".fst" else " (VCD: Verilator's FST writer needs the lz4 headers, liblz4-dev)"

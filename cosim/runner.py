@@ -131,7 +131,7 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
             try:
                 runner.build(sources=sources, hdl_toplevel=TOP, build_dir=sim_dir, build_args=args, waves=waves,
                              always=True, log_file=log, **kw)
-            except (subprocess.CalledProcessError, SystemExit) as e:
+            except (subprocess.CalledProcessError, SystemExit, RuntimeError) as e:
                 tail = log.read_text()[-3000:] if log.exists() else ""
                 raise RuntimeError(f"{sim} build of {verilog} failed ({e}); log {log}:\n{tail}") from None
             stamp_file.write_text(stamp)

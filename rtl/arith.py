@@ -161,7 +161,8 @@ class VarShiftLeft(wiring.Component):
         if not isinstance(max_shift, int) or max_shift < 0:
             raise _refuse(self, TypeError(f"max_shift must be a non-negative integer, not {max_shift!r}"))
         self.width, self.max_shift = width, max_shift
-        super().__init__({"i": In(signed(width)), "shift": In(range(max_shift + 1)),
+        # at least one bit: a zero-width port becomes `[-1:0]` in the Verilog (Verilator ASCRANGE)
+        super().__init__({"i": In(signed(width)), "shift": In(range(max(max_shift, 1) + 1)),
                           "o": Out(signed(width + max_shift)), "en": In(1, init=1)})
 
     def elaborate(self, platform) -> Module:

@@ -243,7 +243,8 @@ class NMPU(wiring.Component):
         # out_frac register, kept as the shift above out_frac_min (0 .. R)
         fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
         R = fmax - fmin
-        shift = Signal(range(R + 1), init=cfg.output.frac - fmin)
+        # at least one bit even when fmin == fmax: a zero-width signal is `[-1:0]` in Verilog
+        shift = Signal(range(max(R, 1) + 1), init=cfg.output.frac - fmin)
         fr = self.out_frac
         with m.If(fr.en & (fr.data >= fmin) & (fr.data <= fmax)):
             m.d.sync += shift.eq(fr.data - fmin)
@@ -277,7 +278,7 @@ class NMPU(wiring.Component):
             ReLU.LATENCY if cfg.relu else 0)
         shift_pipe = [shift]
         for k in range(stages_to_shift):
-            r = Signal(range(R + 1), name=f"shift_{k + 1}")
+            r = Signal.like(shift, name=f"shift_{k + 1}")
             with m.If(advance):
                 m.d.sync += r.eq(shift_pipe[-1])
             shift_pipe.append(r)
