@@ -260,7 +260,8 @@ class NMPU(wiring.Component):
         coef = {n: [] for n in fmts}
         for name, fmt in fmts.items():
             for j in range(L):
-                mem = memory.Memory(shape=fmt_shape(fmt), depth=G, init=[])
+                # depth >= 2: a one-row memory has a zero-width address, `[-1:0]` in Verilog
+                mem = memory.Memory(shape=fmt_shape(fmt), depth=max(G, 2), init=[])
                 m.submodules[f"mem_{name}_{j}"] = mem
                 wp = mem.write_port()
                 rp = mem.read_port()

@@ -98,6 +98,21 @@ def test_export_lints_clean_and_describes_ports(tmp_path: Path) -> None:
     assert ports["i_stream__payload"]["width"] == 2 * 8 + 5          # 2 lanes x 8 bits + group (32 groups)
 
 
+@pytest.mark.parametrize("changes", [
+    {"output": {"bits": 1, "frac": -1, "signed": True, "rounding": "RND_INF", "overflow": "SAT_ZERO",
+                "frac_min": -1, "frac_max": -1}},                      # one-value out_frac range: no zero-width shift
+    {"adc_bits": 1, "scale": {"bits": 1, "frac": 0, "signed": False}, "rtl": {"lanes": 5, "columns": 5}},
+    {"output": {"bits": 12, "frac": 4, "signed": False, "rounding": "RND_CONV", "overflow": "WRAP",
+                "pre_truncate": 3, "frac_min": -20, "frac_max": 20}},
+])
+def test_export_lints_clean_on_edge_configs(tmp_path: Path, changes: dict) -> None:
+    from nmpu_model import NMPUConfig
+    from rtl.export import lint, write_verilog
+    config = NMPUConfig.from_dict(changes, source="edge")
+    write_verilog(config, tmp_path / "nmpu.v")
+    assert lint(tmp_path / "nmpu.v").returncode == 0
+
+
 def test_first_mismatch_report_is_the_model_disagreeing() -> None:
     """The broken build reports a mismatch whose 'expected' is what nmpu_model.apply says (not a stale value)."""
     config = load_config(EXAMPLES / "default.toml")
