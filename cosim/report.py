@@ -42,8 +42,11 @@ def error_histograms(diffs: dict[str, np.ndarray], path: Path) -> Path:
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
     for ax, (name, d) in zip(axes[0], diffs.items()):
         vals, counts = np.unique(d, return_counts=True)
-        ax.bar(vals, 100 * counts / d.size, color="tab:blue")
-        ax.set_yscale("log")
+        pct = 100 * counts / d.size
+        ax.bar(vals, pct, color="tab:blue")
+        for v, p in zip(vals, pct):
+            ax.text(v, p, f"{p:.2g}%", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 110)
         ax.set_xlabel("fixed - fp32 (output LSB)")
         ax.set_title(f"layer {name}: {100 * np.mean(d == 0):.2f}% equal", fontsize=9)
         ax.set_xticks(vals)
