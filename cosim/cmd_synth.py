@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
                      [[u["unit"], u["latency"], u["cells"], u["flip_flops"], _fmt(u[area_key]), u["memory_bits"]]
                       for u in (fx, fp)]))
         print(f"area ratio FP16/fixed {_fmt(doc['area_ratio'], 2)}x, flip-flop ratio {_fmt(doc['ff_ratio'], 2)}x, "
-              f"memory bits ratio {_fmt(doc['memory_bits_ratio'], 2)}x")
+              f"memory bits ratio {_fmt(doc['memory_bits_ratio'], 2)}x"
+              + (f", fmax {fx['fmax_mhz']:.1f} vs {fp['fmax_mhz']:.1f} MHz" if doc.get("fmax_ratio") else ""))
         doc["config"] = config.to_dict()
         if args.target == "generic" and not args.no_precisions:
             rows = synth.precision_table(config, None, out, _notify)

@@ -252,7 +252,8 @@ def _nextpnr(folder: Path, top: str) -> tuple[float | None, str, float]:
         return None, "skipped: nextpnr-ice40 not installed (Debian package nextpnr-ice40)", 0.0
     # HX8K has no DSP blocks: place a netlist synthesized without -dsp
     t0 = time.perf_counter()
-    run_yosys("\n".join([f"read_verilog {top}.v", f"synth_ice40 -top {top} -json pnr_in.json"]) + "\n",
+    run_yosys("\n".join([f"read_verilog {top}.v", f"synth_ice40 -top {top}", "delete t:$scopeinfo",
+                         "write_json pnr_in.json"]) + "\n",
               folder, "yosys_pnr.log")
     res = subprocess.run([exe, "--hx8k", "--package", "ct256", "--json", "pnr_in.json", "--freq", "12",
                           "--timing-allow-fail", "--quiet", "--log", "nextpnr.log"],
@@ -315,8 +316,8 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
     -------
     dict
         ``fixed`` and ``fp16`` (:meth:`SynthResult.to_dict`), ``area_ratio`` (FP16 area / fixed
-        area; LUT ratio on ice40), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio`` and the
-        ``area_proxy`` definition.
+        area; LUT ratio on ice40), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio``,
+        ``fmax_ratio`` (fixed / FP16, when nextpnr ran) and the ``area_proxy`` definition.
     """
     fx = synthesize(config, "fixed", target, out_dir, notify)
     fp = synthesize(config, "fp16", target, out_dir, notify)
@@ -329,6 +330,7 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
         "ff_ratio": ratio(fp.flip_flops, fx.flip_flops),
         "cell_ratio": ratio(fp.cells, fx.cells),
         "memory_bits_ratio": ratio(fp.memory_bits, fx.memory_bits),
+        "fmax_ratio": ratio(fx.fmax_mhz, fp.fmax_mhz),      # fixed / FP16 (ice40 with nextpnr only)
     }
 
 
