@@ -135,19 +135,34 @@ def _recipe_key(name: str, recipe: dict) -> str:
     return f"{name}-{hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]}.pt"
 
 
-def load_or_train_digits(progress: bool = False) -> nn.Sequential:
-    """The trained digits CNN: from the cache, or trained now (a few seconds) with a fixed seed."""
+SHIPPED_DIGITS = Path(__file__).parent / "data" / "digits_cnn.pt"
+
+
+def train_digits(progress: bool = False) -> nn.Sequential:
+    """Train the digits CNN by :data:`DIGITS_RECIPE` (initialization seeded too); a few seconds on 2 cores."""
     from .data import load_digits
 
-    model = digits_cnn()
-    path = build_dir() / _recipe_key("digits-cnn", DIGITS_RECIPE)
-    if path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        return model.eval()
-    d = load_digits()
     r = DIGITS_RECIPE
-    train(model, d.x_train, d.y_train, epochs=r["epochs"], batch=r["batch"], lr=r["lr"],
-          weight_decay=r["weight_decay"], seed=r["seed"], weight_noise=r["weight_noise"], progress=progress)
+    torch.manual_seed(r["seed"])  # the initial weights come from the global generator
+    model = digits_cnn()
+    d = load_digits()
+    return train(model, d.x_train, d.y_train, epochs=r["epochs"], batch=r["batch"], lr=r["lr"],
+                 weight_decay=r["weight_decay"], seed=r["seed"], weight_noise=r["weight_noise"], progress=progress)
+
+
+def load_or_train_digits(progress: bool = False) -> nn.Sequential:
+    """The trained digits CNN: the state dict shipped in the package (``nmpu_model/data/digits_cnn.pt``,
+    made by ``python -m nmpu_model.models``), else a cached one under ``build/models/``, else trained now.
+
+    Shipping it makes every machine evaluate the same weights: CPU training is only reproducible
+    on the same machine and thread count.
+    """
+    model = digits_cnn()
+    for path in (SHIPPED_DIGITS, build_dir() / _recipe_key("digits-cnn", DIGITS_RECIPE)):
+        if path.is_file():
+            model.load_state_dict(torch.load(path, weights_only=True))
+            return model.eval()
+    model = train_digits(progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     torch.save(model.state_dict(), tmp)
@@ -190,10 +205,22 @@ def load_or_train_resnet9(data: str | Path | None, weights: str | Path | None = 
         model.load_state_dict(torch.load(path, weights_only=True))
         return model.eval()
     d = load_cifar10(data, train=True)
-    t0 = time.time()
+    torch.manual_seed(recipe["seed"])  # seeded initialization
+    model = resnet9()
     train(model, d.x_train, d.y_train, epochs=epochs, batch=256, lr=4e-3, seed=0, weight_noise=0.02,
           augment=_cifar_augment, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
-    _ = time.time() - t0
-    return model
+    return model.eval()
+
+
+if __name__ == "__main__":  # python -m nmpu_model.models: (re)make the shipped digits CNN
+    from .data import load_digits
+
+    t0 = time.time()
+    m = train_digits(progress=True)
+    SHIPPED_DIGITS.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(m.state_dict(), SHIPPED_DIGITS)
+    d = load_digits()
+    print(f"trained in {time.time() - t0:.1f} s; test accuracy {100 * accuracy(m, d.x_test, d.y_test):.2f} %; "
+          f"wrote {SHIPPED_DIGITS} ({SHIPPED_DIGITS.stat().st_size // 1024} KB)")
