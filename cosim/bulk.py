@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -44,6 +44,9 @@ class BulkBuild:
     seconds: float
     cached: bool
     trace: str              # "", "fst" or "vcd"
+
+
+_BUILDS: dict[str, BulkBuild] = {}   # per process: identity -> build already checked
 
 
 @contextmanager
@@ -80,6 +83,9 @@ def build(config: NMPUConfig, *, fault: str | None = None, waves: bool = False) 
                          f"coef {itf.coef_bits}, adc {itf.adc_bits}, output {itf.out_bits}")
     trace = ("fst" if fst_supported() else "vcd") if waves else ""
     ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{trace}" if trace else "")
+    if ident in _BUILDS:
+        # already checked in this process: skip the Verilog export (~1 s) and the lock on every layer call
+        return replace(_BUILDS[ident], seconds=0.0, cached=True)
     folder = build_dir("bulk", ident)
     with _locked(folder):
         t0 = time.perf_counter()
@@ -114,7 +120,8 @@ def build(config: NMPUConfig, *, fault: str | None = None, waves: bool = False) 
                 raise RuntimeError(f"bulk harness build failed (exit {res.returncode}); log {log}:\n"
                                    f"{(res.stdout + res.stderr)[-3000:]}")
             stamp_file.write_text(stamp)
-        return BulkBuild(folder, binary, meta, time.perf_counter() - t0, cached, trace)
+        _BUILDS[ident] = BulkBuild(folder, binary, meta, time.perf_counter() - t0, cached, trace)
+        return _BUILDS[ident]
 
 
 def run_stimulus(b: BulkBuild, stim: LayerStimulus, *, seed: int = 1, p_valid: float = 0.8, p_ready: float = 0.7,

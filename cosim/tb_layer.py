@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 PARAMS_ENV = "NMPU_LAYER_PARAMS"
+_BUILDS: dict = {}                           # per process: (identity, fault, waves) -> cosim.runner.Build
 
 
 async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_valid: int, thr_ready: int) -> dict:
@@ -125,6 +126,16 @@ if _cocotb is not None and os.environ.get(PARAMS_ENV):
         assert result["error"] is None, result["error"]
 
 
+def build_cached(config: Any, *, fault: str | None = None, waves: bool = False):
+    """:func:`cosim.runner.build` once per process and configuration (its Verilog export alone takes ~1 s)."""
+    from .runner import build
+
+    key = (config.identity(), fault, waves)
+    if key not in _BUILDS:
+        _BUILDS[key] = build(config, "verilator", fault=fault, waves=waves)
+    return _BUILDS[key]
+
+
 def run_layer(codes: np.ndarray, coeffs: Mapping[str, np.ndarray], out_frac: int, config: Any, *,
               seed: int = 1, p_valid: float = 0.8, p_ready: float = 0.7, fault: str | None = None,
               waves: bool = False, tag: str = "layer"):
@@ -136,11 +147,11 @@ def run_layer(codes: np.ndarray, coeffs: Mapping[str, np.ndarray], out_frac: int
     from cocotb_tools.runner import get_runner
 
     from .layer_stream import StreamResult, XorShift, plan, write_stimulus
-    from .runner import REPO, TOP, build
+    from .runner import REPO, TOP
     from .toolchain import setup_verilator_env
 
     stim = plan(codes, coeffs, out_frac, config)
-    b = build(config, "verilator", fault=fault, waves=waves)
+    b = build_cached(config, fault=fault, waves=waves)
     run_dir = b.folder / "runs" / f"{tag}-pid{os.getpid()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     files = {k: run_dir / f"{k}.{ext}" for k, ext in (("stim", "bin"), ("out", "bin"), ("result", "json"))}
