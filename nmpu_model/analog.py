@@ -31,6 +31,7 @@ with ``numpy.random.SeedSequence``: the same seed gives the same bits.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -43,16 +44,16 @@ __all__ = ["PCMParams", "TileParams", "ProgrammedLayer", "DriftState", "program_
 
 
 def derive_seed(seed: int, *keys: int | str | float) -> int:
-    """A 63-bit seed derived from ``seed`` and a path of keys (strings and floats hashed stably)."""
+    """A 63-bit seed derived from ``seed`` and a path of keys (ints, strings, floats; hashed stably)."""
     path = []
     for k in keys:
         if isinstance(k, str):
-            path.append(int.from_bytes(k.encode()[:8].ljust(8, b"\0"), "little") ^ len(k))
+            path.append(int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little"))
         elif isinstance(k, float):
-            path.append(int(np.float64(k).view(np.int64)) & 0xFFFFFFFF)
+            path.append(int(np.float64(k).view(np.uint64)))  # all 64 bits: 3600.0 and 86400.0 differ only high
         else:
-            path.append(int(k) & 0xFFFFFFFF)
-    ss = np.random.SeedSequence(entropy=int(seed) & 0xFFFFFFFFFFFF, spawn_key=tuple(path))
+            path.append(int(k) & 0xFFFFFFFFFFFFFFFF)
+    ss = np.random.SeedSequence(entropy=int(seed) & 0xFFFFFFFFFFFFFFFF, spawn_key=tuple(path))
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
