@@ -33,7 +33,7 @@ class Workload:
     x_test: torch.Tensor
     y_test: torch.Tensor
     x_cal: torch.Tensor
-    batch_size: int = 512
+    batch_size: int | None = None
 
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:
@@ -56,8 +56,8 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     d = load_cifar10(data, train=True)
     m = load_or_train_resnet9(data, weights, progress=progress)
     n = len(d.y_test) if images is None else min(images, len(d.y_test))
-    # 32 calibration images and chunks of 32: im2col of a 32x32 layer is 1024 rows per image
-    return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32], batch_size=32)
+    # 32 calibration images: im2col of a 32x32 layer is 1024 rows per image
+    return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32])
 
 
 def _acc(out: torch.Tensor, y: torch.Tensor) -> float:

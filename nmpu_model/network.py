@@ -403,12 +403,13 @@ class AnalogNetwork:
         self.states: dict[str, DriftState] = {}
         self.gdc: dict[str, float] = {}
         self._coeff_cache: dict[tuple, dict[str, LayerCoeffs]] = {}
+        self.values_per_image = 1
 
     # -- construction ------------------------------------------------------------------------
     @classmethod
     def build(cls, model: nn.Module, calib_x: torch.Tensor, *, seed: int = 0, t: float = 3600.0,
               tile: TileParams | None = None, digital: Iterable[str] | str = ("first", "last"),
-              t_cal: float = 0.0, batch_size: int = 256) -> "AnalogNetwork":
+              t_cal: float = 0.0) -> "AnalogNetwork":
         """Program the analog layers of ``model`` for noise seed ``seed`` and calibrate.
 
         Parameters
@@ -454,7 +455,7 @@ class AnalogNetwork:
             sign = torch.where(g < 0, -1.0, 1.0).double()
             net.programmed[l.name] = program_layer(l.matrix(), net.tile, net.seed, l.index, sign)
         with torch.no_grad():
-            net._calibrate(calib_x, batch_size)
+            net._calibrate(calib_x)
         net._set_time(t)
         return net
 
@@ -479,8 +480,10 @@ class AnalogNetwork:
         return [l.name for l in self.layers if not l.digital]
 
     # -- calibration -------------------------------------------------------------------------
-    def _calibrate(self, calib_x: torch.Tensor, batch_size: int) -> None:
+    def _calibrate(self, calib_x: torch.Tensor) -> None:
         states = {n: p.at(self.t_cal) for n, p in self.programmed.items()}
+        self._n_cal = max(int(calib_x.shape[0]), 1)
+        self.values_per_image = 1
         self._cal_states = states
         a = _Act(calib_x.float())
         self._walk(self.steps, a, mode="cal", states=states)
@@ -495,6 +498,9 @@ class AnalogNetwork:
             step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
             u_full = torch.clamp(torch.round(a.real / step_in), tp.dac_min, tp.dac_max)
         u, shape = _im2col(spec, u_full)
+        # the largest per-image working set (im2col rows x max(K, C)) sizes run()'s default chunks
+        self.values_per_image = max(self.values_per_image,
+                                    -(-u.shape[0] // self._n_cal) * max(u.shape[1], p.target.shape[1]))
         u = u.double()
         m = (u / tp.dac_max) @ p.target                       # ideal MVM, full-scale units
         out_bound = tp.out_bound or (_quantile_abs(m) * 1.1 or 1.0)  # headroom for ADC gain mismatch
@@ -563,7 +569,7 @@ class AnalogNetwork:
     # -- running -----------------------------------------------------------------------------
     def run(self, x: torch.Tensor, config: NMPUConfig, post: str | PostProcessor = "fixed", *,
             per_layer: Mapping[str, str | PostProcessor] | None = None, record: bool = False,
-            batch_size: int = 512) -> tuple[torch.Tensor, Trace | None]:
+            batch_size: int | None = None) -> tuple[torch.Tensor, Trace | None]:
         """Run inputs through the tiles and post-processors.
 
         Parameters
@@ -580,8 +586,9 @@ class AnalogNetwork:
             Layer name -> post-processor, overriding ``post`` (heterogeneous mapping, RTL in the loop).
         record : bool
             Return a :class:`Trace` with every analog layer's ADC codes and output codes.
-        batch_size : int
-            Inputs per chunk. Output noise is drawn per chunk from ``(seed, layer, t, chunk)``:
+        batch_size : int, optional
+            Inputs per chunk (default: as many as keep the largest im2col matrix near 2**24 values,
+            a fixed function of the model). Output noise is drawn per chunk from ``(seed, layer, t, chunk)``:
             the same seed, inputs and batch size give the same bits, whatever the post-processor.
 
         Returns
@@ -599,6 +606,10 @@ class AnalogNetwork:
         for p in [post, *per_layer.values()]:
             if isinstance(p, str) and p not in ARITHS:
                 raise ValueError(f"post-processor must be one of {', '.join(ARITHS)} or a callable, not {p!r}")
+        if batch_size is None:
+            batch_size = max(1, (1 << 24) // self.values_per_image)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, not {batch_size}")
         outs = []
         trace: Trace | None = {} if record else None
         with torch.no_grad():
