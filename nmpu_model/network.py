@@ -11,11 +11,14 @@ the last layer, as is usual for analog accelerators).
 
 What an analog layer does
 -------------------------
-input codes ``u`` (signed 8-bit DAC codes; the previous NMPU's output codes when the previous
-step was an analog layer followed only by pooling/flatten, otherwise the real input quantized
-with a calibrated step) -> tiles (:mod:`nmpu_model.analog`) -> ADC codes ``x`` (int64,
-``(samples, columns)``) -> post-processor ``y = P(x, coeffs, out_frac)`` -> the next layer's
-codes, real value ``y * step_out``.
+input codes ``u`` (DAC codes in the NMPU output format's range: signed 8-bit by default; the
+previous NMPU's output codes when the previous step was an analog layer followed only by max
+pooling/flatten/ReLU, otherwise the real input quantized with a calibrated step: after a digital
+layer or a residual add, which are done on real values, as a digital adder and requantizer
+would) -> tiles (:mod:`nmpu_model.analog`; a layer larger than a tile is split, and the row
+tiles' ADC codes are summed by a saturating integer adder in front of the NMPU) -> ADC codes
+``x`` (int64, ``(samples, columns)``) -> post-processor ``y = P(x, coeffs, out_frac)`` -> the
+next layer's codes, real value ``y * step_out``.
 
 Calibration (done once per seed, at ``t_cal`` seconds after programming)
 -----------------------------------------------------------------------
@@ -50,8 +53,7 @@ the configured range the coefficients are rounded to the nearest code and satura
 values and the same ``out_frac`` (:func:`nmpu_model.apply` rounds them to binary16/32).
 With ``config.bn_stage``: ``s, o`` map the codes to ``kappa1 * sign * z`` in the ``mid`` format
 (``kappa1`` as large as the scale format allows, keeping the calibration maximum within 90 % of
-``mid``'s range) and ``bn_scale = kappa *
-|g| / kappa1``, ``bn_offset = kappa * h``.
+``mid``'s range) and ``bn_scale = kappa * |g| / kappa1``, ``bn_offset = kappa * h``.
 
 The API for the precision sweep and the RTL in the loop
 -------------------------------------------------------
@@ -64,6 +66,7 @@ The API for the precision sweep and the RTL in the loop
   optionally records a :class:`Trace` (per layer ADC codes, coefficients, output codes).
 - :func:`replay` re-runs only the post-processing of a recorded trace for another config
   (upstream fixed): the cheap inner loop of a precision sweep.
+- :func:`capture` does build + run + record in one call.
 """
 from __future__ import annotations
 
@@ -306,7 +309,7 @@ Trace = dict  # layer name -> LayerTrace
 
 
 def _q_coeff(v: np.ndarray, fmt) -> tuple[np.ndarray, int]:
-    """Nearest code of ``fmt`` (ties away from zero), saturated; and how many saturated."""
+    """Nearest code of ``fmt`` (ties to even), saturated; and how many saturated."""
     c = np.round(np.ldexp(v, fmt.frac))
     sat = int(((c < fmt.min) | (c > fmt.max)).sum())
     return np.clip(c, fmt.min, fmt.max).astype(np.int64), sat
