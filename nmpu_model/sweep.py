@@ -177,7 +177,9 @@ def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callab
         if scheduler is None:
             # Dask's default MALLOC_TRIM_THRESHOLD_ for workers turns off glibc's adaptive mmap threshold,
             # so every large numpy temporary is mmapped and faulted in again: measured 10x slower here.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            # The workers' statistical profiler samples every stack each 10 ms: turned off, tasks run ~20% faster.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                                  "distributed.worker.profile.enabled": False}):
                 cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                        processes=True, dashboard_address=None)
             client = Client(cluster)
