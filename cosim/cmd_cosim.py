@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "layer and the accuracy of the golden model vs the RTL; exit 1 on any mismatch.")
     p.add_argument("--model", choices=MODELS, default="digits-cnn", help="network (default digits-cnn)")
     p.add_argument("--layers", default="all",
-                   help="'all' (default) or comma-separated analog layer indices (0 = first analog layer) or names")
+                   help="'all' (default) or comma-separated analog layer indices (0 = first analog layer) or names "
+                   "(a name wins: digits-cnn's analog layers are named 3, 7, 12)")
     p.add_argument("--images", type=int, metavar="N", help="first N test images only (default: the whole test split)")
     p.add_argument("--config", metavar="CFG.toml", help="NMPU configuration (default: the spec's defaults)")
     p.add_argument("--mode", default="bulk", help="bulk (default: C++ Verilator harness) or cocotb")
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--waves", action="store_true", help="record a waveform of every RTL call and print its path")
     p.add_argument("--window", metavar="START:END", help="with --waves: cycles [START, END) of each call only "
                    "(bulk mode; default 0:2000)")
+    # a deliberately broken RTL (rtl.nmpu.NMPU faults), so that tests prove a bug is caught: not for users
+    p.add_argument("--fault", choices=("tie", "ready"), help=argparse.SUPPRESS)
     p.add_argument("--data", metavar="PATH", help="resnet9: CIFAR-10 binary folder")
     p.add_argument("--weights", metavar="PT", help="resnet9: a trained state dict")
 
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(desc=f"cosim {work.name} ({args.mode})", unit="layer-call", leave=False)
     try:
         res = cosim_network(work, config, layers=args.layers, mode=args.mode, seed=args.seed, drift=args.drift,
-                            p_valid=args.p_valid, p_ready=args.p_ready, window=window,
+                            p_valid=args.p_valid, p_ready=args.p_ready, window=window, fault=args.fault,
                             progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
