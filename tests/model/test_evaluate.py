@@ -99,3 +99,12 @@ def test_eval_resnet9_on_local_binary_data(tmp_path, capsys):
                "--drift", "1", "--images", "2", "--json", str(out)])
     assert rc == 0
     assert json.loads(out.read_text())["model"] == "resnet9"
+
+
+def test_shipped_digits_model_loads_safely_and_is_trained():
+    from nmpu_model.models import SHIPPED_DIGITS, accuracy, load_or_train_digits
+
+    assert SHIPPED_DIGITS.is_file() and SHIPPED_DIGITS.stat().st_size < 200_000
+    torch.load(SHIPPED_DIGITS, weights_only=True)  # plain tensors, no pickled code
+    d = load_digits()
+    assert accuracy(load_or_train_digits(), d.x_test, d.y_test) > 0.98

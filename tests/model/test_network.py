@@ -211,3 +211,11 @@ def test_unsigned_output_format_drives_an_unsigned_dac():
     assert max(lt.out_codes.max() for lt in tr.values()) > 127  # the extra bit is used
     with pytest.raises(ValueError, match="dac_signed=False"):
         AnalogNetwork.build(_small_cnn(), XCAL).run(XTEST, cfg)
+
+
+def test_capture_records_every_analog_layer():
+    from nmpu_model.network import capture
+
+    net, out, tr = capture(_small_cnn(), XTEST, XCAL, CFG, seed=2, t=1.0)
+    assert list(tr) == net.analog_layers and out.shape == (32, 10)
+    assert tr["3"].adc_codes.shape == (32 * 64, 8) and tr["8"].adc_codes.shape == (32, 32)
