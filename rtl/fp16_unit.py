@@ -177,7 +177,6 @@ class FMA16(wiring.Component):
         m = Module()
         wp = self.product_bits
         W = wp + 13          # alignment window
-        W2 = W + 1 + 11      # magnitude (W + 1 bits) with 11 zero bits below: a right shift always
 
         a = _Unpacked(m, self.a, "a")
         c = _Unpacked(m, self.c, "c")
@@ -224,21 +223,24 @@ class FMA16(wiring.Component):
         top_c = Signal(signed(9))
         m.d.comb += [top_p.eq(p_exp + wp), top_c.eq(c1_exp + 11)]
         p_zero, c_zero = p_mag == 0, c1_mag == 0
+        anchor_p = Signal()
+        m.d.comb += anchor_p.eq(~p_zero & (c_zero | (top_p >= top_c)))
         T = Signal(signed(9))
-        with m.If(p_zero):
-            m.d.comb += T.eq(top_c)
-        with m.Elif(c_zero | (top_p >= top_c)):
-            m.d.comb += T.eq(top_p)
-        with m.Else():
-            m.d.comb += T.eq(top_c)
-        sh_p = _clamp_shift(m, T - top_p, W, "sh_p")
-        sh_c = _clamp_shift(m, T - top_c, W, "sh_c")
-        xp, stp = shr_sticky(Cat(Const(0, W - wp), p_mag), sh_p, W)
-        xc, stc = shr_sticky(Cat(Const(0, W - 11), c1_mag), sh_c, W)
-        xp_j, xc_j = Signal(W), Signal(W)
-        m.d.comb += [xp_j.eq(xp | stp), xc_j.eq(xc | stc)]
+        m.d.comb += T.eq(Mux(anchor_p, top_p, top_c))
+        # one alignment shifter: the anchor stays at the top of the window, the other operand moves
+        # (a zero operand may get a negative distance: clamped, it is zero anyway)
+        d = _clamp_shift(m, Mux(anchor_p, top_p - top_c, top_c - top_p), W, "d")
+        xp0 = Cat(Const(0, W - wp), p_mag)
+        xc0 = Cat(Const(0, W - 11), c1_mag)
+        big, small = Signal(W), Signal(W)
+        big_neg, small_neg = Signal(), Signal()
+        m.d.comb += [big.eq(Mux(anchor_p, xp0, xc0)), small.eq(Mux(anchor_p, xc0, xp0)),
+                     big_neg.eq(Mux(anchor_p, p_sign, c1_sign)), small_neg.eq(Mux(anchor_p, c1_sign, p_sign))]
+        below = Cat(*[d > i for i in range(W)])          # bit i set when bit i is shifted out
+        small_j = Signal(W)
+        m.d.comb += small_j.eq((small >> d) | (small & below).any())
         total = Signal(signed(W + 2))
-        m.d.comb += total.eq(Mux(p_sign, -xp_j, xp_j) + Mux(c1_sign, -xc_j, xc_j))
+        m.d.comb += total.eq(Mux(big_neg, -big, big) + Mux(small_neg, -small_j, small_j))
         s2_mag = Signal(W + 1)
         s2_neg = Signal()
         s2_zsign = Signal()
@@ -251,28 +253,33 @@ class FMA16(wiring.Component):
                 s2_nan.eq(s1_nan), s2_inf.eq(s1_inf), s2_inf_sign.eq(s1_inf_sign),
             ]
 
-        # Cycle 3: normalize (limited at the subnormal exponent), round to nearest even, pack
-        mag2 = Cat(Const(0, 11), s2_mag)                   # LSB exponent L2 = L - 11
-        L2 = Signal(signed(11))
-        m.d.comb += L2.eq(s2_L - 11)
-        lz, all_zero = lzc(mag2)
-        msb = Signal(signed(8))
-        m.d.comb += msb.eq(W2 - 1 - lz)
-        k_norm = Signal(signed(12))
-        k_sub = Signal(signed(12))
-        m.d.comb += [k_norm.eq(msb - 10), k_sub.eq(_EMIN_LSB - L2)]
-        k = _clamp_shift(m, Mux(k_norm > k_sub, k_norm, k_sub), W2, "k")
-        # guard = the highest bit shifted out; sticky = the rest
-        full = Cat(Const(0, W2), mag2) >> k
+        # Cycle 3: normalize (left shift by the leading zeros, limited at the subnormal exponent),
+        # round to nearest even, pack. The magnitude gets `pad` zero bits on top so that the
+        # shift is never negative: the window's top exponent T = L + W is >= T_min, and a
+        # subnormal result whose top is below 2**-14 then still shifts by L + W + pad + 14 >= 0.
+        ep_min = 2 * _EMIN_LSB if self.b_int_bits is None else _EMIN_LSB
+        t_min = min(ep_min + wp, _EMIN_LSB + 11)
+        pad = max(0, -(t_min + 14))
+        Wn = W + 1 + pad
+        magp = Cat(s2_mag, Const(0, pad)) if pad else s2_mag
+        lz, all_zero = lzc(magp)
+        limit = Signal(signed(12))
+        m.d.comb += limit.eq(s2_L + (W + pad - _EMIN_LSB - 10))   # L + W + pad + 14
+        sh = _clamp_shift(m, Mux(limit < lz, limit, lz), Wn, "norm_shift")
+        shifted = Signal(Wn)
+        m.d.comb += shifted.eq(magp << sh)
+        # bit i of `shifted` has the exponent L + i - sh; the significand is the top 11 bits
+        sig = shifted[Wn - 11:]
         guard = Signal()
         sticky = Signal()
-        m.d.comb += [guard.eq(full[W2 - 1]), sticky.eq(full[:W2 - 1].any())]
-        sig = full[W2:W2 + 11]                             # < 2**11 by the choice of k
+        m.d.comb += [guard.eq(shifted[Wn - 12]), sticky.eq(shifted[:Wn - 12].any())]
+        r_base = Signal(signed(12))
+        m.d.comb += r_base.eq(s2_L + (W + pad - 10) - sh)         # LSB exponent of sig
         up = guard if self.fault == "tie" else guard & (sticky | sig[0])
         sig_r = Signal(12)
         m.d.comb += sig_r.eq(sig + up)
         r_lsb = Signal(signed(12))
-        m.d.comb += r_lsb.eq(L2 + k + sig_r[11])
+        m.d.comb += r_lsb.eq(r_base + sig_r[11])
         sig_f = Signal(11)
         m.d.comb += sig_f.eq(Mux(sig_r[11], sig_r[1:], sig_r[:11]))
         efield = Signal(signed(13))

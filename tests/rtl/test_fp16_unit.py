@@ -114,6 +114,7 @@ INT_CORNERS = [
     (ONE, -128, 0, "most negative code"),
     (int(bits16([1024.0])[0]), 127, int(bits16([-65504.0])[0]), "large cancellation"),
     (int(bits16([2.0 ** -14])[0]), 1, int(bits16([1024.0])[0]), "tiny product below the addend's ulp"),
+    (0x141F, 1, 0x87C7, "cancellation near the smallest normal: fails with an alignment window of wp + 2"),
     (0x7C00, 3, 0, "s = inf"),
     (0x7C00, 0, 0, "inf * 0 = NaN"),
     (ONE, 1, 0xFC00, "o = -inf"),
@@ -178,6 +179,52 @@ def test_fma_f16_random_with_specials() -> None:
     fin = np.nonzero(np.isfinite(f16(a)) & np.isfinite(f16(b)) & np.isfinite(f16(c)))[0]
     for i in fin[::16]:
         assert got[i] == fraction_fma_bits(int(a[i]), float(f16(b[i])), int(c[i])), (hex(a[i]), hex(b[i]), hex(c[i]))
+
+
+def close_addends(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """binary16 addends within +-16 binades of the products ``p``, either sign: alignment, cancellation."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.floor(np.log2(np.abs(p) + 1e-300)).astype(int)
+    eo = np.clip(e + rng.integers(-16, 17, len(p)), -24, 15)
+    o = rng.integers(1, 2048, len(p)) * 2.0 ** np.maximum(eo - 10, -24)
+    return bits16(np.clip(np.where(rng.random(len(p)) < 0.5, -o, o), -65504, 65504))
+
+
+@pytest.mark.parametrize("b_int_bits", [8, None])
+def test_fma_close_exponents(b_int_bits: int | None) -> None:
+    """Addends close to the product in magnitude: where the alignment window and the jammed sticky matter."""
+    rng = np.random.default_rng(21)
+    n = 6000
+    a = rng.integers(0, 0x7C00, n) | (rng.integers(0, 2, n) << 15)
+    if b_int_bits:
+        b = np.where(rng.random(n) < 0.5, rng.integers(-3, 4, n), rng.integers(-128, 128, n))
+        p = f16(a) * b
+    else:
+        b = rng.integers(0, 0x7C00, n) | (rng.integers(0, 2, n) << 15)
+        p = f16(a) * f16(b)
+    c = close_addends(p, rng)
+    got = run_block(FMA16(b_int_bits), {"a": a, "b": b, "c": c}, "r", FMA16.LATENCY)
+    ref = golden_fma_bits(a, b, c, b_int_bits is None)
+    bad = np.nonzero(~same_f16(got, ref))[0]
+    assert bad.size == 0, [(hex(a[i]), b[i], hex(c[i]), hex(got[i]), hex(ref[i])) for i in bad[:5]]
+
+
+def test_fma_f16_tiny_products() -> None:
+    """Products of subnormals and small normals (exponents down to 2**-48) with zero or tiny addends:
+    results that underflow to zero, round up to the smallest subnormal, or stay subnormal."""
+    rng = np.random.default_rng(9)
+    n = 4000
+    small = lambda: rng.integers(0, 0x1800, n) | (rng.integers(0, 2, n) << 15)   # |v| < 2**-9
+    a, b = small(), small()
+    c = np.where(rng.random(n) < 0.5, rng.choice([0x0000, 0x8000], n), rng.integers(0, 0x0800, n)
+                 | (rng.integers(0, 2, n) << 15))
+    got = run_block(FMA16(None), {"a": a, "b": b, "c": c}, "r", FMA16.LATENCY)
+    ref = golden_fma_bits(a, b, c, True)
+    bad = np.nonzero(~same_f16(got, ref))[0]
+    assert bad.size == 0, [(hex(a[i]), hex(b[i]), hex(c[i]), hex(got[i]), hex(ref[i])) for i in bad[:5]]
+    v = f16(ref)
+    assert (v == 0).sum() > 100 and ((v != 0) & (np.abs(v) < 2.0 ** -14)).sum() > 100
+    assert (np.abs(v) == 2.0 ** -24).sum() > 10          # rounded up from below half of the smallest subnormal
 
 
 def test_fma_tie_fault_is_caught() -> None:
