@@ -277,14 +277,14 @@ def load_workload(setup: Setup) -> Any:
     return _WORK_CACHE[setup]
 
 
-def prepare_tiles(setup: Setup, key: tuple[int, int, int]) -> Any:
+def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
     """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
     from .analog import TileParams
     from .network import AnalogNetwork
-    seed, adc_bits, dac_bits = key
+    seed, adc_bits, dac_bits, dac_signed = key
     work = load_workload(setup)
     return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift,
-                               tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits))
+                               tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits, dac_signed=dac_signed))
 
 
 class _LayerPost:
@@ -317,8 +317,9 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
     return float((out.argmax(1) == work.y_test).float().mean())
 
 
-def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int]:
-    return (seed, config.adc_bits, config.output.bits)
+def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int, bool]:
+    """The tiles depend on the ADC width and on the DAC that the output format drives."""
+    return (seed, config.adc_bits, config.output.bits, config.output.signed)
 
 
 def _summarize(raw: dict[tuple[str, int], float], key: str, seeds: list[int]) -> tuple[float, float]:
@@ -380,9 +381,9 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     layers = net0.analog_layers
     if not 0 <= keep_fp16 <= len(layers):
         raise ValueError(f"keep_fp16 must be between 0 and {len(layers)} (the analog layers), not {keep_fp16}")
-    if (low.adc_bits, low.output.bits) != (base.adc_bits, base.output.bits):
-        raise ValueError("per-layer study: the lowered configuration must keep adc_bits and output.bits "
-                         "(they are properties of the tiles)")
+    if _prep_key(0, low) != _prep_key(0, base):
+        raise ValueError("per-layer study: the lowered configuration must keep adc_bits and the output format's "
+                         "bits and signedness (they are properties of the tiles)")
     meta = {"kind": "per-layer", "seeds": seeds, "base": base.to_dict(), "low": low.to_dict(),
             "keep_fp16": keep_fp16, **setup.identity()}
     meta["identity"] = json.dumps(meta, sort_keys=True)

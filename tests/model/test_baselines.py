@@ -90,7 +90,7 @@ def float_cases(draw):
     coeffs = {k: np.array([float(draw(vals)) for _ in range(c)])
               for k in (["scale", "offset"] + (["bn_scale", "bn_offset"] if bn else []))}
     x = np.array([[draw(st.integers(-128, 127)) for _ in range(c)] for _ in range(3)])
-    return arith, config, coeffs, x, draw(st.integers(-4, 4))
+    return arith, config, coeffs, x, draw(st.integers(config.out_frac_min, config.out_frac_max))
 
 
 @given(case=float_cases())
