@@ -122,3 +122,11 @@ def test_first_mismatch_report_is_the_model_disagreeing() -> None:
     want = apply(np.array([fm["codes"]]), config, {k: np.array(v) for k, v in fm["coefficients"].items()},
                  out_frac=fm["out_frac"])[0].tolist()
     assert want == fm["expected"]
+
+
+def test_same_config_from_two_sources_shares_one_build() -> None:
+    """The Verilog text names no file: the defaults and default.toml are the same build, not two."""
+    from nmpu_model import NMPUConfig
+    a = build(load_config(EXAMPLES / "default.toml"))
+    b = build(NMPUConfig())
+    assert b.folder == a.folder and b.cached
