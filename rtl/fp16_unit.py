@@ -4,8 +4,8 @@ It computes the spec's ``fp16`` arithmetic (``shared/spec/datapath.md``, golden 
 ``nmpu_model.apply(..., arith="fp16")``) bit for bit:
 
 1. ``a = fma16(s, x, o)``: the exact ``s*x + o`` rounded once to binary16 (round to nearest
-   even, subnormals, overflow to inf); ``x`` is the signed ADC code, multiplied exactly (no
-   int-to-float conversion, which would round for ``adc_bits > 11``);
+   even, subnormals, overflow to inf); ``x`` is the signed ADC code, converted to binary16
+   exactly (or, above 12 bits, multiplied as an integer: see below);
 2. optional BN stage ``b = fma16(g, a, h)``, a full binary16 FMA (inf and NaN inputs too);
 3. ReLU: ``b < 0 -> +0`` (NaN passes);
 4. ``Q(b, output)`` with ``output.frac = out_frac`` from a runtime register, the output's
@@ -33,19 +33,18 @@ For wider codes, whose conversion would round, it multiplies the integer code ex
 """
 from __future__ import annotations
 
-from amaranth.utils import ceil_log2
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
-
-from nmpu_model.formats import Fmt, signed_bits
+from amaranth.utils import ceil_log2
 
 from nmpu_model.config import NMPUConfig
+from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
 from .nmpu import COEF_SEL, interface
 
-__all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc", "shr_sticky"]
+__all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
 
 F16_NAN = 0x7E00   # the canonical quiet NaN this unit produces
 F16_INF = 0x7C00
@@ -73,16 +72,6 @@ def lzc(v: Value) -> tuple[Value, Value]:
     # upper part all zero: len(hi) leading zeros, then the lower part's count
     count = Mux(z_hi, len(hi) + c_lo, c_hi)
     return count[:width], z_hi & z_lo
-
-
-def shr_sticky(v: Value, sh: Value, width: int) -> tuple[Value, Value]:
-    """``v >> sh`` for unsigned ``v`` of ``width`` bits, and the OR of the bits shifted out.
-
-    ``sh`` must already be clamped to ``[0, width]``.
-    """
-    full = Cat(Const(0, width), v)
-    s = full >> sh
-    return s[width:2 * width], s[:width].any()
 
 
 def _clamp_shift(m: Module, amount: Value, top: int, name: str) -> Signal:
