@@ -33,8 +33,9 @@ def register(subparsers) -> None:
                         "and the fixed unit's area over a few precisions")
     p.add_argument("--no-precisions", action="store_true", help="with --compare: skip the precision table")
     p.add_argument("--sweep", metavar="SWEEP.json",
-                   help="with --compare: accuracy per grid point from `nmpu sweep --json`; adds area vs accuracy "
-                        "and a PNG scatter plot")
+                   help="with --compare: accuracy per grid point from `nmpu sweep --json` (or a list of "
+                        "{field: value, ..., \"mean\": acc}); adds area vs accuracy and a PNG scatter plot. "
+                        "Without --config, the sweep file's base configuration (meta.base) is used")
     p.add_argument("--plot", metavar="PNG", help="where the area vs accuracy plot goes (default OUT/area_vs_accuracy.png)")
 
 
@@ -74,11 +75,20 @@ def _unit_report(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmpu_model.config import RTLParams, load_config
+    from nmpu_model.config import NMPUConfig, RTLParams, load_config
 
     from . import synth
 
-    config = load_config(args.config)
+    if args.sweep and not args.compare:
+        raise ValueError("--sweep needs --compare (it plots the fixed unit's area against accuracy)")
+    if args.sweep and args.target != "generic":
+        raise ValueError("--sweep plots the generic area proxy: use --target generic")
+    sweep = synth.read_sweep(args.sweep) if args.sweep else None   # bad file: fail before synthesizing
+    if args.config is None and sweep is not None and sweep["base"] is not None:
+        # the sweep's grid points change fields of its own base configuration
+        config = NMPUConfig.from_dict(sweep["base"], source=f"{args.sweep} (meta.base)")
+    else:
+        config = load_config(args.config)
     if args.lanes is not None:
         if args.lanes < 1:
             raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
@@ -86,9 +96,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder (--out takes a folder)")
-    if args.sweep and not args.compare:
-        raise ValueError("--sweep needs --compare (it plots the fixed unit's area against accuracy)")
-    sweep = synth.read_sweep(args.sweep) if args.sweep else None   # bad file: fail before synthesizing
     if args.json and Path(args.json).is_dir():
         raise ValueError(f"{args.json}: is a folder; --json takes a file")
 
@@ -120,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
                            _fmt(r.get("fp16_flip_flops")), _fmt(r.get("area_ratio"), 2)] if "error" not in r
                           else [r["label"], "refused: " + r["error"], "", "", "", ""] for r in rows]))
         if sweep is not None:
-            if args.target != "generic":
-                raise ValueError("--sweep plots the generic area proxy: use --target generic")
             rows = synth.sweep_areas(config, sweep, out, notify=_notify)
             doc["sweep"] = {"file": str(args.sweep), "points": rows, "fp16_accuracy": sweep["fp16"],
                             "skipped": sweep["skipped"]}

@@ -419,7 +419,8 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{p}: not valid JSON: {e}") from None
     base = fp16 = None
     if isinstance(doc, dict):
-        base = (doc.get("meta") or {}).get("base") if isinstance(doc.get("meta"), dict) else None
+        base = doc["meta"].get("base") if isinstance(doc.get("meta"), dict) else None
+        base = base if isinstance(base, dict) else None
         f = doc.get("fp16")
         fp16 = f.get("mean") if isinstance(f, dict) else (f if isinstance(f, (int, float)) else None)
         raw_points = doc.get("points")

@@ -119,6 +119,7 @@ def test_read_sweep_refuses(tmp_path: Path, content: str, match: str) -> None:
     (["--compare", "--sweep", "missing.json"], "missing.json: cannot read"),
     (["--lanes", "0"], "--lanes must be a positive integer"),
     (["--lanes", "3"], "must be a multiple of rtl.lanes"),
+    (["--compare", "--target", "ice40", "--sweep", "x.json"], "use --target generic"),
 ])
 def test_cli_bad_input_is_one_line(argv: list[str], match: str, capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
