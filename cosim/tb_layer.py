@@ -23,6 +23,7 @@ from typing import Any, Mapping
 import numpy as np
 
 PARAMS_ENV = "NMPU_LAYER_PARAMS"
+STUCK = 100000                               # cycles without a handshake that end a run as a deadlock
 _BUILDS: dict = {}                           # per process: (identity, fault, waves) -> cosim.runner.Build
 
 
@@ -59,6 +60,33 @@ async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_vali
     out = np.zeros((total, lanes), dtype=np.int32)
     n_out = 0
     extra = 0
+    accepted = 0
+    # the deadlock guard of the C++ harness, cycle for cycle: a unit that stops taking or giving beats
+    # ends the run as an error instead of hanging it
+    last_progress = 0
+    error = None
+
+    def on_accept(beat: Any) -> None:
+        nonlocal accepted
+        accepted += 1
+
+    drv.on_accept = on_accept
+
+    def stuck() -> bool:
+        nonlocal error
+        if h.cycle - last_progress <= STUCK:
+            return False
+        error = (f"deadlock: no beat accepted or delivered for {STUCK} cycles ({total - accepted} inputs not "
+                 f"accepted, {n_out} of {total} outputs, cycle {h.cycle})")
+        return True
+
+    async def step() -> None:
+        nonlocal last_progress
+        before = (accepted, n_out, extra)
+        await h.step()
+        collect()
+        if (accepted, n_out, extra) != before:
+            last_progress = h.cycle - 1
 
     def collect() -> None:
         nonlocal n_out, extra
@@ -72,27 +100,24 @@ async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_vali
 
     t0 = time.perf_counter()
     start = 0
+    dead = False
     for writes, frac, nb in blocks:
+        if dead:
+            break
         wr.queue.extend(("coef", sel, addr, data, data) for sel, addr, data in writes)
         if frac is not None:
             wr.queue.append(("frac", int(frac)))
         while not wr.idle:
-            await h.step()
-            collect()
+            await step()
         drv.queue.extend(zip(map(tuple, codes[start:start + nb].tolist()), groups[start:start + nb].tolist()))
         start += nb
-        while drv.queue or drv.current is not None:
-            await h.step()
-            collect()
-    quiet, error = 0, None
-    while n_out < total:
-        before = n_out
-        await h.step()
-        collect()
-        quiet = quiet + 1 if n_out == before else 0
-        if quiet > 100000:
-            error = f"deadlock: no output beat for 100000 cycles with {total - n_out} beats in flight (cycle {h.cycle})"
-            break
+        last_progress = h.cycle
+        while (drv.queue or drv.current is not None) and not dead:
+            await step()
+            dead = stuck()
+    while n_out < total and not dead:    # drain
+        await step()
+        dead = stuck()
     elapsed = time.perf_counter() - t0
     errors = list(mon.protocol_errors) + ([f"{extra} output beats with no input beat in flight"] if extra else []) \
         + ([error] if error else [])

@@ -245,6 +245,10 @@ int main(int argc, char** argv) {
     uint64_t protocol_errors = 0;
     std::string first_error;
     uint64_t stalled_out = 0, idle_in = 0;
+    // deadlock guard: with random stalls some beat moves every few cycles; a unit that stops taking or
+    // giving beats (a stuck ready, a lost beat) must end the run as an error, not hang it
+    constexpr uint64_t STUCK = 100000;
+    uint64_t last_progress = 0;
     uint32_t ow[OUT_WORDS];
     const auto t0 = std::chrono::steady_clock::now();
 
@@ -275,6 +279,7 @@ int main(int argc, char** argv) {
         dump(cycle * 10);
         // sample what the rising edge will see
         if (valid && top->i_stream___05Fready) {
+            last_progress = cycle;
             have = false;
             valid = false;
         } else if (have) {
@@ -292,6 +297,7 @@ int main(int argc, char** argv) {
         if (ov) {
             load(top->o_stream___05Fpayload, ow);
             if (ready) {
+                last_progress = cycle;
                 if (n_out >= n_beats) {
                     if (!protocol_errors++)
                         first_error = "cycle " + std::to_string(cycle) + ": output beat with no input beat in flight";
@@ -312,29 +318,35 @@ int main(int argc, char** argv) {
         edge();
     };
 
+    auto stuck = [&]() {
+        if (cycle - last_progress <= STUCK) return false;
+        if (!protocol_errors++)
+            first_error = "deadlock: no beat accepted or delivered for " + std::to_string(STUCK) + " cycles (" +
+                          std::to_string(n_beats - next_beat + have) + " inputs not accepted, " +
+                          std::to_string(n_out) + " of " + std::to_string(n_beats) + " outputs, cycle " +
+                          std::to_string(cycle) + ")";
+        return true;
+    };
     uint64_t beat_start = 0;
+    bool dead = false;
     for (const auto& b : blocks) {
+        if (dead) break;
         // the block's coefficient (and out_frac) writes, then its beats (writes wait for the previous
         // block's beats to be accepted: a beat reads its coefficients when accepted)
         for (size_t i = 0; i < b.writes.size() || (i == 0 && b.has_frac); ++i)
             cycle_body(i < b.writes.size() ? &b.writes[i] : nullptr, (i == 0 && b.has_frac) ? &b.frac : nullptr,
                        beat_start);
         const uint64_t end = beat_start + b.n_beats;
-        while (next_beat < end || have) cycle_body(nullptr, nullptr, end);
+        last_progress = cycle;   // the writes took their cycles; the guard counts from the first beat
+        while ((next_beat < end || have) && !dead) {
+            cycle_body(nullptr, nullptr, end);
+            dead = stuck();
+        }
         beat_start = end;
     }
-    // drain, with a deadlock guard: stalls are random, so outputs must keep coming
-    uint64_t quiet = 0, last = n_out;
-    while (n_out < n_beats) {
+    while (n_out < n_beats && !dead) {   // drain
         cycle_body(nullptr, nullptr, beat_start);
-        quiet = n_out == last ? quiet + 1 : 0;
-        last = n_out;
-        if (quiet > 100000) {
-            if (!protocol_errors++)
-                first_error = "deadlock: no output beat for 100000 cycles with " + std::to_string(n_beats - n_out) +
-                              " beats in flight (cycle " + std::to_string(cycle) + ")";
-            break;
-        }
+        dead = stuck();
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 #if VM_TRACE
