@@ -13,7 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "chosen analog layer's ADC codes through the NMPU RTL with the layer's calibrated "
                        "coefficients and out_frac loaded through the unit's write ports, compare every output code "
                        "with the golden model, and feed the RTL's outputs to the next layer. Prints one line per "
-                       "layer and the accuracy of the golden model vs the RTL; exit 1 on any mismatch.")
+                       "layer and the accuracy of the golden model vs the RTL; exit 1 on any mismatch. A layer wider "
+                       "than the unit's coefficient memory (rtl.columns) runs as column blocks, the coefficients "
+                       "reloaded between blocks. values = samples x columns; cycles from reset release to the last "
+                       "output, writes and random stalls included; seconds = wall time of the simulator runs.")
     p.add_argument("--model", choices=MODELS, default="digits-cnn", help="network (default digits-cnn)")
     p.add_argument("--layers", default="all",
                    help="'all' (default) or comma-separated analog layer indices (0 = first analog layer) or names "
@@ -75,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < v <= 1:
             raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1], not {v}")
     window = parse_window(args.window, args.waves)
+    if args.waves and args.mode == "cocotb":
+        # cocotb's Verilator main traces from the first cycle to the last; only the harness opens a window
+        print("waves: cocotb mode traces the whole run (--window applies to --mode bulk)", file=sys.stderr)
     if args.json and str(Path(args.json).parent) and not Path(args.json).parent.exists():
         raise ValueError(f"--json: folder {Path(args.json).parent} does not exist")
     config = load_config(args.config)

@@ -114,6 +114,17 @@ def test_bulk_all_layers_hardware_in_the_loop() -> None:
 
 
 @pytest.mark.xdist_group("cosim-bulk-default")
+def test_bulk_several_chunks_per_layer() -> None:
+    """Batches of 8 images: the RTL is called once per chunk and layer, each call with its own stall seed."""
+    from dataclasses import replace
+
+    res = cosim_network(replace(digits_workload(20), batch_size=8), load_config(), mode="bulk", seed=2)
+    assert [l["calls"] for l in res["layers"]] == [3, 3, 3]
+    assert [l["values"] for l in res["layers"]] == [20 * 64 * 32, 20 * 16 * 64, 20 * 64]
+    assert res["mismatches"] == 0 and res["logits_equal"] and res["accuracy_rtl"] == res["accuracy_golden"]
+
+
+@pytest.mark.xdist_group("cosim-bulk-default")
 def test_cli_bulk_lines_json_and_exit_0(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     r = nmpu("cosim", "--images", "4", "--layers", "0,12", "--mode", "bulk", "--seed", "2", "--json", str(out))
