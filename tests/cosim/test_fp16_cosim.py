@@ -38,6 +38,16 @@ def test_fp16_unit_bn_stage_three_lanes_bit_exact() -> None:
     assert cov["fma_inf"] > 10 and cov["fma_nan"] > 0 and cov["out_max"] > 10 and cov["out_min"] > 10, cov
 
 
+@pytest.mark.xdist_group("verilator-fp16-lanes4")
+def test_fp16_unit_four_lanes_unsigned_wrap_bit_exact() -> None:
+    """4 lanes, unsigned output with RND_INF, WRAP and pre_truncate 1 (inf still saturates, by the model's rule)."""
+    res = verify(load_config(EXAMPLES / "lanes4.toml"), vectors=1500, seed=4, tag="lanes4")
+    assert res.details.get("error") is None, res.details["error"]
+    assert res.vectors == 1500 and res.mismatches == 0, res.details.get("first_mismatch")
+    cov = res.details["coverage"]
+    assert cov["fma_inf"] > 10 and cov["out_max"] > 10, cov
+
+
 TIE_CONFIG = NMPUConfig(relu=False, output=Fmt(8, 0, True, "RND", "SAT"), out_frac_min=0, out_frac_max=0,
                         rtl=RTLParams(lanes=1, columns=16))
 
