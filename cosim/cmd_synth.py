@@ -63,7 +63,8 @@ def _unit_report(r: dict[str, Any]) -> str:
     lines = [f"{r['unit']} unit ({r['top']}), target {r['target']}: {r['lanes']} lane(s), latency {r['latency']} cycles, "
              f"Yosys {r['seconds']:.1f} s"]
     if r["target"] == "generic":
-        lines.append(f"  area proxy: {_fmt(r['area'])} transistors (stat -tech cmos; memories excluded)")
+        lines.append(f"  area proxy: {_fmt(r['area'])} transistors (stat -tech cmos; memories excluded); "
+                     f"{_fmt(r['area_with_memory'])} with the memory bits as 6T SRAM cells")
     else:
         lines.append(f"  LUT4 {r['luts']}, carry {r['carries']}, DSP {r['dsps']}, RAM blocks {r['rams']}")
         lines.append("  fmax: " + (f"{r['fmax_mhz']:.1f} MHz ({r['fmax_note']})" if r["fmax_mhz"] else r["fmax_note"]))
@@ -114,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
                       "area (transistors)" if args.target == "generic" else "LUT4", "memory bits"],
                      [[u["unit"], u["latency"], u["cells"], u["flip_flops"], _fmt(u[area_key]), u["memory_bits"]]
                       for u in (fx, fp)]))
-        print(f"area ratio FP16/fixed {_fmt(doc['area_ratio'], 2)}x, flip-flop ratio {_fmt(doc['ff_ratio'], 2)}x, "
+        print(f"area ratio FP16/fixed {_fmt(doc['area_ratio'], 2)}x"
+              + (f" ({_fmt(doc['area_with_memory_ratio'], 2)}x with the memories as 6T SRAM)"
+                 if doc.get("area_with_memory_ratio") else "")
+              + f", flip-flop ratio {_fmt(doc['ff_ratio'], 2)}x, "
               f"memory bits ratio {_fmt(doc['memory_bits_ratio'], 2)}x"
               + (f", fmax {fx['fmax_mhz']:.1f} vs {fp['fmax_mhz']:.1f} MHz" if doc.get("fmax_ratio") else ""))
         doc["config"] = config.to_dict()

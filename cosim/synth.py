@@ -44,6 +44,7 @@ TOPS = {"fixed": "nmpu", "fp16": "fp16_unit"}
 AREA_PROXY = ("Yosys `stat -tech cmos` transistor estimate of the gate-level netlist, flip-flops included "
               "(legalized to DFF + enable/reset logic), coefficient memories excluded (reported as bits)")
 FIRST_RUN_MESSAGE = "first Yosys run compiles (~1 min), cached afterwards"
+SRAM_TRANSISTORS_PER_BIT = 6   # a 6T SRAM cell: how `area_with_memory` prices the coefficient memories
 
 
 @dataclass
@@ -66,6 +67,8 @@ class SynthResult:
         Bits of the coefficient memories (``$mem_v2`` cells, or RAM blocks x 4096 on iCE40).
     area : float or None
         The area proxy (generic: transistors, see :data:`AREA_PROXY`); ``None`` on ice40.
+    area_with_memory : float or None
+        ``area`` plus the memory bits as 6-transistor SRAM cells (no periphery): a second view.
     luts, carries, dsps, rams : int or None
         iCE40 resources (``None`` on generic).
     fmax_mhz : float or None
@@ -86,6 +89,7 @@ class SynthResult:
     flip_flops: int
     memory_bits: int
     area: float | None = None
+    area_with_memory: float | None = None
     luts: int | None = None
     carries: int | None = None
     dsps: int | None = None
@@ -236,6 +240,7 @@ def parse_report(folder: Path, target: str) -> dict[str, Any]:
             raise RuntimeError(f"{folder / 'stat_cmos.json'}: no transistor estimate")
         out["area"] = float(est)
         out["memory_bits"] = _memory_bits(folder / "netlist.json")
+        out["area_with_memory"] = out["area"] + SRAM_TRANSISTORS_PER_BIT * out["memory_bits"]
     else:
         out["luts"] = cells.get("SB_LUT4", 0)
         out["carries"] = cells.get("SB_CARRY", 0)
@@ -316,7 +321,7 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
     -------
     dict
         ``fixed`` and ``fp16`` (:meth:`SynthResult.to_dict`), ``area_ratio`` (FP16 area / fixed
-        area; LUT ratio on ice40), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio``,
+        area; LUT ratio on ice40), ``area_with_memory_ratio`` (generic), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio``,
         ``fmax_ratio`` (fixed / FP16, when nextpnr ran) and the ``area_proxy`` definition.
     """
     fx = synthesize(config, "fixed", target, out_dir, notify)
@@ -327,6 +332,7 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
         "area_proxy": AREA_PROXY if target == "generic" else "iCE40 LUT4 count (SB_LUT4)",
         "fixed": fx.to_dict(), "fp16": fp.to_dict(),
         "area_ratio": ratio(area_of(fp), area_of(fx)),
+        "area_with_memory_ratio": ratio(fp.area_with_memory, fx.area_with_memory),
         "ff_ratio": ratio(fp.flip_flops, fx.flip_flops),
         "cell_ratio": ratio(fp.cells, fx.cells),
         "memory_bits_ratio": ratio(fp.memory_bits, fx.memory_bits),

@@ -48,6 +48,7 @@ def test_compare_small_config(tmp_path: Path) -> None:
         assert set(cells) <= set(CMOS) | {"$mem_v2"}, set(cells) - set(CMOS)
         assert u["area"] == sum(CMOS[t] * n for t, n in cells.items() if t in CMOS)
         assert cells["$_DFF_P_"] == u["flip_flops"]
+        assert u["area_with_memory"] == u["area"] + 6 * u["memory_bits"]
         for key in ("verilog", "netlist_v", "report"):
             assert Path(u["files"][key]).stat().st_size > 0
         assert "Estimated number of transistors" in Path(u["files"]["report"]).read_text()
