@@ -176,12 +176,12 @@ def stage_cosim(run: Run) -> list[str]:
     lines = ["The digits network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
              "layer (each layer's inputs are the RTL's outputs of the layer before):", "",
              "| layer | values | mismatches | cycles | values/s |", "|---|---:|---:|---:|---:|"]
-    for r in c.get("layers", []):
-        lines.append(f"| {r.get('layer')} | {r.get('values', 0):,} | {r.get('mismatches')} | {r.get('cycles', 0):,} | "
-                     f"{r.get('values_per_s', 0):,.0f} |")
-    acc = c.get("accuracy", {})
-    if acc:
-        lines += ["", f"Accuracy: golden model {_pct(acc['golden'])}%, RTL in the loop {_pct(acc['rtl'])}%."]
+    for r in c["layers"]:
+        lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
+                     f"{r['values_per_s']:,.0f} |")
+    lines += ["", f"Accuracy on {c['images']} test images: golden model {_pct(c['accuracy_golden'])}%, RTL in the loop "
+              f"{_pct(c['accuracy_rtl'])}%; logits identical: {c['logits_equal']}. Random input gaps "
+              f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]
     return lines
 
 
