@@ -201,7 +201,6 @@ class Scoreboard:
         self.vectors = 0
         self.mismatches = 0
         self.first_mismatch: dict | None = None
-        self._accepted: list = []
 
     def accept(self, beat: Any) -> None:
         """Called by the driver when the unit accepts a beat: predict it with the state before this edge."""
@@ -290,7 +289,6 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
     resets = 0
 
     async def run_until(cond: Callable[[], bool], what: str, limit: int) -> None:
-        nonlocal stalled_for
         for _ in range(limit):
             if cond():
                 return
