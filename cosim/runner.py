@@ -139,9 +139,12 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
 
 
 def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "verilator", *,
-           waves: bool = False, fault: str | None = None, tag: str | None = None) -> VerifyResult:
+           waves: bool = False, fault: str | None = None, tag: str | None = None,
+           p_valid: float = 0.8, p_ready: float = 0.7) -> VerifyResult:
     """Build (cached) and run the cocotb testbench; every output beat is checked against ``nmpu_model.apply``.
 
+    ``p_valid`` and ``p_ready`` are the per-cycle probabilities of offering an input beat and of
+    taking an output beat (1.0 and 1.0: full throughput, to measure the initiation interval).
     Returns the counts the testbench wrote; a crashed simulation or a missing result is a ``RuntimeError``.
     """
     from cocotb_tools.runner import get_runner
@@ -157,7 +160,8 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
     run_dir.mkdir(parents=True, exist_ok=True)
     result_file = run_dir / "result.json"
     result_file.unlink(missing_ok=True)
-    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors, "result": str(result_file)}
+    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors, "result": str(result_file),
+              "p_valid": p_valid, "p_ready": p_ready}
     params_file = run_dir / "params.json"
     params_file.write_text(json.dumps(params, indent=2))
     env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(

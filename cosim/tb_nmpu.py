@@ -201,6 +201,9 @@ class Scoreboard:
         self.vectors = 0
         self.mismatches = 0
         self.first_mismatch: dict | None = None
+        self.latency_min: int | None = None     # fewest cycles from acceptance to output: the latency
+        self.run, self.longest_run = 0, 0       # back-to-back output beats: II 1 when long
+        self._last_out = -2
 
     def accept(self, beat: Any) -> None:
         """Called by the driver when the unit accepts a beat: predict it with the state before this edge."""
@@ -222,6 +225,10 @@ class Scoreboard:
                 continue
             codes, group, out_frac, want, in_cycle = self.expected.popleft()
             self.vectors += 1
+            lat = cycle - in_cycle
+            self.latency_min = lat if self.latency_min is None else min(self.latency_min, lat)
+            self.run = self.run + 1 if cycle == self._last_out + 1 else 1
+            self.longest_run, self._last_out = max(self.longest_run, self.run), cycle
             if got != want:
                 self._fail({"cycle": cycle, "accepted_cycle": in_cycle, "group": int(group),
                             "codes": [int(c) for c in codes], "out_frac": out_frac, "got": got, "expected": want,
@@ -359,7 +366,8 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
     elapsed = time.perf_counter() - t0
     return {"vectors": sb.vectors, "codes": sb.vectors * L, "mismatches": sb.mismatches + len(mon.protocol_errors),
             "protocol_errors": mon.protocol_errors[:10], "cycles": h.cycle, "layers": layer, "resets": resets,
-            "first_mismatch": sb.first_mismatch, "wall_s": round(elapsed, 3),
+            "first_mismatch": sb.first_mismatch, "latency_min": sb.latency_min,
+            "longest_back_to_back": sb.longest_run, "wall_s": round(elapsed, 3),
             "cycles_per_s": round(h.cycle / elapsed, 1) if elapsed else None}
 
 
@@ -417,7 +425,8 @@ if _cocotb is not None and os.environ.get(PARAMS_ENV):
             result.update(await run_stream_test(
                 dut, iface=iface, model=nmpu_model(config), coef_names=names,
                 coef_values=nmpu_coef_values(config, names, iface.coef_bits), vectors=int(p["vectors"]),
-                seed=int(p["seed"]), out_frac_init=config.output.frac, latency=latency(config)))
+                seed=int(p["seed"]), out_frac_init=config.output.frac, latency=latency(config),
+                p_valid=float(p.get("p_valid", 0.8)), p_ready=float(p.get("p_ready", 0.7))))
         except Exception as e:               # a crashed testbench is a failed verification, said so
             result.update(error=f"{type(e).__name__}: {e}", mismatches=max(1, result.get("mismatches", 0)))
         finally:

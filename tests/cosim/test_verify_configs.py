@@ -20,6 +20,7 @@ import pytest
 from cosim.runner import verify
 from cosim.toolchain import icarus_available
 from nmpu_model import OVERFLOW_MODES, ROUNDING_MODES, load_config
+from rtl.nmpu import latency
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CONFIGS = ["bn_stage", "bn_lanes3_trn", "lanes16_bn"]
@@ -42,6 +43,8 @@ def test_config_bit_exact(name: str) -> None:
     res = verify(config, vectors=n, seed=21, tag="pytest")
     assert res.details["error"] is None, res.details["error"]
     assert (res.vectors, res.mismatches) == (n, 0), res.details["first_mismatch"]
+    # some beat went through without a stall: the fewest cycles seen is the documented latency
+    assert res.details["latency_min"] == latency(config) == (8 if config.bn_stage else 5)
 
 
 @pytest.mark.xdist_group("icarus")

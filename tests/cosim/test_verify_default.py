@@ -34,6 +34,16 @@ def test_default_config_bit_exact() -> None:
     assert res.cycles < 5000 * 3
 
 
+def test_latency_and_initiation_interval_measured() -> None:
+    """Full throughput (valid and ready always high): back-to-back outputs (II 1), latency as documented."""
+    config = load_config(EXAMPLES / "default.toml")
+    res = verify(config, vectors=1200, seed=2, p_valid=1.0, p_ready=1.0, tag="full-throughput")
+    assert res.mismatches == 0
+    assert res.details["latency_min"] == latency(config) == 5
+    per_layer = 1200 // res.details["layers"]
+    assert res.details["longest_back_to_back"] >= per_layer - 1
+
+
 def test_rebuild_is_cached() -> None:
     config = load_config(EXAMPLES / "default.toml")
     build(config)
