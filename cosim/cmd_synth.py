@@ -1,8 +1,9 @@
 """``nmpu synth``: Yosys synthesis of the NMPU (and, with ``--compare``, of the FP16 baseline unit).
 
 Writes, per unit, ``OUT/<unit>-<target>/``: the Verilog, the netlist (``netlist.v``,
-``netlist.json``), ``report.txt`` (Yosys ``stat``) and ``yosys.log``; prints cells by type,
-flip-flops and the area proxy (see :mod:`cosim.synth`); ``--json`` writes the figures.
+``netlist.json``), ``report.txt`` (Yosys ``stat``), ``summary.txt`` (what is printed: cells by
+type, flip-flops, the area proxy, see :mod:`cosim.synth`) and ``yosys.log``; ``--json`` writes
+the figures.
 """
 from __future__ import annotations
 
@@ -59,6 +60,13 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _print_unit(r: dict[str, Any]) -> None:
+    """Print the unit's report and keep it beside its netlist (``summary.txt``)."""
+    text = _unit_report(r)
+    print(text)
+    Path(r["files"]["report"]).with_name("summary.txt").write_text(text + "\n")
+
+
 def _unit_report(r: dict[str, Any]) -> str:
     lines = [f"{r['unit']} unit ({r['top']}), target {r['target']}: {r['lanes']} lane(s), latency {r['latency']} cycles, "
              f"Yosys {r['seconds']:.1f} s"]
@@ -102,13 +110,13 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.compare:
         r = synth.synthesize(config, args.unit, args.target, out, _notify).to_dict()
-        print(_unit_report(r))
+        _print_unit(r)
         doc: dict[str, Any] = {"config": config.to_dict(), "area_proxy": synth.AREA_PROXY, args.unit: r}
     else:
         doc = synth.compare(config, args.target, out, _notify)
         fx, fp = doc["fixed"], doc["fp16"]
-        print(_unit_report(fx))
-        print(_unit_report(fp))
+        _print_unit(fx)
+        _print_unit(fp)
         area_key = "area" if args.target == "generic" else "luts"
         print(f"\nfixed-point NMPU vs FP16 unit, {config.rtl.lanes} lane(s), target {args.target}:")
         print(_table(["unit", "latency (cycles)", "cells", "flip-flops",

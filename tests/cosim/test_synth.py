@@ -90,6 +90,7 @@ def test_cli_compare_writes_json_and_plot(tmp_path: Path, capsys) -> None:
     assert Path(doc["sweep"]["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for u in ("fixed", "fp16"):
         assert Path(doc[u]["files"]["netlist_json"]).exists()
+        assert "flip-flops" in Path(doc[u]["files"]["report"]).with_name("summary.txt").read_text()
 
 
 # ---- no Yosys needed ---------------------------------------------------------------------------------
