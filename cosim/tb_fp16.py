@@ -168,11 +168,12 @@ STIMULI = ("random", "ties")
 
 
 def verify(config: Any, vectors: int = 2000, seed: int = 1, *, fault: str | None = None,
-           tag: str | None = None, stimulus: str = "random") -> Any:
+           tag: str | None = None, stimulus: str = "random", p_valid: float = 0.8, p_ready: float = 0.7) -> Any:
     """Build (cached) and run the FP16 testbench on Verilator; return a :class:`cosim.runner.VerifyResult`.
 
     ``stimulus="ties"`` draws the coefficients from :func:`tie_coef_values` instead of
-    :func:`f16_coef_values`.
+    :func:`f16_coef_values`; ``p_valid``/``p_ready`` are the probabilities of an offered input beat
+    and of a ready output per cycle (1.0 and 1.0: full throughput).
     """
     from cocotb_tools.runner import get_runner
 
@@ -190,7 +191,8 @@ def verify(config: Any, vectors: int = 2000, seed: int = 1, *, fault: str | None
     result_file.unlink(missing_ok=True)
     params_file = run_dir / "params.json"
     params_file.write_text(json.dumps({"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors,
-                                       "stimulus": stimulus, "result": str(result_file)}, indent=2))
+                                       "stimulus": stimulus, "p_valid": p_valid, "p_ready": p_ready,
+                                       "result": str(result_file)}, indent=2))
     env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(
         [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
     setup_verilator_env()
@@ -235,7 +237,7 @@ if _cocotb is not None and os.environ.get(PARAMS_ENV):
                 dut, iface=iface, model=model, coef_names=names,
                 coef_values=tie_coef_values() if p.get("stimulus") == "ties" else f16_coef_values(),
                 vectors=int(p["vectors"]), seed=int(p["seed"]), out_frac_init=config.output.frac,
-                latency=latency(config)))
+                latency=latency(config), p_valid=float(p.get("p_valid", 0.8)), p_ready=float(p.get("p_ready", 0.7))))
         except RuntimeError as e:
             result.update(error=str(e), mismatches=max(1, result.get("mismatches", 0)))
         finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cosim.tb_fp16 import verify
+from rtl.fp16_unit import latency
 from nmpu_model import Fmt, NMPUConfig, RTLParams, load_config
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -26,6 +27,16 @@ def test_fp16_unit_default_config_bit_exact() -> None:
     assert cov["fma_inf"] > 10 and cov["fma_subnormal"] > 10 and cov["fma_zero"] > 0 and cov["fma_nan"] > 0, cov
     assert cov["out_max"] > 100, cov          # ReLU is on: the low extreme is 0, not min
     assert res.details["resets"] == 1
+
+
+@pytest.mark.xdist_group("verilator-fp16-default")
+def test_fp16_unit_latency_and_initiation_interval_measured() -> None:
+    """Valid and ready always high: outputs back to back (II 1), latency as documented (6)."""
+    config = load_config(EXAMPLES / "default.toml")
+    res = verify(config, vectors=1200, seed=2, p_valid=1.0, p_ready=1.0, tag="full-throughput")
+    assert res.mismatches == 0
+    assert res.details["latency_min"] == latency(config) == 6
+    assert res.details["longest_back_to_back"] >= 1200 // res.details["layers"] - 1
 
 
 @pytest.mark.xdist_group("verilator-fp16-bn")
