@@ -67,9 +67,10 @@ def quantize_real(v: np.ndarray, fmt: Fmt) -> np.ndarray:
     mode but ``SAT_ZERO`` (where it gives 0): infinity has no low bits to wrap. NaN gives 0.
     """
     v = np.asarray(v, dtype=np.float64)
-    t = np.ldexp(v, fmt.frac)
-    if fmt.pre_truncate > 0:
-        t = np.ldexp(np.floor(np.ldexp(t, fmt.pre_truncate)), -fmt.pre_truncate)
+    with np.errstate(invalid="ignore"):  # NaN and inf are handled explicitly below
+        t = np.ldexp(v, fmt.frac)
+        if fmt.pre_truncate > 0:
+            t = np.ldexp(np.floor(np.ldexp(t, fmt.pre_truncate)), -fmt.pre_truncate)
     fin = np.isfinite(t)
     tf = np.where(fin, t, 0.0)
     fl = np.floor(tf)

@@ -47,6 +47,8 @@ def check_floats(arr: Any, what: str) -> np.ndarray:
     nan = np.isnan(a)
     if nan.any():
         raise _first_bad(nan, a, what, "NaN")
+    # +-inf is a binary16/32 value a float unit can hold: accepted, it propagates as IEEE says
+    # (inf * 0 gives NaN, which the output stage maps to 0). NaN has no meaning as a coefficient.
     return a
 
 

@@ -125,6 +125,14 @@ def test_nan_coefficient_float():
               arith="fp16")
 
 
+def test_infinite_coefficient_float_propagates():
+    # inf * 0 = NaN -> 0; inf * x + o = inf -> saturates (ReLU off), -inf -> min
+    config = load_config().with_fields(relu=False)
+    y = apply(np.array([[0, 3, -3]]), config, {"scale": [np.inf, np.inf, np.inf], "offset": [0.0, 0.0, 0.0]},
+              arith="fp32")
+    assert y.tolist() == [[0, 127, -128]]
+
+
 def test_unknown_arith():
     with pytest.raises(ValueError, match="arith must be one of fixed, fp16, fp32"):
         apply(np.zeros((1, 3), dtype=int), load_config(), GOOD, arith="bf16")
