@@ -43,8 +43,8 @@ def fma(s: np.ndarray, x: np.ndarray, o: np.ndarray, arith: str) -> np.ndarray:
     hold integers of up to 29 bits); their exact product must fit 53 bits, which holds for
     every pair of binary32 values and for a binary32 value times a 29-bit integer.
     """
-    p = s * x  # exact: at most 24 + 29 significant bits
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # inf * 0 and inf - inf give NaN, as IEEE says
+        p = s * x  # exact: at most 24 + 29 significant bits
         t = p + o
         # TwoSum: err = (p + o) - t exactly
         bp = t - p
