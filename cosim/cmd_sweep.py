@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
               f"lowered + {', '.join(h['fp16_layers']) or 'none'} in fp16 {_pct(h['mean'])}% "
               f"(recovered {100 * h['recovered']:+.2f} pp)")
         if args.plot:
-            layer_plot(res["ranking"], args.plot, f"{args.model}: drop when one layer runs at {args.lower}")
+            layer_plot(res["ranking"], args.plot, f"{args.model}: accuracy drop when one layer alone\nruns at {args.lower} (others at the base config)")
     else:
         grid = load_grid(args.grid)
         res = precision_sweep(base, grid, setup, args.seeds, tolerance=args.tolerance, **common)

@@ -66,12 +66,12 @@ def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[floa
 def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str) -> Path:
     """Bar chart of the accuracy drop when one layer alone runs at the lowered precision."""
     path = Path(path)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(ranking) + 2), 3.4))
-    names = [r["layer"] for r in ranking]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(ranking) + 2), 3.6))
+    names = [f"layer {r['layer']}" for r in ranking]
     drops = [100 * r["drop"] for r in ranking]
     errs = [100 * r["std"] for r in ranking]
     ax.bar(range(len(names)), drops, yerr=errs, capsize=3, color="tab:orange")
-    ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set_ylabel("accuracy drop vs reference (pp)")
     ax.axhline(0, color="k", lw=0.8)
     ax.grid(axis="y", alpha=0.3)
