@@ -11,24 +11,22 @@ the stall seed and probabilities, and reads back the output codes and a JSON lin
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
 import numpy as np
 
 from nmpu_model.config import NMPUConfig
 
 from .layer_stream import LayerStimulus, StreamResult, XorShift, plan, write_stimulus
-from .toolchain import build_dir, setup_verilator_env
+from .toolchain import build_dir, locked, setup_verilator_env
 
 HARNESS = Path(__file__).with_name("harness") / "bulk_main.cpp"
 TOP = "nmpu"
@@ -47,16 +45,6 @@ class BulkBuild:
 
 
 _BUILDS: dict[str, BulkBuild] = {}   # per process: identity -> build already checked
-
-
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def build(config: NMPUConfig, *, fault: str | None = None, waves: bool = False) -> BulkBuild:
@@ -87,7 +75,7 @@ def build(config: NMPUConfig, *, fault: str | None = None, waves: bool = False) 
         # already checked in this process: skip the Verilog export (~1 s) and the lock on every layer call
         return replace(_BUILDS[ident], seconds=0.0, cached=True)
     folder = build_dir("bulk", ident)
-    with _locked(folder):
+    with locked(folder):
         t0 = time.perf_counter()
         verilog = folder / f"{TOP}.v"
         meta = write_verilog(config, verilog, TOP, fault=fault)

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -11,6 +9,8 @@ import numpy as np
 
 from nmpu_model import apply, load_config
 from nmpu_model.datapath import ARITHS
+
+from .toolchain import write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,19 +50,6 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         raise ValueError(f"{path}: cannot read coefficients: {e}") from None
 
 
-def save_npy_atomic(path: str | Path, arr: np.ndarray) -> None:
-    """Write via a temporary file in the same folder and rename, so a failure leaves nothing behind."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     codes = load_npy(args.codes, "codes")
@@ -75,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out).parent
     if not out_dir.is_dir():
         raise ValueError(f"{args.out}: folder {out_dir} does not exist")
-    save_npy_atomic(args.out, y)
+    write_atomic(args.out, lambda f: np.save(f, y), binary=True)
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cmd_eval import MODELS, _write_json
+from .cmd_eval import MODELS
+from .toolchain import write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nmpu_model import load_config
-    from nmpu_model.evaluate import digits_workload, resnet9_workload
+    from nmpu_model.evaluate import load_workload
 
     from .cosim_net import MODES, cosim_network, format_report
 
@@ -85,12 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--json: folder {Path(args.json).parent} does not exist")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
-    if args.model == "resnet9":
-        work = resnet9_workload(args.data, args.images, args.weights, progress=tty)
-    else:
-        if args.data or args.weights:
-            raise ValueError("--data and --weights are for --model resnet9; digits ship with scikit-learn")
-        work = digits_workload(args.images, progress=tty)
+    work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)
     bar = None
     if tty:
         from tqdm import tqdm
@@ -113,5 +109,5 @@ def run(args: argparse.Namespace) -> int:
     if args.waves and not any(layer["waves"] for layer in res["layers"]):
         print("waves: none written (the window lies beyond the last cycle?)", file=sys.stderr)
     if args.json:
-        _write_json(args.json, res)
+        write_json(args.json, res)
     return 0 if res["mismatches"] == 0 and res["accuracy_golden"] == res["accuracy_rtl"] else 1

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from .toolchain import write_json
 
 MODELS = ("digits-cnn", "resnet9")
 
@@ -44,22 +43,9 @@ def parse_drifts(text: str) -> list[float]:
     return out
 
 
-def _write_json(path: str, obj: dict) -> None:
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent if str(p.parent) else ".", prefix=f".{p.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from nmpu_model.evaluate import digits_workload, evaluate, format_table, resnet9_workload
+    from nmpu_model.evaluate import evaluate, format_table, load_workload
 
     drifts = parse_drifts(args.drift)
     if args.seeds < 1:
@@ -70,12 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--json: folder {Path(args.json).parent} does not exist")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
-    if args.model == "resnet9":
-        work = resnet9_workload(args.data, args.images, args.weights, progress=tty)
-    else:
-        if args.data or args.weights:
-            raise ValueError("--data and --weights are for --model resnet9; digits ship with scikit-learn")
-        work = digits_workload(args.images, progress=tty)
+    work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)
     bar = None
     if tty:
         from tqdm import tqdm
@@ -88,5 +69,5 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     print(format_table(res))
     if args.json:
-        _write_json(args.json, res)
+        write_json(args.json, res)
     return 0

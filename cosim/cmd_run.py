@@ -160,8 +160,8 @@ def stage_verify(run: Run) -> list[str]:
     run.nmpu("verify", "--config", run.config, "--vectors", vectors, "--json", run.path("verify.json"))
     v = run.json("verify.json")
     build = "cached" if v["build_cached"] else f"{v['build_seconds']:.0f} s"
-    return [f"cocotb on Verilator, random codes and coefficients with every format edge, random input gaps and "
-            f"output stalls, coefficient rewrites between layers, a reset mid-stream:", "",
+    return ["cocotb on Verilator, random codes and coefficients with every format edge, random input gaps and "
+            "output stalls, coefficient rewrites between layers, a reset mid-stream:", "",
             "| vectors | mismatches | cycles | latency | cycles/s (cocotb) | build |", "|---:|---:|---:|---:|---:|---|",
             f"| {v['vectors']} | {v['mismatches']} | {v['cycles']} | {v['latency']} | {v['cycles_per_s']:,.0f} | "
             f"{build} |"]

@@ -8,20 +8,17 @@ runs of one configuration (pytest-xdist, two shells) wait for each other instead
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import subprocess
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from nmpu_model.config import NMPUConfig
 
-from .toolchain import build_dir, icarus_available, setup_verilator_env
+from .toolchain import build_dir, icarus_available, locked, setup_verilator_env
 
 SIMULATORS = ("verilator", "icarus")
 TOP = "nmpu"
@@ -72,16 +69,6 @@ def fst_supported() -> bool:
     return res.returncode == 0
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    with open(folder / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False) -> Build:
     """Export the Verilog and build the simulator for ``config`` (cached).
 
@@ -104,7 +91,7 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
     fmt = ("fst" if fst_supported() else "vcd") if waves and sim == "verilator" else ""
     ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{fmt}" if fmt else "")
     folder = build_dir(f"cocotb-{sim}", ident)
-    with _locked(folder):
+    with locked(folder):
         t0 = time.perf_counter()
         verilog = folder / f"{TOP}.v"
         meta = write_verilog(config, verilog, TOP, fault=fault)

@@ -1,10 +1,15 @@
 """Locate the simulators and synthesis tools installed from PyPI and prepare their environment."""
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
 
 # Builds are cached here, one folder per configuration identity (override with NMPU_BUILD_DIR).
 BUILD_ROOT = Path(os.environ.get("NMPU_BUILD_DIR", Path(__file__).resolve().parents[1] / "build"))
@@ -51,3 +56,35 @@ def build_dir(kind: str, identity: str) -> Path:
     d = BUILD_ROOT / kind / identity
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a build folder: two processes (pytest-xdist workers) never build it at once."""
+    with open(folder / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def write_atomic(path: str | Path, write: Callable[[Any], None], binary: bool = False) -> None:
+    """Write through a temporary file in the same folder and rename: a failure leaves no partial file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """``obj`` as indented JSON, written atomically."""
+    def dump(f: TextIO) -> None:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    write_atomic(path, dump)

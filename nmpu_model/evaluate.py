@@ -7,7 +7,7 @@ tiles, the same read noise and the same output-noise draws serve the three post-
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -58,6 +58,18 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     n = len(d.y_test) if images is None else min(images, len(d.y_test))
     # 32 calibration images: im2col of a 32x32 layer is 1024 rows per image
     return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32])
+
+
+def load_workload(model: str, data: str | None = None, images: int | None = None, weights: str | None = None,
+                  progress: bool = False) -> Workload:
+    """The workload named on a command line: ``digits-cnn`` (shipped) or ``resnet9`` (CIFAR-10 from ``data``)."""
+    if model == "resnet9":
+        return resnet9_workload(data, images, weights, progress=progress)
+    if model != "digits-cnn":
+        raise ValueError(f"model must be digits-cnn or resnet9, not {model!r}")
+    if data or weights:
+        raise ValueError("--data and --weights are for --model resnet9; digits ship with scikit-learn")
+    return digits_workload(images, progress=progress)
 
 
 def _acc(out: torch.Tensor, y: torch.Tensor) -> float:

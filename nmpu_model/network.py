@@ -71,8 +71,8 @@ The API for the precision sweep and the RTL in the loop
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch

@@ -267,13 +267,8 @@ _WORK_CACHE: dict[Setup, Any] = {}
 def load_workload(setup: Setup) -> Any:
     """The trained model and its data, once per process."""
     if setup not in _WORK_CACHE:
-        from .evaluate import digits_workload, resnet9_workload
-        if setup.model == "digits-cnn":
-            _WORK_CACHE[setup] = digits_workload(setup.images)
-        elif setup.model == "resnet9":
-            _WORK_CACHE[setup] = resnet9_workload(setup.data, setup.images)
-        else:
-            raise ValueError(f"model must be digits-cnn or resnet9, not {setup.model!r}")
+        from .evaluate import load_workload as load
+        _WORK_CACHE[setup] = load(setup.model, setup.data, setup.images)
     return _WORK_CACHE[setup]
 
 
