@@ -12,13 +12,13 @@ The blocks compute exactly the integer functions of :mod:`nmpu_model.formats`
 """
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
 
-__all__ = ["RoundShift", "VarShiftLeft", "Fit", "ReLU", "MulAdd", "fmt_shape", "round_shift_width",
+__all__ = ["RoundShift", "VarQuantize", "Fit", "ReLU", "MulAdd", "fmt_shape", "round_shift_width",
            "TIE_FAULTS"]
 
 # A deliberately wrong tie rule per rounding mode, used only by the "broken RTL" tests to prove
@@ -128,57 +128,6 @@ class RoundShift(wiring.Component):
             m.d.comb += res.eq(total >> d)
         with m.If(self.en):
             m.d.sync += self.o.eq(res)
-        return m
-
-
-class VarShiftLeft(wiring.Component):
-    """Runtime left shift ``o = i << shift`` with ``0 <= shift <= max_shift``, exact.
-
-    The output quantizer uses it to turn the runtime ``out_frac`` into a compile-time rounding
-    point: ``Q(b, out_frac) = round_shift(b << (out_frac - out_frac_min), fb - out_frac_min)``.
-    The rounding rules depend only on the exact value, so this equals the golden model's
-    variable right shift (pre-truncation included: the shifted-in bits are zeros).
-
-    Parameters
-    ----------
-    width : int
-        Width of the signed input.
-    max_shift : int
-        Largest shift; larger values on ``shift`` give an unspecified result (the top never
-        produces them).
-
-    Members
-    -------
-    i : In(signed(width))
-    shift : In(range(max_shift + 1))
-    o : Out(signed(width + max_shift))
-    en : In(1)
-    """
-
-    LATENCY = 1
-
-    def __init__(self, width: int, max_shift: int) -> None:
-        if not isinstance(max_shift, int) or max_shift < 0:
-            raise _refuse(self, TypeError(f"max_shift must be a non-negative integer, not {max_shift!r}"))
-        self.width, self.max_shift = width, max_shift
-        # at least one bit: a zero-width port becomes `[-1:0]` in the Verilog (Verilator ASCRANGE)
-        super().__init__({"i": In(signed(width)), "shift": In(range(max(max_shift, 1) + 1)),
-                          "o": Out(signed(width + max_shift)), "en": In(1, init=1)})
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        with m.If(self.en):
-            if self.max_shift == 0:
-                m.d.sync += self.o.eq(self.i)
-            else:
-                # a case per shift amount instead of `i << shift`: the generic shifter is
-                # 2**len(shift) - 1 bits wider than needed and raises width warnings
-                with m.Switch(self.shift):
-                    for s in range(self.max_shift + 1):
-                        with m.Case(s):
-                            m.d.sync += self.o.eq(self.i << s)
-                    with m.Default():
-                        m.d.sync += self.o.eq(self.i << self.max_shift)
         return m
 
 
@@ -299,4 +248,125 @@ class MulAdd(wiring.Component):
         with m.If(self.en):
             # truncation is exact: the plan bounds the result to `width` bits
             m.d.sync += self.o.eq(total)
+        return m
+
+
+class VarQuantize(wiring.Component):
+    """``Q(v, fmt.with_frac(out_frac))`` of a ``frac``-fraction code ``v`` with a runtime ``out_frac``.
+
+    Computes ``nmpu_model.formats.quantize(v, frac, fmt.with_frac(out_frac))`` for every
+    ``out_frac`` in ``[out_frac_min, out_frac_max]``, without an intermediate wider than ``v``:
+    the input (shifted left by ``pad`` zero bits so that no ``out_frac`` needs a left shift) is
+    shifted right by ``d = shift_of(out_frac) >= 0`` in a barrel shifter that keeps only what
+    the result depends on:
+
+    - the floor ``F = v >> d`` to ``fmt.bits + 1`` bits, and the half bit (bit ``d - 1``);
+    - ``sticky``: any bit below the half bit, over a mask of ``d`` (with ``pre_truncate = k``,
+      only the ``k - 1`` bits below the half bit count: the spec's floor to ``k`` extra bits);
+    - ``far``: any bit from ``d + fmt.bits`` up that differs from the sign, over a mask of ``d``:
+      ``F`` does not fit in ``fmt.bits + 1`` signed bits, so the result is out of range on the
+      side of the sign (every overflow mode but ``WRAP``, which keeps low bits, needs only that).
+
+    Each rounding mode is an increment ``inc`` in ``{0, 1}`` from the half bit, the sticky bit,
+    the sign and the floor's LSB; ``n = F + inc`` is then a narrow ``fmt.bits + 2``-bit value
+    (the extreme of the sign when ``far``) that :class:`Fit` brings into ``fmt``.
+
+    Parameters
+    ----------
+    shape : Shape
+        Shape of the input code (unsigned after a ReLU: no sign logic).
+    frac : int
+        Fraction bits of the input.
+    fmt : Fmt
+        Output format, rounding, overflow and ``pre_truncate`` (its ``frac`` is ignored).
+    out_frac_min, out_frac_max : int
+        The ``out_frac`` range.
+    fault : bool
+        A deliberately wrong tie rule (:data:`TIE_FAULTS`), for verification tests only.
+
+    Members
+    -------
+    i : In(shape)
+    shift : In(range(max_shift + 1))
+        ``shift_of(out_frac)``; larger values give an unspecified result.
+    o : Out(fmt_shape(fmt))
+    en : In(1)
+        Clock enable of both stages.
+
+    Cycle 1 registers ``n`` (``fmt.bits + 2`` bits), cycle 2 the fitted code.
+    """
+
+    LATENCY = 2
+
+    def __init__(self, shape: Shape, frac: int, fmt: Fmt, out_frac_min: int, out_frac_max: int, *,
+                 fault: bool = False) -> None:
+        shape = Shape.cast(shape)
+        if fmt.rounding not in ROUNDING_MODES:
+            raise _refuse(self, ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {fmt.rounding!r}"))
+        if not out_frac_min <= out_frac_max:
+            raise _refuse(self, ValueError(f"out_frac range must have min <= max, not {out_frac_min}, {out_frac_max}"))
+        self.shape, self.frac, self.fmt, self.fault = shape, frac, fmt, fault
+        self.out_frac_min, self.out_frac_max = out_frac_min, out_frac_max
+        self.pad = max(0, out_frac_max - frac)
+        self.max_shift = frac + self.pad - out_frac_min
+        super().__init__({"i": In(shape), "shift": In(range(max(self.max_shift, 1) + 1)),
+                          "o": Out(fmt_shape(fmt)), "en": In(1, init=1)})
+
+    def shift_of(self, out_frac: int) -> int:
+        """The ``shift`` input for ``out_frac``: ``frac + pad - out_frac``."""
+        return self.frac + self.pad - out_frac
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        fmt, d, D = self.fmt, self.shift, self.max_shift
+        ob = fmt.bits
+        k = fmt.pre_truncate
+        # v = i << pad, signed (one more bit when the input is unsigned)
+        vw = self.shape.width + (0 if self.shape.signed else 1) + self.pad
+        v = Signal(signed(vw))
+        m.d.comb += v.eq(self.i << self.pad)
+        sign = v[-1] if self.shape.signed else Const(0)
+        # the barrel shifter: bits d-1 .. d+ob of v (the half bit, then F's low ob+1 bits)
+        x = Signal(signed(vw + 1))
+        m.d.comb += x.eq(Cat(Const(0, 1), v))
+        sh = Signal(signed(vw + 1))
+        m.d.comb += sh.eq(x >> d)
+        half, F = sh[0], sh[1:ob + 2]
+        if len(F) < ob + 1:   # v narrower than the window: sign-extend
+            F = Cat(F, *([sign] * (ob + 1 - len(F))))
+        # masks of d: bit j is sticky when d - k <= j <= d - 2, "far" when j >= d + ob
+        sticky_bits, far_bits = [], []
+        for j in range(vw - 1):          # the top bit is the sign itself
+            lo_d = j + 2                  # j <= d - 2
+            hi_d = j + k if k > 0 else None   # j >= d - k
+            if lo_d <= D and (hi_d is None or hi_d >= lo_d):
+                cond = (d >= lo_d) if hi_d is None else ((d >= lo_d) & (d <= hi_d))
+                sticky_bits.append(v[j] & cond)
+            if j - ob >= 0:
+                far_bits.append((v[j] ^ sign) & (d <= j - ob))
+        sticky = Cat(*sticky_bits).any() if sticky_bits else Const(0)
+        far = Cat(*far_bits).any() if far_bits else Const(0)
+        rule = TIE_FAULTS[fmt.rounding] if self.fault else fmt.rounding
+        inc = {
+            "TRN": Const(0),
+            "TRN_ZERO": sign & (half | sticky),
+            "RND": half,
+            "RND_MIN_INF": half & sticky,
+            "RND_ZERO": half & (sticky | sign),
+            "RND_INF": half & (sticky | ~sign),
+            "RND_CONV": half & (sticky | F[0]),
+            "RND_CONV_ODD": half & (sticky | ~F[0]),
+        }[rule]
+        n = Signal(signed(ob + 2))
+        if fmt.overflow == "WRAP":   # only the low bits count
+            m.d.comb += n.eq(F.as_signed() + inc)
+        else:
+            m.d.comb += n.eq(Mux(far, Mux(sign, -(1 << (ob + 1)), (1 << (ob + 1)) - 1), F.as_signed() + inc))
+        # Cycle 1: the narrow rounded value to register
+        n_r = Signal(signed(ob + 2), reset_less=True)
+        with m.If(self.en):
+            m.d.sync += n_r.eq(n)
+        # Cycle 2: overflow mode (Fit registers its output)
+        m.submodules.fit = fit = Fit(ob + 2, fmt)
+        m.d.comb += [fit.i.eq(n_r), fit.en.eq(self.en), self.o.eq(fit.o)]
         return m

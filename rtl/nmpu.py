@@ -40,7 +40,7 @@ from amaranth.utils import ceil_log2
 from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import ConfigError, Fmt, signed_bits
 
-from .arith import Fit, MulAdd, ReLU, RoundShift, VarShiftLeft, fmt_shape, round_shift_width
+from .arith import Fit, MulAdd, ReLU, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
 __all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency"]
 
@@ -166,14 +166,14 @@ def latency(config: NMPUConfig) -> int:
     """Cycles from input acceptance to output valid: the sum of the stage latencies.
 
     ``1`` (coefficient memory read) ``+ MulAdd`` ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]``
-    ``+ ReLU + VarShiftLeft + RoundShift + Fit``: 5 without the BN stage, 8 with it.
+    ``+ ReLU + VarQuantize``: 4 without the BN stage, 7 with it.
     """
     lat = 1 + MulAdd.LATENCY
     if config.bn_stage:
         lat += RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY
     if config.relu:
         lat += ReLU.LATENCY
-    return lat + VarShiftLeft.LATENCY + RoundShift.LATENCY + Fit.LATENCY
+    return lat + VarQuantize.LATENCY
 
 
 def _bn_span_bits(config: NMPUConfig) -> int:
@@ -240,14 +240,16 @@ class NMPU(wiring.Component):
             m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
         m.d.comb += self.o_stream.valid.eq(valid[-1])
 
-        # out_frac register, kept as the shift above out_frac_min (0 .. R)
+        # out_frac register, kept as the output quantizer's right shift d = C - out_frac (0 .. D)
         fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
-        R = fmax - fmin
-        # at least one bit even when fmin == fmax: a zero-width signal is `[-1:0]` in Verilog
-        shift = Signal(range(max(R, 1) + 1), init=cfg.output.frac - fmin)
+        fb_out = max(cfg.mid.frac + cfg.bn_scale.frac, cfg.bn_offset.frac) if cfg.bn_stage else plan.a.frac
+        C = max(fb_out, fmax)             # VarQuantize: frac + pad
+        D = C - fmin
+        # at least one bit even when D == 0: a zero-width signal is `[-1:0]` in Verilog
+        shift = Signal(range(max(D, 1) + 1), init=C - cfg.output.frac)
         fr = self.out_frac
         with m.If(fr.en & (fr.data >= fmin) & (fr.data <= fmax)):
-            m.d.sync += shift.eq(fr.data - fmin)
+            m.d.sync += shift.eq(C - fr.data)
 
         # Cycle 1: coefficient memory read (one bank per lane and coefficient), codes to register
         wsel = self.coef
@@ -321,16 +323,16 @@ class NMPU(wiring.Component):
                 m.submodules[f"relu_{j}"] = relu
                 m.d.comb += relu.i.eq(b)
                 b = relu.o
-            # Output Q(b, out_frac) = round_shift(b << (out_frac - fmin), fb - fmin): a runtime
-            # exact left shift, then a compile-time rounding point (see VarShiftLeft).
-            vs = VarShiftLeft(b_bits, R)
-            rs = RoundShift(b_bits + R, fb - fmin, cfg.output.rounding, cfg.output.pre_truncate,
-                            fault=self.fault == "tie")
-            ft = Fit(round_shift_width(b_bits + R, fb - fmin), cfg.output)
-            m.submodules[f"out_shift_{j}"], m.submodules[f"out_round_{j}"] = vs, rs
-            m.submodules[f"out_fit_{j}"] = ft
-            m.d.comb += [vs.i.eq(b), vs.shift.eq(shift_pipe[-1]), vs.en.eq(advance),
-                         rs.i.eq(vs.o), rs.en.eq(advance), ft.i.eq(rs.o), ft.en.eq(advance)]
-            outs.append(ft.o)
+            # Output Q(b, out_frac): a runtime right shift with the rounding decided from the
+            # shifted-out bits, and the overflow mode on a narrow value (see VarQuantize)
+            if cfg.relu and b_bits > 1:   # b >= 0: its sign bit is 0, the quantizer needs no sign logic
+                b, b_shape = b[:b_bits - 1], unsigned(b_bits - 1)
+            else:
+                b_shape = signed(b_bits)
+            oq = VarQuantize(b_shape, fb, cfg.output, fmin, fmax, fault=self.fault == "tie")
+            assert oq.shift_of(0) == C and oq.max_shift == D
+            m.submodules[f"out_q_{j}"] = oq
+            m.d.comb += [oq.i.eq(b), oq.shift.eq(shift_pipe[-1]), oq.en.eq(advance)]
+            outs.append(oq.o)
         m.d.comb += [self.o_stream.payload[j].eq(outs[j]) for j in range(L)]
         return m

@@ -13,7 +13,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, fit, quantize, round_shift
-from rtl.arith import TIE_FAULTS, Fit, MulAdd, ReLU, RoundShift, VarShiftLeft, round_shift_width
+from rtl.arith import TIE_FAULTS, Fit, MulAdd, ReLU, RoundShift, VarQuantize, round_shift_width
 
 
 def run_pipelined(dut, inputs: list[list[tuple]], out, latency: int) -> list[int]:
@@ -79,14 +79,6 @@ def test_fit_exhaustive(overflow: str) -> None:
         assert got == fit(v, fmt).tolist(), f"{overflow} bits={bits} signed={sgn}"
 
 
-def test_var_shift_left_exhaustive() -> None:
-    v = all_signed(5)
-    dut = VarShiftLeft(5, 6)
-    cases = [(int(x), s) for x in v for s in range(7)]
-    got = run_pipelined(dut, [[(dut.i, x), (dut.shift, s)] for x, s in cases], dut.o, VarShiftLeft.LATENCY)
-    assert got == [x << s for x, s in cases]
-
-
 def test_relu_exhaustive() -> None:
     v = all_signed(5)
     dut = ReLU(5)
@@ -105,40 +97,36 @@ def test_muladd_exhaustive(c_signed: bool) -> None:
     assert got == [((a * b) << 2) + (e << 1) for a, b, e in cases]
 
 
+# (input shape, frac, out_frac_min, out_frac_max): left shifts only, right shifts only, both, shifts
+# past the input's width, a range where the input needs padding (out_frac_max > frac)
+VQ_CASES = [(signed(6), 3, -1, 4), (unsigned(5), 0, -3, 3), (signed(5), 5, 4, 9), (unsigned(4), 2, -9, -6),
+            (signed(4), 1, -2, 6)]
+VQ_FORMATS = [(3, True, 0), (4, False, 2), (2, True, 1), (3, False, 3), (1, True, 0), (1, False, 1)]
+
+
 @pytest.mark.parametrize("rounding", ROUNDING_MODES)
-def test_runtime_out_frac_identity(rounding: str) -> None:
-    """The hardware's runtime quantizer, ``round_shift(b << (f - fmin), fb - fmin)``, equals the model's
-    ``quantize(b, fb, fmt.with_frac(f))`` before the fit, for every ``f`` in range and every ``pre_truncate``.
-    """
-    b = all_signed(8)
-    for fb, fmin, fmax, k in itertools.product((0, 3, 7), (-4, 0, 2), (5, 9), (0, 1, 2, 3)):
-        for f in range(fmin, fmax + 1):
-            fmt = Fmt(40, f, True, rounding, "WRAP", k)   # wide enough that WRAP is the identity
-            want = quantize(b, fb, fmt)
-            d = fb - fmin
-            w = b << (f - fmin)
-            got = round_shift(w, d, rounding, k) if d > 0 else w << -d
-            assert np.array_equal(got, want), (rounding, fb, fmin, f, k)
+def test_var_quantize_exhaustive(rounding: str) -> None:
+    """The runtime output quantizer equals ``quantize(v, frac, fmt.with_frac(f))`` for every input,
+    every ``out_frac`` in range, every overflow mode, signed and unsigned inputs and outputs, pre_truncate."""
+    for (shape, frac, fmin, fmax), (bits, sgn, k), overflow in itertools.product(VQ_CASES, VQ_FORMATS,
+                                                                                OVERFLOW_MODES):
+        fmt = Fmt(bits, 0, sgn, rounding, overflow, k)
+        dut = VarQuantize(shape, frac, fmt, fmin, fmax)
+        v = all_signed(shape.width) if shape.signed else np.arange(1 << shape.width)
+        cases = [(int(x), f) for f in range(fmin, fmax + 1) for x in v]
+        got = run_pipelined(dut, [[(dut.i, x), (dut.shift, dut.shift_of(f))] for x, f in cases], dut.o,
+                            VarQuantize.LATENCY)
+        want = np.concatenate([quantize(v, frac, fmt.with_frac(f)) for f in range(fmin, fmax + 1)])
+        assert got == want.tolist(), (shape, frac, fmin, fmax, fmt)
 
 
-def test_quantize_chain_in_hardware() -> None:
-    """VarShiftLeft -> RoundShift -> Fit, as the output stage wires them, against ``quantize``."""
-    from amaranth.hdl import Module
-    b = all_signed(6)
-    fb, fmin, fmax = 3, -1, 4
-    R = fmax - fmin
-    for rounding, overflow, k in [("RND_CONV", "SAT_SYM", 0), ("RND_ZERO", "WRAP", 1), ("TRN_ZERO", "SAT_ZERO", 0),
-                                  ("RND_INF", "SAT", 2), ("RND_MIN_INF", "SAT", 0)]:
-        fmt = Fmt(4, 0, True, rounding, overflow, k)
-        m = Module()
-        m.submodules.vs = vs = VarShiftLeft(6, R)
-        m.submodules.rs = rs = RoundShift(6 + R, fb - fmin, rounding, k)
-        m.submodules.ft = ft = Fit(round_shift_width(6 + R, fb - fmin), fmt)
-        m.d.comb += [rs.i.eq(vs.o), ft.i.eq(rs.o)]
-        cases = [(int(x), f) for x in b for f in range(fmin, fmax + 1)]
-        got = run_pipelined(m, [[(vs.i, x), (vs.shift, f - fmin)] for x, f in cases], ft.o, 3)
-        want = [int(quantize(np.array([x]), fb, fmt.with_frac(f))[0]) for x, f in cases]
-        assert got == want, (rounding, overflow, k)
+def test_var_quantize_fault_changes_ties_only() -> None:
+    v = all_signed(6)
+    fmt = Fmt(8, 0, True, "RND", "SAT")
+    dut = VarQuantize(signed(6), 2, fmt, -1, 1, fault=True)
+    got = np.array(run_pipelined(dut, [[(dut.i, int(x)), (dut.shift, dut.shift_of(0))] for x in v], dut.o, 2))
+    want = quantize(v, 2, fmt)
+    assert (got != want).tolist() == ((v & 3) == 2).tolist()
 
 
 def test_constructor_errors_name_the_problem() -> None:
@@ -146,7 +134,7 @@ def test_constructor_errors_name_the_problem() -> None:
         RoundShift(8, 2, "NEAREST")
     with pytest.raises(TypeError, match="Width must be a positive integer, not 0"):
         RoundShift(0, 2, "RND")
-    with pytest.raises(TypeError, match="max_shift must be a non-negative integer"):
-        VarShiftLeft(4, -1)
+    with pytest.raises(ValueError, match="out_frac range must have min <= max, not 3, 2"):
+        VarQuantize(signed(4), 0, Fmt(4, 0), 3, 2)
     with pytest.raises(ValueError, match="alignment shifts must be >= 0"):
         MulAdd(signed(4), signed(4), signed(4), -1, 0, 8)
