@@ -129,12 +129,12 @@ def build(config: Any, *, fault: str | None = None) -> Any:
     from rtl.export import WAIVER_FILE
     from rtl.fp16_unit import FP16Unit
 
-    from .runner import Build, _locked
-    from .toolchain import build_dir, setup_verilator_env
+    from .runner import Build
+    from .toolchain import build_dir, locked, setup_verilator_env
 
     ident = config.identity() + (f"-fault-{fault}" if fault else "")
     folder = build_dir("cocotb-fp16-verilator", ident)
-    with _locked(folder):
+    with locked(folder):
         t0 = time.perf_counter()
         dut = FP16Unit(config, fault=fault)
         text = verilog.convert(dut, name=TOP, emit_src=False)
