@@ -12,7 +12,7 @@ The blocks compute exactly the integer functions of :mod:`nmpu_model.formats`
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,6 +31,18 @@ def _refuse(obj: object, exc: Exception) -> Exception:
     """Return ``exc`` for raising from a constructor, silencing Amaranth's "created but never used"."""
     obj._MustUse__silence = True
     return exc
+
+
+def _register(m: Module, en: Value, o: Value, value: Value) -> None:
+    """Drive ``o`` from a register without reset that loads ``value`` when ``en`` is high.
+
+    Data registers need no reset: a payload is only looked at when its ``valid`` bit (which
+    is reset) says so, and a reset costs a gate per bit.
+    """
+    r = Signal.like(o, name="o_r", reset_less=True)
+    with m.If(en):
+        m.d.sync += r.eq(value)
+    m.d.comb += o.eq(r)
 
 
 def fmt_shape(fmt: Fmt) -> Shape:
@@ -126,8 +138,7 @@ class RoundShift(wiring.Component):
             total = Signal(signed(max(len(v), d) + 1))
             m.d.comb += total.eq(v + bias)
             m.d.comb += res.eq(total >> d)
-        with m.If(self.en):
-            m.d.sync += self.o.eq(res)
+        _register(m, self.en, self.o, res)
         return m
 
 
@@ -181,8 +192,7 @@ class Fit(wiring.Component):
                 m.d.comb += res.eq(0)
             with m.Else():
                 m.d.comb += res.eq(i)
-        with m.If(self.en):
-            m.d.sync += self.o.eq(res)
+        _register(m, self.en, self.o, res)
         return m
 
 
@@ -245,9 +255,8 @@ class MulAdd(wiring.Component):
         prod = self.x * self.c
         total = Signal(signed(max(len(prod) + self.c_shift, len(self.d) + 1 + self.d_shift) + 1))
         m.d.comb += total.eq((prod << self.c_shift) + (self.d << self.d_shift))
-        with m.If(self.en):
-            # truncation is exact: the plan bounds the result to `width` bits
-            m.d.sync += self.o.eq(total)
+        # truncation is exact: the plan bounds the result to `width` bits
+        _register(m, self.en, self.o, total)
         return m
 
 

@@ -113,7 +113,11 @@ def int_to_f16(x: Value) -> Value:
     mag12 = Cat(mag, Const(0, 12 - n)) if n < 12 else mag
     lz, zero = lzc(mag12)
     norm = (mag12 << lz)[:12]             # MSB at bit 11; bit 0 is 0 (|x| <= 2048)
-    return Mux(zero, Cat(Const(0, 15), 0), Cat(norm[1:11], (26 - lz)[:5], neg))
+    # |x| <= 2**(n-1) has at most n - 1 significant bits (or is 2**(n-1)): the fraction bits below
+    # them are zeros, and written as constants they need no register or multiplier cells downstream
+    low = min(10, max(0, 12 - n))
+    frac = Cat(Const(0, low), norm[1 + low:11]) if low else norm[1:11]
+    return Mux(zero, Cat(Const(0, 15), 0), Cat(frac, (26 - lz)[:5], neg))
 
 
 class FMA16(wiring.Component):
@@ -181,11 +185,13 @@ class FMA16(wiring.Component):
             b_zero, b_inf, b_nan = self.b == 0, Const(0), Const(0)
 
         # Cycle 1: special cases and the exact significand product to registers
-        p_mag = Signal(wp)
-        p_exp = Signal(signed(8))
-        p_sign = Signal()
-        c1_mag, c1_exp, c1_sign = Signal(11), Signal(signed(7)), Signal()
-        s1_nan, s1_inf, s1_inf_sign = Signal(), Signal(), Signal()
+        # data registers have no reset: a payload only counts where its valid bit (reset) says so
+        p_mag = Signal(wp, reset_less=True)
+        p_exp = Signal(signed(8), reset_less=True)
+        p_sign = Signal(reset_less=True)
+        c1_mag, c1_exp, c1_sign = (Signal(11, reset_less=True), Signal(signed(7), reset_less=True),
+                                   Signal(reset_less=True))
+        s1_nan, s1_inf, s1_inf_sign = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         prod_inf = a.inf | b_inf
         nan = (a.nan | b_nan | c.nan | (a.inf & b_zero) | (b_inf & a.zero)
                | (prod_inf & c.inf & (a.sign ^ b_sign ^ c.sign)))
@@ -230,11 +236,11 @@ class FMA16(wiring.Component):
         m.d.comb += small_j.eq((small >> d) | (small & below).any())
         total = Signal(signed(W + 2))
         m.d.comb += total.eq(Mux(big_neg, -big, big) + Mux(small_neg, -small_j, small_j))
-        s2_mag = Signal(W + 1)
-        s2_neg = Signal()
-        s2_zsign = Signal()
-        s2_L = Signal(signed(10))
-        s2_nan, s2_inf, s2_inf_sign = Signal(), Signal(), Signal()
+        s2_mag = Signal(W + 1, reset_less=True)
+        s2_neg = Signal(reset_less=True)
+        s2_zsign = Signal(reset_less=True)
+        s2_L = Signal(signed(10), reset_less=True)
+        s2_nan, s2_inf, s2_inf_sign = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(self.en):
             m.d.sync += [
                 s2_mag.eq(Mux(total < 0, -total, total)), s2_neg.eq(total < 0),
@@ -282,8 +288,10 @@ class FMA16(wiring.Component):
             m.d.comb += res.eq(Cat(Const(0, 15), s2_zsign))
         with m.Else():
             m.d.comb += res.eq(Cat(sig_f[:10], efield[:5], s2_neg))
+        r = Signal(16, reset_less=True)
         with m.If(self.en):
-            m.d.sync += self.r.eq(res)
+            m.d.sync += r.eq(res)
+        m.d.comb += self.r.eq(r)
         return m
 
 
@@ -389,15 +397,16 @@ class FP16ToFixed(wiring.Component):
             m.d.comb += n.eq(q + inc)
 
         # Cycle 1: exact integer (and the special cases) to registers
-        n_r = Signal(signed(self.n_bits))
-        inf_r, inf_neg_r, nan_r = Signal(), Signal(), Signal()
+        # data registers have no reset: a payload only counts where its valid bit (reset) says so
+        n_r = Signal(signed(self.n_bits), reset_less=True)
+        inf_r, inf_neg_r, nan_r = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(self.en):
             m.d.sync += [n_r.eq(n), inf_r.eq(is_inf), inf_neg_r.eq(neg_out), nan_r.eq(is_nan)]
 
         # Cycle 2: fit by the overflow mode (rtl.arith.Fit registers its output)
         m.submodules.fit = fit = Fit(self.n_bits, fmt)
         m.d.comb += [fit.i.eq(n_r), fit.en.eq(self.en)]
-        inf2, inf_neg2, nan2 = Signal(), Signal(), Signal()
+        inf2, inf_neg2, nan2 = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(self.en):
             m.d.sync += [inf2.eq(inf_r), inf_neg2.eq(inf_neg_r), nan2.eq(nan_r)]
         hi = fmt.max
@@ -510,18 +519,18 @@ class FP16Unit(wiring.Component):
                              rp.addr.eq(self.i_stream.payload.group), rp.en.eq(advance)]
                 coef[name].append(rp.data)
         if self.x_to_f16:
-            codes1 = Signal(data.ArrayLayout(16, L))
+            codes1 = Signal(data.ArrayLayout(16, L), reset_less=True)
             with m.If(advance):
                 m.d.sync += [codes1[j].eq(int_to_f16(self.i_stream.payload.codes[j])) for j in range(L)]
         else:
-            codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L))
+            codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L), reset_less=True)
             with m.If(advance):
                 m.d.sync += codes1.eq(self.i_stream.payload.codes)
 
         # out_frac travels with its beat
         frac_pipe = [frac]
         for k in range(self.LATENCY - FP16ToFixed.LATENCY):
-            r = Signal.like(frac, name=f"frac_{k + 1}")
+            r = Signal.like(frac, name=f"frac_{k + 1}", reset_less=True)
             with m.If(advance):
                 m.d.sync += r.eq(frac_pipe[-1])
             frac_pipe.append(r)
@@ -538,7 +547,8 @@ class FP16Unit(wiring.Component):
                 # Cycles 5-7: b = fma16(g, a, h); g and h wait in registers for a
                 g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
                 for k in range(FMA16.LATENCY):
-                    g_n, h_n = Signal(16, name=f"g_{j}_d{k + 1}"), Signal(16, name=f"h_{j}_d{k + 1}")
+                    g_n, h_n = (Signal(16, name=f"g_{j}_d{k + 1}", reset_less=True),
+                                Signal(16, name=f"h_{j}_d{k + 1}", reset_less=True))
                     with m.If(advance):
                         m.d.sync += [g_n.eq(g_d), h_n.eq(h_d)]
                     g_d, h_d = g_n, h_n

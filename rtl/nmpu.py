@@ -271,7 +271,8 @@ class NMPU(wiring.Component):
                              wp.en.eq(wsel.en & addr_ok & (wsel.sel == COEF_SEL[name]) & (w_lane == j)),
                              rp.addr.eq(self.i_stream.payload.group), rp.en.eq(advance)]
                 coef[name].append(rp.data)
-        codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L))
+        # data registers have no reset: a payload only counts where its valid bit (reset) says so
+        codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L), reset_less=True)
         with m.If(advance):
             m.d.sync += codes1.eq(self.i_stream.payload.codes)
 
@@ -281,7 +282,7 @@ class NMPU(wiring.Component):
             ReLU.LATENCY if cfg.relu else 0)
         shift_pipe = [shift]
         for k in range(stages_to_shift):
-            r = Signal.like(shift, name=f"shift_{k + 1}")
+            r = Signal.like(shift, name=f"shift_{k + 1}", reset_less=True)
             with m.If(advance):
                 m.d.sync += r.eq(shift_pipe[-1])
             shift_pipe.append(r)
@@ -311,7 +312,8 @@ class NMPU(wiring.Component):
                 # coefficients read in cycle 1 wait in registers for the BN multiplier
                 g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
                 for k in range(MulAdd.LATENCY + RoundShift.LATENCY + Fit.LATENCY):
-                    g_n, h_n = Signal.like(g_d, name=f"g_{j}_d{k + 1}"), Signal.like(h_d, name=f"h_{j}_d{k + 1}")
+                    g_n = Signal.like(g_d, name=f"g_{j}_d{k + 1}", reset_less=True)
+                    h_n = Signal.like(h_d, name=f"h_{j}_d{k + 1}", reset_less=True)
                     with m.If(advance):
                         m.d.sync += [g_n.eq(g_d), h_n.eq(h_d)]
                     g_d, h_d = g_n, h_n
