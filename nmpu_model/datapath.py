@@ -25,15 +25,16 @@ def _first_bad(mask: np.ndarray, arr: np.ndarray, what: str, why: str) -> ValueE
 
 
 def check_codes(arr: Any, fmt: Fmt, what: str) -> np.ndarray:
-    """Return ``arr`` as an int64 array of codes of ``fmt``, or raise ``ValueError`` naming the first bad one."""
+    """Return ``arr`` (any integer dtype, not copied) if every code is in ``fmt``'s range, else raise a
+    ``ValueError`` naming the first bad one."""
     a = np.asarray(arr)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
         raise ValueError(f"{what}: expected integer codes, got dtype {a.dtype}")
     if a.dtype == np.uint64 and a.size and a.max() > np.iinfo(np.int64).max:
         raise _first_bad(a > np.iinfo(np.int64).max, a, what, "code too large")
-    a = a.astype(np.int64, copy=False)
-    bad = (a < fmt.min) | (a > fmt.max)
-    if bad.any():
+    if a.size and (a.min() < fmt.min or a.max() > fmt.max):  # two reductions, no temporaries
+        a = a.astype(np.int64, copy=False)
+        bad = (a < fmt.min) | (a > fmt.max)
         raise _first_bad(bad, a, what, f"code outside {fmt.describe()} range [{fmt.min}, {fmt.max}]")
     return a
 
@@ -73,7 +74,7 @@ def check_inputs(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arit
         if name not in coeffs:
             raise ValueError(f"coefficients: {name!r} is missing (bn_stage = {str(config.bn_stage).lower()})")
         if arith == "fixed":
-            c = check_codes(coeffs[name], getattr(config, name), name)
+            c = check_codes(coeffs[name], getattr(config, name), name).astype(np.int64)
         else:
             c = check_floats(coeffs[name], name)
         if c.shape != (n_cols,):
@@ -124,7 +125,7 @@ def apply(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arith: str 
 
 
 def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], out_frac: int) -> np.ndarray:
-    """The fixed-point path on already validated int64 inputs (see :func:`apply`)."""
+    """The fixed-point path on already validated integer inputs (see :func:`apply`)."""
     plan = config.plan()
     dt = np.int32 if plan.bits <= 31 else np.int64
     s, o = config.scale, config.offset
@@ -135,7 +136,7 @@ def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], 
     a += (c["offset"] << (fa - o.frac)).astype(dt)
     b, fb = a, fa
     if config.bn_stage:
-        a2 = quantize(a, fa, config.mid)
+        a2 = quantize(a, fa, config.mid, inplace=True)
         fb = plan.b.frac
         g, h = config.bn_scale, config.bn_offset
         b = a2
@@ -143,5 +144,5 @@ def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], 
         b += (c["bn_offset"] << (fb - h.frac)).astype(dt)
     if config.relu:
         np.maximum(b, 0, out=b)
-    y = quantize(b, fb, config.output.with_frac(out_frac))
+    y = quantize(b, fb, config.output.with_frac(out_frac), inplace=True)
     return y.astype(np.int64, copy=False)

@@ -97,18 +97,26 @@ def signed_bits(lo: int, hi: int) -> int:
     return bits
 
 
-def round_shift(v: np.ndarray, d: int, rounding: str, pre_truncate: int = 0) -> np.ndarray:
+def round_shift(v: np.ndarray, d: int, rounding: str, pre_truncate: int = 0, inplace: bool = False) -> np.ndarray:
     """Divide integer codes by ``2**d`` (``d >= 0``) and round by ``rounding``, exactly.
 
     With ``pre_truncate = k``, ``v`` is first floored to ``k`` extra fraction bits. Works on any
-    signed integer array whose values leave one bit of headroom for the rounding add.
+    signed integer array whose values leave one bit of headroom for the rounding add. With
+    ``inplace``, ``v`` may be overwritten (the modes that need no comparison then make no temporary).
     """
     if d <= 0:
         return v
     if 0 < pre_truncate < d:
-        v = v >> (d - pre_truncate)
+        v = np.right_shift(v, d - pre_truncate, out=v if inplace else None)
         d = pre_truncate
+        inplace = True
     half = 1 << (d - 1)
+    if inplace and rounding in ("TRN", "RND", "RND_MIN_INF"):
+        add = {"TRN": 0, "RND": half, "RND_MIN_INF": half - 1}[rounding]
+        if add:
+            v += add
+        v >>= d
+        return v
     if rounding == "TRN":
         return v >> d
     if rounding == "TRN_ZERO":
@@ -126,13 +134,14 @@ def round_shift(v: np.ndarray, d: int, rounding: str, pre_truncate: int = 0) -> 
     raise ConfigError(f"unknown rounding {rounding!r}")
 
 
-def fit(n: np.ndarray, fmt: Fmt) -> np.ndarray:
-    """Fit integers into ``fmt`` by its overflow mode (step 4 of the spec's ``Q``)."""
+def fit(n: np.ndarray, fmt: Fmt, inplace: bool = False) -> np.ndarray:
+    """Fit integers into ``fmt`` by its overflow mode (step 4 of the spec's ``Q``); ``inplace`` may overwrite ``n``."""
     lo, hi = fmt.min, fmt.max
+    out = n if inplace else None
     if fmt.overflow == "SAT":
-        return np.clip(n, lo, hi)
+        return np.clip(n, lo, hi, out=out)
     if fmt.overflow == "SAT_SYM":
-        return np.clip(n, -hi if fmt.signed else lo, hi)
+        return np.clip(n, -hi if fmt.signed else lo, hi, out=out)
     if fmt.overflow == "SAT_ZERO":
         return np.where((n < lo) | (n > hi), 0, n)
     if fmt.overflow == "WRAP":
@@ -143,7 +152,7 @@ def fit(n: np.ndarray, fmt: Fmt) -> np.ndarray:
     raise ConfigError(f"unknown overflow {fmt.overflow!r}")
 
 
-def quantize(v: np.ndarray, v_frac: int, fmt: Fmt) -> np.ndarray:
+def quantize(v: np.ndarray, v_frac: int, fmt: Fmt, inplace: bool = False) -> np.ndarray:
     """``Q(v * 2**-v_frac, fmt)`` of the spec, on integer codes, exactly.
 
     Parameters
@@ -154,13 +163,17 @@ def quantize(v: np.ndarray, v_frac: int, fmt: Fmt) -> np.ndarray:
         Fraction bits of ``v``.
     fmt : Fmt
         Target format with its rounding, overflow and pre-truncation.
+    inplace : bool
+        ``v`` may be overwritten (the datapath's own buffers: fewer passes over memory).
 
     The caller guarantees that the dtype of ``v`` holds ``v << max(0, fmt.frac - v_frac)`` and
     the rounding add (``NMPUConfig`` checks this when a configuration is loaded).
     """
     shift = fmt.frac - v_frac
-    if shift >= 0:
-        n = v << shift if shift else v
+    if shift > 0:
+        n = np.left_shift(v, shift, out=v if inplace else None)
+    elif shift == 0:
+        n = v
     else:
-        n = round_shift(v, -shift, fmt.rounding, fmt.pre_truncate)
-    return fit(n, fmt)
+        n = round_shift(v, -shift, fmt.rounding, fmt.pre_truncate, inplace)
+    return fit(n, fmt, inplace=inplace or n is not v)

@@ -144,3 +144,17 @@ def test_input_arrays_unchanged():
     before = (x.copy(), {k: v.copy() for k, v in co.items()})
     apply(x, load_config(), co)
     assert (x == before[0]).all() and all((co[k] == before[1][k]).all() for k in co)
+
+
+@pytest.mark.parametrize("code_dtype, coef_dtype", [(np.int8, np.uint8), (np.int16, np.int16), (np.uint64, np.int32)])
+def test_narrow_and_unsigned_dtypes_give_the_same_bits(code_dtype, coef_dtype):
+    config = load_config()
+    rng = np.random.default_rng(3)
+    lo = 0 if code_dtype == np.uint64 else -128
+    x = rng.integers(lo, 128, (50, 8))
+    co = {"scale": rng.integers(0, 256, 8), "offset": rng.integers(-128, 128, 8)}
+    want = apply(x, config, co)
+    co_n = {"scale": co["scale"].astype(np.uint8 if coef_dtype == np.uint8 else coef_dtype),
+            "offset": co["offset"].astype(np.int16 if coef_dtype == np.uint8 else coef_dtype)}
+    got = apply(x.astype(code_dtype), config, co_n)
+    assert got.dtype == np.int64 and (got == want).all()

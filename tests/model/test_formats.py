@@ -90,3 +90,10 @@ def test_quantize_int32_matches_int64(fmt, vs):
 def test_bad_format_is_refused(kw, msg):
     with pytest.raises(ConfigError, match=msg):
         Fmt(**kw)
+
+
+@given(fmt=fmts, v_frac=st.integers(-6, 24), vs=st.lists(st.integers(-(2 ** 30), 2 ** 30), min_size=1, max_size=16))
+def test_quantize_inplace_matches(fmt, v_frac, vs):
+    v = np.array(vs, dtype=np.int64)
+    want = quantize(v.copy(), v_frac, fmt)
+    assert quantize(v, v_frac, fmt, inplace=True).tolist() == want.tolist()
