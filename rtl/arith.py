@@ -232,21 +232,31 @@ class MulAdd(wiring.Component):
     width : int
         Width of the signed output; the caller (``NMPUConfig.plan``) guarantees it holds the
         exact result over the whole input range.
+    registered : bool
+        Register the output (``LATENCY`` 1, the default) or not (``LATENCY`` 0: the result feeds
+        the next stage's logic directly, and ``en`` is unused).
 
     Members
     -------
     x, c, d : In(...)
     o : Out(signed(width))
     en : In(1)
+
+    Attributes
+    ----------
+    LATENCY : int
+        1 when registered, else 0 (the class attribute is the registered default).
     """
 
     LATENCY = 1
 
     def __init__(self, x_shape: Shape, c_shape: Shape, d_shape: Shape, c_shift: int, d_shift: int,
-                 width: int) -> None:
+                 width: int, *, registered: bool = True) -> None:
         if c_shift < 0 or d_shift < 0:
             raise _refuse(self, ValueError(f"alignment shifts must be >= 0, not {c_shift}, {d_shift}"))
         self.c_shift, self.d_shift, self.width = c_shift, d_shift, width
+        self.registered = registered
+        self.LATENCY = 1 if registered else 0
         super().__init__({"x": In(x_shape), "c": In(c_shape), "d": In(d_shape),
                           "o": Out(signed(width)), "en": In(1, init=1)})
 
@@ -256,7 +266,10 @@ class MulAdd(wiring.Component):
         total = Signal(signed(max(len(prod) + self.c_shift, len(self.d) + 1 + self.d_shift) + 1))
         m.d.comb += total.eq((prod << self.c_shift) + (self.d << self.d_shift))
         # truncation is exact: the plan bounds the result to `width` bits
-        _register(m, self.en, self.o, total)
+        if self.registered:
+            _register(m, self.en, self.o, total)
+        else:
+            m.d.comb += self.o.eq(total)
         return m
 
 
@@ -278,7 +291,8 @@ class VarQuantize(wiring.Component):
 
     Each rounding mode is an increment ``inc`` in ``{0, 1}`` from the half bit, the sticky bit,
     the sign and the floor's LSB; ``n = F + inc`` is then a narrow ``fmt.bits + 2``-bit value
-    (the extreme of the sign when ``far``) that :class:`Fit` brings into ``fmt``.
+    (the extreme of the sign when ``far``) that :class:`Fit` brings into ``fmt`` and registers:
+    one pipeline stage (its logic is shallower than a multiplier's).
 
     Parameters
     ----------
@@ -300,12 +314,10 @@ class VarQuantize(wiring.Component):
         ``shift_of(out_frac)``; larger values give an unspecified result.
     o : Out(fmt_shape(fmt))
     en : In(1)
-        Clock enable of both stages.
-
-    Cycle 1 registers ``n`` (``fmt.bits + 2`` bits), cycle 2 the fitted code.
+        Clock enable of the output register.
     """
 
-    LATENCY = 2
+    LATENCY = 1
 
     def __init__(self, shape: Shape, frac: int, fmt: Fmt, out_frac_min: int, out_frac_max: int, *,
                  fault: bool = False) -> None:
@@ -371,11 +383,7 @@ class VarQuantize(wiring.Component):
             m.d.comb += n.eq(F.as_signed() + inc)
         else:
             m.d.comb += n.eq(Mux(far, Mux(sign, -(1 << (ob + 1)), (1 << (ob + 1)) - 1), F.as_signed() + inc))
-        # Cycle 1: the narrow rounded value to register
-        n_r = Signal(signed(ob + 2), reset_less=True)
-        with m.If(self.en):
-            m.d.sync += n_r.eq(n)
-        # Cycle 2: overflow mode (Fit registers its output)
+        # overflow mode; Fit registers the code
         m.submodules.fit = fit = Fit(ob + 2, fmt)
-        m.d.comb += [fit.i.eq(n_r), fit.en.eq(self.en), self.o.eq(fit.o)]
+        m.d.comb += [fit.i.eq(n), fit.en.eq(self.en), self.o.eq(fit.o)]
         return m

@@ -45,6 +45,9 @@ from .arith import Fit, MulAdd, ReLU, RoundShift, VarQuantize, fmt_shape, round_
 __all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency"]
 
 COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}
+# The affine multiply-add is not registered: its result goes straight into the next stage's logic
+# (the output quantizer, or the mid rounding with the BN stage)
+AFFINE_LATENCY = 0
 
 
 @dataclass(frozen=True)
@@ -165,10 +168,12 @@ def interface(config: NMPUConfig, coef_bits: int | None = None) -> Interface:
 def latency(config: NMPUConfig) -> int:
     """Cycles from input acceptance to output valid: the sum of the stage latencies.
 
-    ``1`` (coefficient memory read) ``+ MulAdd`` ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]``
-    ``+ ReLU + VarQuantize``: 4 without the BN stage, 7 with it.
+    ``1`` (coefficient memory read) ``+ 0`` (the affine ``MulAdd``, unregistered: it feeds the next
+    stage's logic) ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]`` ``+ ReLU + VarQuantize``:
+    2 without the BN stage, 5 with it. Every stage's logic is at most a multiply-add and a
+    requantizer deep, shallower than a stage of the FP16 unit's FMA.
     """
-    lat = 1 + MulAdd.LATENCY
+    lat = 1 + AFFINE_LATENCY
     if config.bn_stage:
         lat += RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY
     if config.relu:
@@ -277,7 +282,7 @@ class NMPU(wiring.Component):
             m.d.sync += codes1.eq(self.i_stream.payload.codes)
 
         # the shift travels with its beat, so out_frac may change while beats are in flight
-        stages_to_shift = 1 + MulAdd.LATENCY + (
+        stages_to_shift = 1 + AFFINE_LATENCY + (
             RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY if cfg.bn_stage else 0) + (
             ReLU.LATENCY if cfg.relu else 0)
         shift_pipe = [shift]
@@ -293,14 +298,15 @@ class NMPU(wiring.Component):
         fb = fa
         outs = []
         for j in range(L):
-            # Cycle 2: a = x*s + o, aligned to the finer fraction
-            aff = MulAdd(signed(cfg.adc_bits), fmt_shape(s), fmt_shape(o), fa - s.frac, fa - o.frac, plan.a.bits)
+            # a = x*s + o, aligned to the finer fraction: logic of cycle 2, not registered
+            aff = MulAdd(signed(cfg.adc_bits), fmt_shape(s), fmt_shape(o), fa - s.frac, fa - o.frac, plan.a.bits,
+                         registered=AFFINE_LATENCY == 1)
             m.submodules[f"affine_{j}"] = aff
             m.d.comb += [aff.x.eq(codes1[j]), aff.c.eq(coef["scale"][j]), aff.d.eq(coef["offset"][j]),
                          aff.en.eq(advance)]
             b, fb, b_bits = aff.o, fa, plan.a.bits
             if cfg.bn_stage:
-                # Cycles 3-5: a2 = Q(a, mid); b = a2*g + h
+                # Cycles 2-4: a2 = Q(a, mid) (rounding, then fit); b = a2*g + h
                 mid, g, h = cfg.mid, cfg.bn_scale, cfg.bn_offset
                 rs = RoundShift(plan.a.bits, fa - mid.frac, mid.rounding, mid.pre_truncate)
                 ft = Fit(round_shift_width(plan.a.bits, fa - mid.frac), mid)
@@ -311,7 +317,7 @@ class NMPU(wiring.Component):
                 m.submodules[f"bn_{j}"] = bn
                 # coefficients read in cycle 1 wait in registers for the BN multiplier
                 g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
-                for k in range(MulAdd.LATENCY + RoundShift.LATENCY + Fit.LATENCY):
+                for k in range(AFFINE_LATENCY + RoundShift.LATENCY + Fit.LATENCY):
                     g_n = Signal.like(g_d, name=f"g_{j}_d{k + 1}", reset_less=True)
                     h_n = Signal.like(h_d, name=f"h_{j}_d{k + 1}", reset_less=True)
                     with m.If(advance):

@@ -38,7 +38,7 @@ def netlist_cells(path: str) -> Counter:
 def test_compare_small_config(tmp_path: Path) -> None:
     res = synth.compare(SMALL, "generic", tmp_path)
     fx, fp = res["fixed"], res["fp16"]
-    for u, lat, coef_bits in ((fx, 4, 16), (fp, 6, 32)):
+    for u, lat, coef_bits in ((fx, 2, 16), (fp, 6, 32)):
         assert u["latency"] == lat
         assert sum(u["cells_by_type"].values()) == u["cells"] > 0
         assert u["memory_bits"] == 8 * coef_bits             # scale + offset per column

@@ -39,7 +39,7 @@ def test_latency_and_initiation_interval_measured() -> None:
     config = load_config(EXAMPLES / "default.toml")
     res = verify(config, vectors=1200, seed=2, p_valid=1.0, p_ready=1.0, tag="full-throughput")
     assert res.mismatches == 0
-    assert res.details["latency_min"] == latency(config) == 4
+    assert res.details["latency_min"] == latency(config) == 2
     per_layer = 1200 // res.details["layers"]
     assert res.details["longest_back_to_back"] >= per_layer - 1
 
@@ -49,7 +49,7 @@ def test_rebuild_is_cached() -> None:
     build(config)
     again = build(config)
     assert again.cached            # no Verilator run: only the Verilog export (~1 s) is redone
-    assert again.meta["latency"] == latency(config) == 4
+    assert again.meta["latency"] == latency(config) == 2
 
 
 def test_cli_verify_prints_one_line_and_exits_0(tmp_path: Path) -> None:
@@ -98,9 +98,9 @@ def test_export_lints_clean_and_describes_ports(tmp_path: Path) -> None:
     r = nmpu("export", "--config", str(EXAMPLES / "bn_stage.toml"), "-o", str(v), "--name", "nmpu_bn")
     assert r.returncode == 0, r.stderr
     text = v.read_text()
-    assert "module nmpu_bn(" in text and "// latency 7 cycles" in text
+    assert "module nmpu_bn(" in text and "// latency 5 cycles" in text
     meta = json.loads(v.with_suffix(".json").read_text())
-    assert meta["latency"] == 7 and meta["initiation_interval"] == 1
+    assert meta["latency"] == 5 and meta["initiation_interval"] == 1
     ports = meta["ports"]
     for name in ("i_stream__valid", "i_stream__ready", "i_stream__payload", "o_stream__payload", "coef__data",
                  "out_frac__data", "clk", "rst"):

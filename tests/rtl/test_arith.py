@@ -86,14 +86,16 @@ def test_relu_exhaustive() -> None:
     assert got == np.maximum(v, 0).tolist()
 
 
+@pytest.mark.parametrize("registered", [True, False])
 @pytest.mark.parametrize("c_signed", [False, True])
-def test_muladd_exhaustive(c_signed: bool) -> None:
+def test_muladd_exhaustive(c_signed: bool, registered: bool) -> None:
     x = all_signed(4)
     c = all_signed(3) if c_signed else np.arange(8)
     d = all_signed(3)
-    dut = MulAdd(signed(4), signed(3) if c_signed else unsigned(3), signed(3), 2, 1, 12)
+    dut = MulAdd(signed(4), signed(3) if c_signed else unsigned(3), signed(3), 2, 1, 12, registered=registered)
+    assert dut.LATENCY == (1 if registered else 0)
     cases = list(itertools.product(x.tolist(), c.tolist(), d.tolist()))
-    got = run_pipelined(dut, [[(dut.x, a), (dut.c, b), (dut.d, e)] for a, b, e in cases], dut.o, MulAdd.LATENCY)
+    got = run_pipelined(dut, [[(dut.x, a), (dut.c, b), (dut.d, e)] for a, b, e in cases], dut.o, dut.LATENCY)
     assert got == [((a * b) << 2) + (e << 1) for a, b, e in cases]
 
 
@@ -124,7 +126,8 @@ def test_var_quantize_fault_changes_ties_only() -> None:
     v = all_signed(6)
     fmt = Fmt(8, 0, True, "RND", "SAT")
     dut = VarQuantize(signed(6), 2, fmt, -1, 1, fault=True)
-    got = np.array(run_pipelined(dut, [[(dut.i, int(x)), (dut.shift, dut.shift_of(0))] for x in v], dut.o, 2))
+    got = np.array(run_pipelined(dut, [[(dut.i, int(x)), (dut.shift, dut.shift_of(0))] for x in v], dut.o,
+                                 VarQuantize.LATENCY))
     want = quantize(v, 2, fmt)
     assert (got != want).tolist() == ((v & 3) == 2).tolist()
 

@@ -94,7 +94,7 @@ def test_latency_and_ii_one() -> None:
     """With valid and ready always high, one beat leaves per cycle after LATENCY cycles."""
     config = CONFIGS["default-small"]
     dut = NMPU(config)
-    assert dut.LATENCY == latency(config) == 4
+    assert dut.LATENCY == latency(config) == 2
     seen: list[int] = []
 
     async def bench(ctx):
