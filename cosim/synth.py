@@ -456,10 +456,16 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
 
 
 def sweep_areas(base: NMPUConfig, sweep: dict[str, Any], out_dir: str | Path = "build/synth",
-                limit: int = 16, notify: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Synthesize (generic) the fixed unit at up to ``limit`` sweep points; return area and accuracy per point."""
+                limit: int = 64, notify: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Synthesize (generic) the fixed unit at up to ``limit`` sweep points; return area and accuracy per point.
+
+    Past the limit, the most accurate points are kept (the sweep's chosen one among them, when it has one).
+    """
     rows = []
-    for q in sweep["points"][:limit]:
+    points = list(sweep["points"])
+    if len(points) > limit:
+        points = sorted(points, key=lambda q: -q["mean"])[:limit]
+    for q in points:
         label = ", ".join(f"{k}={v}" for k, v in q["point"].items())
         r = precision_table(base, {label: q["point"]}, Path(out_dir) / "sweep", notify, units=("fixed",))[0]
         r["mean"] = q["mean"]
