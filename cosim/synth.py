@@ -484,9 +484,13 @@ def plot_area_accuracy(rows: Iterable[dict[str, Any]], path: str | Path, fp16: d
 
     rows = [r for r in rows if r.get("area") is not None and r.get("mean") is not None]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    ax.scatter([r["area"] for r in rows], [r["mean"] for r in rows], label="fixed-point NMPU", color="tab:blue")
-    for r in rows:
-        ax.annotate(r["label"], (r["area"], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.scatter([r["area"] for r in rows], [r["mean"] for r in rows], label="fixed-point NMPU", color="tab:blue",
+               alpha=0.5)
+    # name only the Pareto front (no other point is both smaller and at least as accurate): the rest is clutter
+    front = [r for r in rows if not any(o["area"] < r["area"] and o["mean"] >= r["mean"] for o in rows)]
+    ax.plot(*zip(*sorted((r["area"], r["mean"]) for r in front)), color="tab:blue", lw=1, label="Pareto front")
+    for r in front:
+        ax.annotate(r["label"], (r["area"], r["mean"]), fontsize=7, xytext=(4, -3), textcoords="offset points")
     if fp16 and fp16.get("area") is not None and fp16.get("mean") is not None:
         ax.scatter([fp16["area"]], [fp16["mean"]], marker="s", color="tab:red", label="FP16 unit")
     ax.set_xlabel("area proxy: Yosys CMOS transistor estimate (memories excluded)")
