@@ -15,19 +15,11 @@ import platform
 import time
 
 import torch
+from timing import best_of
 
 from nmpu_model import NMPUConfig
 from nmpu_model.evaluate import DEFAULT_DRIFTS, digits_workload, evaluate
 from nmpu_model.network import AnalogNetwork, replay
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

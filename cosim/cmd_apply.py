@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import argparse
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from nmpu_model import apply, load_config
 from nmpu_model.datapath import ARITHS
 
-from .toolchain import write_atomic
+from .toolchain import check_parent, write_atomic
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +50,7 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_parent(args.out, "--out")
     config = load_config(args.config)
     codes = load_npy(args.codes, "codes")
     coeffs = load_npz(args.coeffs)
@@ -59,8 +59,5 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         where = args.codes if str(e).startswith("codes") else args.coeffs
         raise ValueError(f"{where}: {e}") from None
-    out_dir = Path(args.out).parent
-    if not out_dir.is_dir():
-        raise ValueError(f"{args.out}: folder {out_dir} does not exist")
     write_atomic(args.out, lambda f: np.save(f, y), binary=True)
     return 0

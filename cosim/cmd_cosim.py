@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from .cmd_eval import MODELS
-from .toolchain import write_json
+from .toolchain import check_parent, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -59,7 +59,6 @@ def parse_window(text: str | None, waves: bool) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from nmpu_model import load_config
     from nmpu_model.evaluate import load_workload
@@ -82,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.waves and args.mode == "cocotb":
         # cocotb's Verilator main traces from the first cycle to the last; only the harness opens a window
         print("waves: cocotb mode traces the whole run (--window applies to --mode bulk)", file=sys.stderr)
-    if args.json and str(Path(args.json).parent) and not Path(args.json).parent.exists():
-        raise ValueError(f"--json: folder {Path(args.json).parent} does not exist")
+    check_parent(args.json, "--json")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-from .toolchain import write_json
+from .toolchain import check_parent, write_json
 
 MODELS = ("digits-cnn", "resnet9")
 
@@ -52,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     if args.images is not None and args.images < 1:
         raise ValueError(f"--images must be >= 1, not {args.images}")
-    if args.json and not Path(args.json).parent.exists() and str(Path(args.json).parent):
-        raise ValueError(f"--json: folder {Path(args.json).parent} does not exist")
+    check_parent(args.json, "--json")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from .cmd_eval import MODELS
+from .toolchain import check_parent
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,10 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be >= 0, not {args.workers}")
-    for opt in ("json", "plot"):
-        v = getattr(args, opt)
-        if v and not Path(v).parent.is_dir() and str(Path(v).parent):
-            raise ValueError(f"--{opt}: folder {Path(v).parent} does not exist")
+    check_parent(args.json, "--json")
+    check_parent(args.plot, "--plot")
     if args.model == "digits-cnn" and args.data:
         raise ValueError("--data is for --model resnet9; digits ship with scikit-learn")
     base = load_config(args.config)

@@ -69,6 +69,12 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def check_parent(path: str | Path | None, option: str) -> None:
+    """Refuse an output path whose folder does not exist, before any work is done (one-line ValueError)."""
+    if path and str(Path(path).parent) and not Path(path).parent.is_dir():
+        raise ValueError(f"{option}: folder {Path(path).parent} does not exist")
+
+
 def write_atomic(path: str | Path, write: Callable[[Any], None], binary: bool = False) -> None:
     """Write through a temporary file in the same folder and rename: a failure leaves no partial file."""
     path = Path(path)
