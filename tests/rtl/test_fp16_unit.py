@@ -18,7 +18,7 @@ from nmpu_model import Fmt, NMPUConfig, RTLParams, apply
 from nmpu_model.baselines import fma, quantize_real
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
 from rtl.fp16_unit import F16_NAN, FMA16, FP16ToFixed, FP16Unit, int_to_f16, latency
-from rtl.nmpu import COEF_SEL
+from unit_sim import stream_through
 from tests.model.reference import q_real_ref, round_binary
 
 
@@ -312,42 +312,7 @@ def simulate_unit(config: NMPUConfig, coef_bits: dict[str, np.ndarray], out_frac
                   group: np.ndarray, seed: int, fault: str | None = None,
                   p_valid: float = 0.7, p_ready: float = 0.7) -> list[list[int]]:
     """Write binary16 coefficients and out_frac, stream beats with random gaps and stalls."""
-    dut = FP16Unit(config, fault=fault)
-    rng = np.random.default_rng(seed)
-    outs: list[list[int]] = []
-
-    async def bench(ctx):
-        for name, vals in coef_bits.items():
-            for col, v in enumerate(vals):
-                ctx.set(dut.coef.en, 1)
-                ctx.set(dut.coef.sel, COEF_SEL[name])
-                ctx.set(dut.coef.addr, col)
-                ctx.set(dut.coef.data, int(v))
-                await ctx.tick()
-        ctx.set(dut.coef.en, 0)
-        ctx.set(dut.out_frac.en, 1)
-        ctx.set(dut.out_frac.data, out_frac)
-        await ctx.tick()
-        ctx.set(dut.out_frac.en, 0)
-        k = 0
-        while len(outs) < len(codes):
-            ctx.set(dut.i_stream.valid, k < len(codes) and rng.random() < p_valid)
-            if k < len(codes):
-                ctx.set(dut.i_stream.payload, {"codes": [int(c) for c in codes[k]], "group": int(group[k])})
-            ctx.set(dut.o_stream.ready, rng.random() < p_ready)
-            _, _, i_ok, o_ok, payload = await ctx.tick().sample(
-                dut.i_stream.valid & dut.i_stream.ready, dut.o_stream.valid & dut.o_stream.ready,
-                dut.o_stream.payload)
-            if i_ok:
-                k += 1
-            if o_ok:
-                outs.append([int(v) for v in payload])
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    return outs
+    return stream_through(FP16Unit(config, fault=fault), coef_bits, out_frac, codes, group, seed, p_valid, p_ready)
 
 
 def random_coefficients(config: NMPUConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -10,48 +10,15 @@ import pytest
 from amaranth.sim import Simulator
 
 from nmpu_model import Fmt, NMPUConfig, RTLParams, apply
-from rtl.nmpu import COEF_SEL, NMPU, latency
+from rtl.nmpu import NMPU, latency
+from unit_sim import stream_through
 
 
 def simulate(config: NMPUConfig, coeffs: dict[str, np.ndarray], out_frac: int, codes: np.ndarray,
              group: np.ndarray, seed: int, p_valid: float = 0.7, p_ready: float = 0.7) -> tuple[list, int]:
-    """Write coefficients and out_frac, stream beats with random gaps/stalls; return output beats and II cycles."""
+    """Write coefficients and out_frac, stream beats with random gaps/stalls; return output beats and latency."""
     dut = NMPU(config)
-    rng = np.random.default_rng(seed)
-    outs: list[list[int]] = []
-
-    async def bench(ctx):
-        for name, vals in coeffs.items():
-            for col, v in enumerate(vals):
-                ctx.set(dut.coef.en, 1)
-                ctx.set(dut.coef.sel, COEF_SEL[name])
-                ctx.set(dut.coef.addr, col)
-                ctx.set(dut.coef.data, int(v) & ((1 << len(dut.coef.data)) - 1))
-                await ctx.tick()
-        ctx.set(dut.coef.en, 0)
-        ctx.set(dut.out_frac.en, 1)
-        ctx.set(dut.out_frac.data, out_frac)
-        await ctx.tick()
-        ctx.set(dut.out_frac.en, 0)
-        k = 0
-        while len(outs) < len(codes):
-            send = k < len(codes) and rng.random() < p_valid
-            ctx.set(dut.i_stream.valid, send)
-            if k < len(codes):
-                ctx.set(dut.i_stream.payload, {"codes": [int(c) for c in codes[k]], "group": int(group[k])})
-            ctx.set(dut.o_stream.ready, rng.random() < p_ready)
-            _, _, i_ok, o_ok, payload = await ctx.tick().sample(
-                dut.i_stream.valid & dut.i_stream.ready, dut.o_stream.valid & dut.o_stream.ready,
-                dut.o_stream.payload)
-            if i_ok:
-                k += 1
-            if o_ok:
-                outs.append([int(v) for v in payload])
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
+    outs = stream_through(dut, coeffs, out_frac, codes, group, seed, p_valid, p_ready)
     return outs, dut.LATENCY
 
 
