@@ -97,7 +97,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class NMPUConfig:
-    """A complete NMPU configuration (``shared/spec/datapath.md``).
+    """A complete NMPU configuration (``docs/datapath.md``).
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""``apply()``: the NMPU datapath of ``shared/spec/datapath.md`` on whole arrays.
+"""``apply()``: the NMPU datapath of ``docs/datapath.md`` on whole arrays.
 
 The fixed-point path is integer from end to end. Each configuration knows the width of its
 widest exact intermediate (:meth:`NMPUConfig.plan`), so the work is done in int32 when that

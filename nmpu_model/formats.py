@@ -1,7 +1,7 @@
 """Fixed-point formats and exact integer requantization.
 
 A value in a fixed-point format is an integer *code* ``q`` standing for ``q * 2**-frac``
-(``shared/spec/datapath.md``). Rounding and overflow modes carry the names of Vitis HLS /
+(``docs/datapath.md``). Rounding and overflow modes carry the names of Vitis HLS /
 hls4ml ``ap_fixed`` without the ``AP_`` prefix, so users of HLS tools read our configurations
 without a glossary.
 

@@ -1,6 +1,6 @@
 """The FP16 baseline unit: the HERMES-style post-processing in IEEE binary16, for area comparison.
 
-It computes the spec's ``fp16`` arithmetic (``shared/spec/datapath.md``, golden model
+It computes the spec's ``fp16`` arithmetic (``docs/datapath.md``, golden model
 ``nmpu_model.apply(..., arith="fp16")``) bit for bit:
 
 1. ``a = fma16(s, x, o)``: the exact ``s*x + o`` rounded once to binary16 (round to nearest

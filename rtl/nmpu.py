@@ -191,7 +191,7 @@ def _bn_span_bits(config: NMPUConfig) -> int:
 
 
 class NMPU(wiring.Component):
-    """The near-memory processing unit of ``shared/spec/datapath.md``, fully pipelined.
+    """The near-memory processing unit of ``docs/datapath.md``, fully pipelined.
 
     See the module docstring for the ports and their timing.
 

@@ -1,4 +1,4 @@
-"""An independent, slow, exact reference of shared/spec/datapath.md, written from the spec's text.
+"""An independent, slow, exact reference of docs/datapath.md, written from the spec's text.
 
 Everything is ``fractions.Fraction`` and Python ints, one element at a time; nothing is shared
 with ``nmpu_model`` except the plain attributes of the configuration objects.

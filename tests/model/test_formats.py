@@ -10,7 +10,7 @@ from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt,
 
 from .reference import q_ref
 
-# The spec's worked ties (value -> code at frac 0), copied from shared/spec/datapath.md.
+# The spec's worked ties (value -> code at frac 0), copied from docs/datapath.md.
 SPEC_TIES = {
     Fraction(5, 2): {"RND": 3, "RND_ZERO": 2, "RND_INF": 3, "RND_MIN_INF": 2, "RND_CONV": 2},
     Fraction(-5, 2): {"RND": -2, "RND_ZERO": -2, "RND_INF": -3, "RND_MIN_INF": -3, "RND_CONV": -2},
