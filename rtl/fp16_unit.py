@@ -42,7 +42,7 @@ from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
-from .nmpu import COEF_SEL, interface
+from .nmpu import COEF_SEL, check_unit_args, interface
 
 __all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
 
@@ -464,12 +464,7 @@ class FP16Unit(wiring.Component):
     FAULTS = FMA16.FAULTS
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
-        if not isinstance(config, NMPUConfig) or fault not in self.FAULTS:
-            self._MustUse__silence = True      # a refused unit is not an unused one
-        if not isinstance(config, NMPUConfig):
-            raise TypeError(f"config must be an NMPUConfig, not {config!r}")
-        if fault not in self.FAULTS:
-            raise ValueError(f"fault must be one of {self.FAULTS}, not {fault!r}")
+        check_unit_args(self, config, fault)
         self.config, self.fault = config, fault
         # the ADC code is converted to binary16 when that is exact, as an FP16 unit would
         self.x_to_f16 = config.adc_bits <= INT_TO_F16_MAX_BITS

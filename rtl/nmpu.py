@@ -38,11 +38,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from nmpu_model.config import NMPUConfig
-from nmpu_model.formats import ConfigError, Fmt, signed_bits
+from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, MulAdd, ReLU, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
-__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency"]
+__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args"]
 
 COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}
 # The affine multiply-add is not registered: its result goes straight into the next stage's logic
@@ -190,6 +190,16 @@ def _bn_span_bits(config: NMPUConfig) -> int:
     return signed_bits((min(prods) << sg) + (h.min << sh), (max(prods) << sg) + (h.max << sh))
 
 
+def check_unit_args(unit: wiring.Component, config: NMPUConfig, fault: str | None) -> None:
+    """The constructor checks of the NMPU and of the FP16 unit: a config object and a known fault name."""
+    if not isinstance(config, NMPUConfig) or fault not in unit.FAULTS:
+        unit._MustUse__silence = True      # a refused unit is not an unused one
+    if not isinstance(config, NMPUConfig):
+        raise TypeError(f"config must be an NMPUConfig, not {config!r}")
+    if fault not in unit.FAULTS:
+        raise ValueError(f"fault must be one of {unit.FAULTS}, not {fault!r}")
+
+
 class NMPU(wiring.Component):
     """The near-memory processing unit of ``docs/datapath.md``, fully pipelined.
 
@@ -216,12 +226,7 @@ class NMPU(wiring.Component):
     FAULTS = (None, "tie", "ready")
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
-        if not isinstance(config, NMPUConfig) or fault not in self.FAULTS:
-            self._MustUse__silence = True      # a refused unit is not an unused one
-        if not isinstance(config, NMPUConfig):
-            raise TypeError(f"config must be an NMPUConfig, not {config!r}")
-        if fault not in self.FAULTS:
-            raise ValueError(f"fault must be one of {self.FAULTS}, not {fault!r}")
+        check_unit_args(self, config, fault)
         self.config, self.fault = config, fault
         self.iface = interface(config)
         self.LATENCY = latency(config)
