@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
 
-__all__ = ["RoundShift", "VarQuantize", "Fit", "ReLU", "MulAdd", "fmt_shape", "round_shift_width",
+__all__ = ["RoundShift", "VarQuantize", "Fit", "fit_logic", "MulAdd", "fmt_shape", "round_shift_width",
            "TIE_FAULTS"]
 
 # A deliberately wrong tie rule per rounding mode, used only by the "broken RTL" tests to prove
@@ -169,52 +169,36 @@ class Fit(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        fmt, i = self.fmt, self.i
-        lo, hi = fmt.min, fmt.max
-        res = Signal.like(self.o)
-        # input range: a comparison that can never be true is left out (no constant-compare lint)
-        in_lo, in_hi = -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
-        below, above = (i < lo) if in_lo < lo else Const(0), (i > hi) if in_hi > hi else Const(0)
-        if fmt.overflow == "WRAP":
-            ext = Signal(signed(max(self.width, fmt.bits)))
-            m.d.comb += [ext.eq(i), res.eq(ext[:fmt.bits])]
-        elif fmt.overflow in ("SAT", "SAT_SYM"):
-            floor = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo
-            below = (i < floor) if in_lo < floor else Const(0)
-            with m.If(below):
-                m.d.comb += res.eq(floor)
-            with m.Elif(above):
-                m.d.comb += res.eq(hi)
-            with m.Else():
-                m.d.comb += res.eq(i)
-        else:  # SAT_ZERO
-            with m.If(below | above):
-                m.d.comb += res.eq(0)
-            with m.Else():
-                m.d.comb += res.eq(i)
-        _register(m, self.en, self.o, res)
+        _register(m, self.en, self.o, fit_logic(m, self.i, self.fmt))
         return m
 
 
-class ReLU(wiring.Component):
-    """``o = max(i, 0)``; combinational (``LATENCY = 0``): a mux is too small for its own register.
-
-    Members
-    -------
-    i : In(signed(width))
-    o : Out(signed(width))
-    """
-
-    LATENCY = 0
-
-    def __init__(self, width: int) -> None:
-        self.width = width
-        super().__init__({"i": In(signed(width)), "o": Out(signed(width))})
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.o.eq(Mux(self.i[-1], 0, self.i))
-        return m
+def fit_logic(m: Module, i: Value, fmt: Fmt) -> Signal:
+    """The combinational logic of :class:`Fit`: ``i`` (signed) brought into ``fmt`` by its overflow mode."""
+    lo, hi = fmt.min, fmt.max
+    width = len(i)
+    res = Signal(fmt_shape(fmt))
+    # input range: a comparison that can never be true is left out (no constant-compare lint)
+    in_lo, in_hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    below, above = (i < lo) if in_lo < lo else Const(0), (i > hi) if in_hi > hi else Const(0)
+    if fmt.overflow == "WRAP":
+        ext = Signal(signed(max(width, fmt.bits)))
+        m.d.comb += [ext.eq(i), res.eq(ext[:fmt.bits])]
+    elif fmt.overflow in ("SAT", "SAT_SYM"):
+        floor = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo
+        below = (i < floor) if in_lo < floor else Const(0)
+        with m.If(below):
+            m.d.comb += res.eq(floor)
+        with m.Elif(above):
+            m.d.comb += res.eq(hi)
+        with m.Else():
+            m.d.comb += res.eq(i)
+    else:  # SAT_ZERO
+        with m.If(below | above):
+            m.d.comb += res.eq(0)
+        with m.Else():
+            m.d.comb += res.eq(i)
+    return res
 
 
 class MulAdd(wiring.Component):
@@ -276,34 +260,46 @@ class MulAdd(wiring.Component):
 class VarQuantize(wiring.Component):
     """``Q(v, fmt.with_frac(out_frac))`` of a ``frac``-fraction code ``v`` with a runtime ``out_frac``.
 
-    Computes ``nmpu_model.formats.quantize(v, frac, fmt.with_frac(out_frac))`` for every
-    ``out_frac`` in ``[out_frac_min, out_frac_max]``, without an intermediate wider than ``v``:
-    the input (shifted left by ``pad`` zero bits so that no ``out_frac`` needs a left shift) is
-    shifted right by ``d = shift_of(out_frac) >= 0`` in a barrel shifter that keeps only what
-    the result depends on:
+    Computes ``nmpu_model.formats.quantize(v, frac, fmt.with_frac(out_frac))`` (of ``max(v, 0)``
+    with ``relu``) for every ``out_frac`` in ``[out_frac_min, out_frac_max]``, without an
+    intermediate wider than ``v``: the input (shifted left by ``pad`` zero bits so that no
+    ``out_frac`` needs a left shift) is shifted right by ``d = shift_of(out_frac) >= 0`` in a
+    barrel shifter that keeps only what the result depends on:
 
-    - the floor ``F = v >> d`` to ``fmt.bits + 1`` bits, and the half bit (bit ``d - 1``);
+    - the floor ``F = v >> d`` to ``w`` bits, and the half bit (bit ``d - 1``);
     - ``sticky``: any bit below the half bit, over a mask of ``d`` (with ``pre_truncate = k``,
       only the ``k - 1`` bits below the half bit count: the spec's floor to ``k`` extra bits);
-    - ``far``: any bit from ``d + fmt.bits`` up that differs from the sign, over a mask of ``d``:
-      ``F`` does not fit in ``fmt.bits + 1`` signed bits, so the result is out of range on the
-      side of the sign (every overflow mode but ``WRAP``, which keeps low bits, needs only that).
+    - ``far``: any bit from ``d + w`` (``d + fmt.bits`` on the second path below) up that
+      differs from the sign, over a mask of ``d``: the result is out of range on the side of the sign.
 
     Each rounding mode is an increment ``inc`` in ``{0, 1}`` from the half bit, the sticky bit,
-    the sign and the floor's LSB; ``n = F + inc`` is then a narrow ``fmt.bits + 2``-bit value
-    (the extreme of the sign when ``far``) that :class:`Fit` brings into ``fmt`` and registers:
-    one pipeline stage (its logic is shallower than a multiplier's).
+    the sign and the floor's LSB, and ``n = F + inc``. Two ways to finish, one pipeline stage
+    either way (its logic is shallower than a multiplier's):
+
+    - non-negative input (unsigned, or after the ReLU) and a saturating overflow mode: ``w`` is
+      the width of ``fmt.max`` (``fmt.max = 2**w - 1``), ``n`` is out of range exactly when
+      ``far`` or its carry out of ``w`` bits is set, and the result is ``n``, ``fmt.max`` (``SAT``,
+      ``SAT_SYM``) or 0 (``SAT_ZERO``): no comparator;
+    - otherwise ``w = fmt.bits + 1`` (one more bit than the output, so ``WRAP`` keeps its low
+      bits), ``n`` is a ``fmt.bits + 2``-bit value (the extreme of the sign when ``far``) that
+      :func:`fit_logic` brings into ``fmt``.
+
+    With ``relu``, the ReLU costs no input logic: ``Q(max(v, 0)) = 0`` for ``v < 0`` in every
+    mode (``Q(0) = 0``), so the sign bit only clears the result, and the other bits are quantized
+    as an unsigned code.
 
     Parameters
     ----------
     shape : Shape
-        Shape of the input code (unsigned after a ReLU: no sign logic).
+        Shape of the input code.
     frac : int
         Fraction bits of the input.
     fmt : Fmt
         Output format, rounding, overflow and ``pre_truncate`` (its ``frac`` is ignored).
     out_frac_min, out_frac_max : int
         The ``out_frac`` range.
+    relu : bool
+        Quantize ``max(v, 0)`` (``shape`` must be signed).
     fault : bool
         A deliberately wrong tie rule (:data:`TIE_FAULTS`), for verification tests only.
 
@@ -320,13 +316,17 @@ class VarQuantize(wiring.Component):
     LATENCY = 1
 
     def __init__(self, shape: Shape, frac: int, fmt: Fmt, out_frac_min: int, out_frac_max: int, *,
-                 fault: bool = False) -> None:
+                 relu: bool = False, fault: bool = False) -> None:
         shape = Shape.cast(shape)
         if fmt.rounding not in ROUNDING_MODES:
             raise _refuse(self, ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {fmt.rounding!r}"))
+        if fmt.overflow not in OVERFLOW_MODES:
+            raise _refuse(self, ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}"))
         if not out_frac_min <= out_frac_max:
             raise _refuse(self, ValueError(f"out_frac range must have min <= max, not {out_frac_min}, {out_frac_max}"))
-        self.shape, self.frac, self.fmt, self.fault = shape, frac, fmt, fault
+        if relu and not shape.signed:
+            raise _refuse(self, ValueError("relu needs a signed input (an unsigned one is never negative)"))
+        self.shape, self.frac, self.fmt, self.relu, self.fault = shape, frac, fmt, relu, fault
         self.out_frac_min, self.out_frac_max = out_frac_min, out_frac_max
         self.pad = max(0, out_frac_max - frac)
         self.max_shift = frac + self.pad - out_frac_min
@@ -339,32 +339,52 @@ class VarQuantize(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        fmt = self.fmt
+        res = Signal(fmt_shape(fmt))
+        if self.relu:
+            # max(v, 0): the magnitude bits as an unsigned code; the sign clears the result
+            neg, uw = self.i[-1], self.shape.width - 1
+            if uw == 0:      # a 1-bit signed input is 0 or -1: max(v, 0) = 0
+                m.d.comb += res.eq(0)
+            else:
+                m.d.comb += res.eq(Mux(neg, 0, self._quantize(m, self.i[:uw], unsigned(uw))))
+        else:
+            m.d.comb += res.eq(self._quantize(m, self.i, self.shape))
+        _register(m, self.en, self.o, res)
+        return m
+
+    def _quantize(self, m: Module, i: Value, shape: Shape) -> Value:
+        """The combinational quantizer of ``i`` (of ``shape``); see the class docstring."""
         fmt, d, D = self.fmt, self.shift, self.max_shift
         ob = fmt.bits
         k = fmt.pre_truncate
-        # v = i << pad, signed (one more bit when the input is unsigned)
-        vw = self.shape.width + (0 if self.shape.signed else 1) + self.pad
-        v = Signal(signed(vw))
-        m.d.comb += v.eq(self.i << self.pad)
-        sign = v[-1] if self.shape.signed else Const(0)
-        # the barrel shifter: bits d-1 .. d+ob of v (the half bit, then F's low ob+1 bits)
-        x = Signal(signed(vw + 1))
+        hi_bits = fmt.max.bit_length()
+        narrow = not shape.signed and fmt.overflow != "WRAP" and hi_bits >= 1
+        w = hi_bits if narrow else ob + 1            # width of the floor F
+        far_from = w if narrow else ob               # far: bits from d + far_from up
+        # v = i << pad, signed unless the narrow path (one more bit for an unsigned input)
+        vw = shape.width + (0 if (shape.signed or narrow) else 1) + self.pad
+        v = Signal(unsigned(vw) if narrow else signed(vw))
+        m.d.comb += v.eq(i << self.pad)
+        sign = v[-1] if shape.signed else Const(0)
+        # the barrel shifter: bits d-1 .. d+w-1 of v (the half bit, then F's w bits)
+        x = Signal(unsigned(vw + 1) if narrow else signed(vw + 1))
         m.d.comb += x.eq(Cat(Const(0, 1), v))
-        sh = Signal(signed(vw + 1))
+        sh = Signal.like(x)
         m.d.comb += sh.eq(x >> d)
-        half, F = sh[0], sh[1:ob + 2]
-        if len(F) < ob + 1:   # v narrower than the window: sign-extend
-            F = Cat(F, *([sign] * (ob + 1 - len(F))))
-        # masks of d: bit j is sticky when d - k <= j <= d - 2, "far" when j >= d + ob
+        half, F = sh[0], sh[1:w + 1]
+        if len(F) < w:   # v narrower than the window: extend
+            F = Cat(F, *([sign] * (w - len(F))))
+        # masks of d: bit j is sticky when d - k <= j <= d - 2, "far" when j >= d + w
         sticky_bits, far_bits = [], []
-        for j in range(vw - 1):          # the top bit is the sign itself
+        for j in range(vw if narrow else vw - 1):      # a signed input's top bit is the sign itself
             lo_d = j + 2                  # j <= d - 2
             hi_d = j + k if k > 0 else None   # j >= d - k
             if lo_d <= D and (hi_d is None or hi_d >= lo_d):
                 cond = (d >= lo_d) if hi_d is None else ((d >= lo_d) & (d <= hi_d))
                 sticky_bits.append(v[j] & cond)
-            if j - ob >= 0:
-                far_bits.append((v[j] ^ sign) & (d <= j - ob))
+            if j - far_from >= 0:
+                far_bits.append((v[j] ^ sign) & (d <= j - far_from))
         sticky = Cat(*sticky_bits).any() if sticky_bits else Const(0)
         far = Cat(*far_bits).any() if far_bits else Const(0)
         rule = TIE_FAULTS[fmt.rounding] if self.fault else fmt.rounding
@@ -378,12 +398,15 @@ class VarQuantize(wiring.Component):
             "RND_CONV": half & (sticky | F[0]),
             "RND_CONV_ODD": half & (sticky | ~F[0]),
         }[rule]
+        if narrow:
+            # n = F + inc in w + 1 bits; out of range (above fmt.max = 2**w - 1) when far or carry
+            n = Signal(unsigned(w + 1))
+            m.d.comb += n.eq(F + inc)
+            over = far | n[w]
+            return Mux(over, 0 if fmt.overflow == "SAT_ZERO" else fmt.max, n[:w])
         n = Signal(signed(ob + 2))
         if fmt.overflow == "WRAP":   # only the low bits count
             m.d.comb += n.eq(F.as_signed() + inc)
         else:
             m.d.comb += n.eq(Mux(far, Mux(sign, -(1 << (ob + 1)), (1 << (ob + 1)) - 1), F.as_signed() + inc))
-        # overflow mode; Fit registers the code
-        m.submodules.fit = fit = Fit(ob + 2, fmt)
-        m.d.comb += [fit.i.eq(n), fit.en.eq(self.en), self.o.eq(fit.o)]
-        return m
+        return fit_logic(m, n, fmt)

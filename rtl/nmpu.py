@@ -40,7 +40,7 @@ from amaranth.utils import ceil_log2
 from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
-from .arith import Fit, MulAdd, ReLU, RoundShift, VarQuantize, fmt_shape, round_shift_width
+from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
 __all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args"]
 
@@ -169,15 +169,13 @@ def latency(config: NMPUConfig) -> int:
     """Cycles from input acceptance to output valid: the sum of the stage latencies.
 
     ``1`` (coefficient memory read) ``+ 0`` (the affine ``MulAdd``, unregistered: it feeds the next
-    stage's logic) ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]`` ``+ ReLU + VarQuantize``:
+    stage's logic) ``[+ RoundShift + Fit + MulAdd`` with the BN stage``]`` ``+ VarQuantize`` (ReLU included):
     2 without the BN stage, 5 with it. Every stage's logic is at most a multiply-add and a
     requantizer deep, shallower than a stage of the FP16 unit's FMA.
     """
     lat = 1 + AFFINE_LATENCY
     if config.bn_stage:
         lat += RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY
-    if config.relu:
-        lat += ReLU.LATENCY
     return lat + VarQuantize.LATENCY
 
 
@@ -288,8 +286,7 @@ class NMPU(wiring.Component):
 
         # the shift travels with its beat, so out_frac may change while beats are in flight
         stages_to_shift = 1 + AFFINE_LATENCY + (
-            RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY if cfg.bn_stage else 0) + (
-            ReLU.LATENCY if cfg.relu else 0)
+            RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY if cfg.bn_stage else 0)
         shift_pipe = [shift]
         for k in range(stages_to_shift):
             r = Signal.like(shift, name=f"shift_{k + 1}", reset_less=True)
@@ -331,18 +328,10 @@ class NMPU(wiring.Component):
                 m.d.comb += [rs.i.eq(aff.o), rs.en.eq(advance), ft.i.eq(rs.o), ft.en.eq(advance),
                              bn.x.eq(ft.o), bn.c.eq(g_d), bn.d.eq(h_d), bn.en.eq(advance)]
                 b = bn.o
-            if cfg.relu:
-                relu = ReLU(b_bits)
-                m.submodules[f"relu_{j}"] = relu
-                m.d.comb += relu.i.eq(b)
-                b = relu.o
-            # Output Q(b, out_frac): a runtime right shift with the rounding decided from the
-            # shifted-out bits, and the overflow mode on a narrow value (see VarQuantize)
-            if cfg.relu and b_bits > 1:   # b >= 0: its sign bit is 0, the quantizer needs no sign logic
-                b, b_shape = b[:b_bits - 1], unsigned(b_bits - 1)
-            else:
-                b_shape = signed(b_bits)
-            oq = VarQuantize(b_shape, fb, cfg.output, fmin, fmax, fault=self.fault == "tie")
+            # ReLU and output Q(b, out_frac) in one block: a runtime right shift with the rounding
+            # decided from the shifted-out bits; the sign of b only clears the result (see VarQuantize)
+            oq = VarQuantize(signed(b_bits), fb, cfg.output, fmin, fmax, relu=cfg.relu,
+                             fault=self.fault == "tie")
             assert oq.shift_of(0) == C and oq.max_shift == D
             m.submodules[f"out_q_{j}"] = oq
             m.d.comb += [oq.i.eq(b), oq.shift.eq(shift_pipe[-1]), oq.en.eq(advance)]

@@ -13,7 +13,7 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, fit, quantize, round_shift
-from rtl.arith import TIE_FAULTS, Fit, MulAdd, ReLU, RoundShift, VarQuantize, round_shift_width
+from rtl.arith import TIE_FAULTS, Fit, MulAdd, RoundShift, VarQuantize, round_shift_width
 
 
 def run_pipelined(dut, inputs: list[list[tuple]], out, latency: int) -> list[int]:
@@ -79,13 +79,6 @@ def test_fit_exhaustive(overflow: str) -> None:
         assert got == fit(v, fmt).tolist(), f"{overflow} bits={bits} signed={sgn}"
 
 
-def test_relu_exhaustive() -> None:
-    v = all_signed(5)
-    dut = ReLU(5)
-    got = run_pipelined(dut, [[(dut.i, int(x))] for x in v], dut.o, ReLU.LATENCY)
-    assert got == np.maximum(v, 0).tolist()
-
-
 @pytest.mark.parametrize("registered", [True, False])
 @pytest.mark.parametrize("c_signed", [False, True])
 def test_muladd_exhaustive(c_signed: bool, registered: bool) -> None:
@@ -122,6 +115,24 @@ def test_var_quantize_exhaustive(rounding: str) -> None:
         assert got == want.tolist(), (shape, frac, fmin, fmax, fmt)
 
 
+@pytest.mark.parametrize("rounding", ROUNDING_MODES)
+def test_var_quantize_relu_exhaustive(rounding: str) -> None:
+    """With ``relu`` the quantizer equals ``quantize(max(v, 0), ...)``: every signed input, every
+    ``out_frac`` in range, every overflow mode, signed and unsigned outputs, pre_truncate; and a
+    1-bit input (always 0 after the ReLU)."""
+    cases_in = [c for c in VQ_CASES if c[0].signed] + [(signed(1), 0, -1, 1)]
+    for (shape, frac, fmin, fmax), (bits, sgn, k), overflow in itertools.product(cases_in, VQ_FORMATS,
+                                                                                OVERFLOW_MODES):
+        fmt = Fmt(bits, 0, sgn, rounding, overflow, k)
+        dut = VarQuantize(shape, frac, fmt, fmin, fmax, relu=True)
+        v = all_signed(shape.width)
+        cases = [(int(x), f) for f in range(fmin, fmax + 1) for x in v]
+        got = run_pipelined(dut, [[(dut.i, x), (dut.shift, dut.shift_of(f))] for x, f in cases], dut.o,
+                            VarQuantize.LATENCY)
+        want = np.concatenate([quantize(np.maximum(v, 0), frac, fmt.with_frac(f)) for f in range(fmin, fmax + 1)])
+        assert got == want.tolist(), (shape, frac, fmin, fmax, fmt)
+
+
 def test_var_quantize_fault_changes_ties_only() -> None:
     v = all_signed(6)
     fmt = Fmt(8, 0, True, "RND", "SAT")
@@ -139,5 +150,7 @@ def test_constructor_errors_name_the_problem() -> None:
         RoundShift(0, 2, "RND")
     with pytest.raises(ValueError, match="out_frac range must have min <= max, not 3, 2"):
         VarQuantize(signed(4), 0, Fmt(4, 0), 3, 2)
+    with pytest.raises(ValueError, match="relu needs a signed input"):
+        VarQuantize(unsigned(4), 0, Fmt(4, 0), 0, 0, relu=True)
     with pytest.raises(ValueError, match="alignment shifts must be >= 0"):
         MulAdd(signed(4), signed(4), signed(4), -1, 0, 8)
