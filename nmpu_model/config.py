@@ -109,7 +109,7 @@ class NMPUConfig:
         Output format; ``output.frac`` is the default ``out_frac``.
     out_frac_min, out_frac_max : int
         Range of the per-layer ``out_frac`` the hardware accepts (default ``output.frac - 8``
-        to ``output.frac + 8``).
+        to ``output.frac + 7``: 16 values, so the hardware's shift amount is a 4-bit field).
     relu, bn_stage : bool
         Whether the ReLU and the batch-norm stage are present.
     bn_scale, bn_offset, mid : Fmt or None
@@ -141,7 +141,7 @@ class NMPUConfig:
         if self.out_frac_min is None:
             object.__setattr__(self, "out_frac_min", self.output.frac - 8)
         if self.out_frac_max is None:
-            object.__setattr__(self, "out_frac_max", self.output.frac + 8)
+            object.__setattr__(self, "out_frac_max", self.output.frac + 7)
         if not self.out_frac_min <= self.output.frac <= self.out_frac_max:
             raise ConfigError(
                 f"output.frac_min <= output.frac <= output.frac_max does not hold: "

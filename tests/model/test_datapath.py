@@ -111,7 +111,7 @@ GOOD = {"scale": np.array([1, 2, 3]), "offset": np.array([0, 0, 0])}
     (np.zeros((2, 3), dtype=int), {"scale": np.array([1, 256, -1]), "offset": GOOD["offset"]},
      r"scale: code outside ap_ufixed<8,1> range \[0, 255\] at index 1 \(value 256\); 2 such values"),
     (np.zeros((2, 3), dtype=int), {"scale": GOOD["scale"]}, "'offset' is missing"),
-    (np.zeros((2, 3), dtype=int), {**GOOD, "out_frac": np.array(9)}, r"out_frac 9 is outside the configured range \[-8, 8\]"),
+    (np.zeros((2, 3), dtype=int), {**GOOD, "out_frac": np.array(8)}, r"out_frac 8 is outside the configured range \[-8, 7\]"),
     (np.zeros((2, 3), dtype=int), {**GOOD, "out_frac": np.array(1.5)}, "out_frac: expected a 0-d integer"),
 ])
 def test_bad_input_fixed(codes, coeffs, msg):
