@@ -194,12 +194,14 @@ def stage_synth(run: Run) -> list[str]:
     s = run.json("synth.json")
     area_plot(s, run.out / "area.png")
     f, h = s["fixed"], s["fp16"]
-    lines = [f"Yosys ({s['target']} gates), {s['lanes']} lane(s); area proxy: {s['area_proxy']}.", "",
-             "| unit | area proxy | flip-flops | cells | latency (cycles) |", "|---|---:|---:|---:|---:|",
-             f"| fixed-point NMPU | {f['area']:,.0f} | {f['flip_flops']} | {f['cells']} | {f['latency']} |",
-             f"| FP16 unit | {h['area']:,.0f} | {h['flip_flops']} | {h['cells']} | {h['latency']} |",
-             "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x**, flip-flops {s['ff_ratio']:.2f}x.", "",
-             "![area](area.png)"]
+    lines = [f"Yosys ({s['target']}), {s['lanes']} lane(s); area proxy: {s['area_proxy']}; beside it "
+             f"{s['transistor_proxy']}.", "",
+             "| unit | area (µm², sky130) | transistors (Yosys) | flip-flops | latency (cycles) |",
+             "|---|---:|---:|---:|---:|",
+             f"| fixed-point NMPU | {f['area']:,.0f} | {f['transistors']:,.0f} | {f['flip_flops']} | {f['latency']} |",
+             f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
+             "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
+             f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
     if not run.quick and (run.out / "area_vs_accuracy.png").exists():
         lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
     return lines

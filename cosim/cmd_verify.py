@@ -1,9 +1,15 @@
-"""``nmpu verify``: build the NMPU for a configuration (cached) and check it against the golden model in cocotb."""
+"""``nmpu verify``: build the NMPU for a configuration (cached) and check it against the golden model in cocotb.
+
+``--unit fp16`` checks the FP16 baseline unit instead (against ``apply(..., arith="fp16")``);
+``--gate-level`` simulates the unit's netlist in SkyWater 130 nm cells, as ``nmpu synth`` maps it
+(the netlist whose area ``nmpu synth`` reports), instead of the RTL.
+"""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -14,6 +20,22 @@ def register(subparsers) -> None:
     p.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
     p.add_argument("--waves", action="store_true", help="record an FST waveform and print its path")
     p.add_argument("--json", metavar="FILE", help="also write the full result (first mismatch, timing) as JSON")
+    p.add_argument("--unit", choices=("fixed", "fp16"), default="fixed",
+                   help="the NMPU (default) or the FP16 baseline unit (verilator only, no waves)")
+    p.add_argument("--gate-level", action="store_true",
+                   help="synthesize (as `nmpu synth`) and simulate the sky130 netlist instead of the RTL")
+
+
+def _gate_level_netlist(config, unit: str) -> list[Path]:
+    """Synthesize ``unit`` as ``nmpu synth`` does (into the build cache); return its sky130 netlist and cell models."""
+    from .synth import synthesize
+    from .toolchain import build_dir
+
+    r = synthesize(config, unit, "generic", build_dir("gate-level", config.identity()),
+                   notify=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"gate-level: {r.files['netlist_sky130']} ({r.std_cells} sky130_fd_sc_hd cells, {r.area:,.0f} um^2)",
+          file=sys.stderr)
+    return [Path(r.files["sky130_models"]), Path(r.files["netlist_sky130"])]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,9 +48,17 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
     check_sim(args.sim)
+    if args.unit == "fp16" and (args.sim != "verilator" or args.waves):
+        raise ValueError("--unit fp16 runs on verilator without --waves")
     config = load_config(args.config)
     try:
-        res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves)
+        netlist = _gate_level_netlist(config, args.unit) if args.gate_level else None
+        if args.unit == "fp16":
+            from .tb_fp16 import verify as verify_fp16
+            res = verify_fp16(config, vectors=args.vectors, seed=args.seed, netlist=netlist)
+        else:
+            res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves,
+                         netlist=netlist)
     except RuntimeError as e:               # the build or the simulator failed: not a bad input, a failure
         first, _, rest = str(e).partition("\n")
         print(f"nmpu verify: failed: {first}", file=sys.stderr)
@@ -50,5 +80,6 @@ def run(args: argparse.Namespace) -> int:
         with open(args.json, "w") as fh:
             json.dump({**d, "sim": res.sim, "build_seconds": round(res.build.seconds, 3),
                        "build_cached": res.build.cached, "run_seconds": round(res.run_seconds, 3),
-                       "latency": res.build.meta["latency"], "verilog": str(res.build.verilog)}, fh, indent=2)
+                       "latency": res.build.meta["latency"], "verilog": str(res.build.verilog),
+                       "unit": args.unit, "netlist": [str(p) for p in netlist] if netlist else None}, fh, indent=2)
     return 0 if res.mismatches == 0 and not d.get("error") and res.vectors >= args.vectors else 1

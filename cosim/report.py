@@ -61,13 +61,13 @@ def error_histograms(diffs: dict[str, np.ndarray], path: Path) -> Path:
 def area_plot(syn: dict[str, Any], path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
     units = ["fixed", "fp16"]
-    for ax, key, label in ((axes[0], "area", "area proxy (transistors)"), (axes[1], "flip_flops", "flip-flops")):
+    for ax, key, label in ((axes[0], "area", "area (µm², sky130 cells)"), (axes[1], "flip_flops", "flip-flops")):
         v = [syn[u][key] for u in units]
         ax.bar(["fixed-point NMPU", "FP16 unit"], v, color=["tab:green", "tab:red"])
         for i, x in enumerate(v):
             ax.text(i, x, f"{x:,.0f}", ha="center", va="bottom", fontsize=8)
         ax.set_title(label, fontsize=9)
-    fig.suptitle(f"{syn['lanes']} lane(s), Yosys generic: FP16 / fixed area = {syn['area_ratio']:.2f}x", fontsize=10)
+    fig.suptitle(f"{syn['lanes']} lane(s): FP16 / fixed area = {syn['area_ratio']:.2f}x", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

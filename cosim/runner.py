@@ -69,7 +69,8 @@ def fst_supported() -> bool:
     return res.returncode == 0
 
 
-def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False) -> Build:
+def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False,
+          netlist: list[Path] | None = None) -> Build:
     """Export the Verilog and build the simulator for ``config`` (cached).
 
     Parameters
@@ -82,6 +83,9 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
         A deliberately broken RTL variant (see :class:`rtl.nmpu.NMPU`), for tests of the verification.
     waves : bool
         Build with FST tracing (Verilator: a separate build).
+    netlist : list of paths, optional
+        Simulate these Verilog files (a gate-level netlist of ``config``'s unit and its cell
+        models, from ``nmpu synth``) instead of the RTL; the ports are the RTL's.
     """
     from cocotb_tools.runner import Verilog, VerilatorControlFile, get_runner
 
@@ -90,6 +94,9 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
     check_sim(sim)
     fmt = ("fst" if fst_supported() else "vcd") if waves and sim == "verilator" else ""
     ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{fmt}" if fmt else "")
+    if netlist:
+        netlist = [Path(p).resolve() for p in netlist]
+        ident += "-netlist-" + hashlib.sha1("".join(p.read_text() for p in netlist).encode()).hexdigest()[:16]
     folder = build_dir(f"cocotb-{sim}", ident)
     with locked(folder):
         t0 = time.perf_counter()
@@ -100,13 +107,18 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
         if sim == "verilator":
             setup_verilator_env()
             # the waiver file is the same one `nmpu export` lints with; no -Wno-fatal
-            sources = [VerilatorControlFile(WAIVER_FILE), Verilog(verilog)]
+            sources = [VerilatorControlFile(WAIVER_FILE)] + [Verilog(p) for p in (netlist or [verilog])]
             args = ["-O2", "--x-assign", "fast", "--x-initial", "fast"]
             if waves:
                 args += ["--trace-fst", "--trace-structs"] if fmt == "fst" else ["--trace-structs"]
+            if netlist:
+                # the tie cell of a netlist leaves one of its two outputs open; bits of one netlist bus
+                # feeding other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
+                args += ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
         else:
-            sources, args = [Verilog(verilog)], []
-        stamp = hashlib.sha1((verilog.read_text() + WAIVER_FILE.read_text() + repr(args) + sim).encode()).hexdigest()
+            sources, args = [Verilog(p) for p in (netlist or [verilog])], []
+        text = "".join(p.read_text() for p in (netlist or [verilog]))
+        stamp = hashlib.sha1((text + WAIVER_FILE.read_text() + repr(args) + sim).encode()).hexdigest()
         stamp_file = sim_dir / ".nmpu-stamp"
         binary = sim_dir / (TOP if sim == "verilator" else "sim.vvp")
         cached = stamp_file.exists() and stamp_file.read_text() == stamp and binary.exists()
@@ -127,11 +139,12 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
 
 def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "verilator", *,
            waves: bool = False, fault: str | None = None, tag: str | None = None,
-           p_valid: float = 0.8, p_ready: float = 0.7) -> VerifyResult:
+           p_valid: float = 0.8, p_ready: float = 0.7, netlist: list[Path] | None = None) -> VerifyResult:
     """Build (cached) and run the cocotb testbench; every output beat is checked against ``nmpu_model.apply``.
 
     ``p_valid`` and ``p_ready`` are the per-cycle probabilities of offering an input beat and of
     taking an output beat (1.0 and 1.0: full throughput, to measure the initiation interval).
+    ``netlist`` simulates a gate-level netlist instead of the RTL (see :func:`build`).
     Returns the counts the testbench wrote; a crashed simulation or a missing result is a ``RuntimeError``.
     """
     from cocotb_tools.runner import get_runner
@@ -142,7 +155,7 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
         raise ValueError(f"--vectors must be a positive integer, not {vectors!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {seed!r}")
-    b = build(config, sim, fault=fault, waves=waves)
+    b = build(config, sim, fault=fault, waves=waves, netlist=netlist)
     run_dir = b.folder / "runs" / (tag or f"seed{seed}-n{vectors}-pid{os.getpid()}")
     run_dir.mkdir(parents=True, exist_ok=True)
     result_file = run_dir / "result.json"

@@ -7,13 +7,24 @@ that ``nmpu sweep`` measured).
 
 The area proxy
 --------------
-``generic`` maps to Yosys' internal gate library and reports Yosys' own CMOS transistor estimate
-(``stat -tech cmos``: NAND 4, AND 6, XOR 12, MUX 12, DFF 16 transistors, ...). Flip-flops with
-enable or synchronous reset have no CMOS cost in Yosys, so they are legalized first into plain
-D flip-flops plus their enable/reset logic (``dfflegalize -cell $_DFF_P_ 01``, then ``abc``), and
-so counted. The coefficient memories are *not* mapped to gates: they stay ``$mem_v2`` cells,
-left out of the transistor estimate and reported as memory bits (a chip holds them in an SRAM or
-latch array, and the two units' memories differ only in width: 16 vs 32 bits per column).
+``generic`` maps the logic twice, from the same gate-level design:
+
+- onto the SkyWater 130 nm high-density standard cells (``sky130_fd_sc_hd``, :mod:`cosim.sky130`):
+  ABC optimizes, full adders go to the library's full adder cell, ABC maps the rest onto the
+  library's gates for area, flip-flops become ``dfxtp``/``edfxtp`` (plain / with data enable,
+  a reset becomes a gate). **The area is the sum of the cells' areas in µm²** (``area``). The
+  netlist (``netlist_sky130.v``) simulates bit for bit against the golden model (``nmpu verify
+  --gate-level``), so the area belongs to a netlist that computes the unit;
+- onto Yosys' internal gates, with Yosys' own CMOS transistor estimate (``stat -tech cmos``:
+  NAND 4, AND 6, XOR 12, MUX 12, DFF 16 transistors, ...; ``transistors``). Flip-flops with
+  enable or synchronous reset have no CMOS cost in Yosys, so they are legalized first into plain
+  D flip-flops plus their enable/reset logic (``dfflegalize -cell $_DFF_P_ 01``, then ``abc``).
+  A rough second view: it weighs a flip-flop like 4 NAND2 gates and an XOR like 3, where the
+  cell library's flip-flop with enable takes 8 NAND2 areas and its XOR 2.3.
+
+The coefficient memories are *not* mapped to gates: they stay ``$mem_v2`` cells, left out of
+both figures and reported as memory bits (a chip holds them in an SRAM or latch array, and the two
+units' memories differ only in width: 16 vs 32 bits per column).
 ``ice40`` runs ``synth_ice40 -dsp`` and reports LUT4s, carry cells, DSPs (``SB_MAC16``), RAM
 blocks and flip-flops; with ``nextpnr-ice40`` on ``PATH`` (Debian package) it also places and
 routes for an iCE40 HX8K (ct256, enough I/O for small lane counts; without DSPs) and reports the
@@ -38,13 +49,18 @@ from typing import Any, Callable, Iterable
 
 from nmpu_model.config import NMPUConfig
 
+from . import sky130
+
 UNITS = ("fixed", "fp16")
 TARGETS = ("generic", "ice40")
 TOPS = {"fixed": "nmpu", "fp16": "fp16_unit"}
-AREA_PROXY = ("Yosys `stat -tech cmos` transistor estimate of the gate-level netlist, flip-flops included "
-              "(legalized to DFF + enable/reset logic), coefficient memories excluded (reported as bits)")
+AREA_PROXY = ("area of the netlist mapped to SkyWater 130 nm sky130_fd_sc_hd standard cells (um^2, drive "
+              "strength 1, full adder cells for adders), flip-flops included, coefficient memories excluded "
+              "(reported as bits)")
+TRANSISTOR_PROXY = ("Yosys `stat -tech cmos` transistor estimate of the netlist in Yosys' internal gates, "
+                    "flip-flops included (legalized to DFF + enable/reset logic), coefficient memories excluded")
 FIRST_RUN_MESSAGE = "first Yosys run compiles (~1 min), cached afterwards"
-SRAM_TRANSISTORS_PER_BIT = 6   # a 6T SRAM cell: how `area_with_memory` prices the coefficient memories
+SRAM_TRANSISTORS_PER_BIT = 6   # a 6T SRAM cell: how `transistors_with_memory` prices the coefficient memories
 
 
 @dataclass
@@ -58,17 +74,22 @@ class SynthResult:
     lanes, latency : int
         Values per beat; cycles from input accept to output valid.
     cells : int
-        Cells in the synthesized netlist (memories count as one cell each).
+        Cells in the synthesized netlist (generic: Yosys' internal gates; memories count as one
+        cell each).
     cells_by_type : dict
-        Cell count per cell type.
+        Cell count per cell type (of that netlist).
     flip_flops : int
         Flip-flop bits (memory bits not included).
     memory_bits : int
         Bits of the coefficient memories (``$mem_v2`` cells, or RAM blocks x 4096 on iCE40).
     area : float or None
-        The area proxy (generic: transistors, see :data:`AREA_PROXY`); ``None`` on ice40.
-    area_with_memory : float or None
-        ``area`` plus the memory bits as 6-transistor SRAM cells (no periphery): a second view.
+        The area proxy: sky130_fd_sc_hd cell area in µm² (:data:`AREA_PROXY`); ``None`` on ice40.
+    std_cells : int or None
+        Number of sky130 cells; ``std_cells_by_type`` per cell.
+    transistors : float or None
+        Yosys' transistor estimate (:data:`TRANSISTOR_PROXY`).
+    transistors_with_memory : float or None
+        ``transistors`` plus the memory bits as 6-transistor SRAM cells (no periphery).
     luts, carries, dsps, rams : int or None
         iCE40 resources (``None`` on generic).
     fmax_mhz : float or None
@@ -89,7 +110,10 @@ class SynthResult:
     flip_flops: int
     memory_bits: int
     area: float | None = None
-    area_with_memory: float | None = None
+    std_cells: int | None = None
+    std_cells_by_type: dict[str, int] | None = None
+    transistors: float | None = None
+    transistors_with_memory: float | None = None
     luts: int | None = None
     carries: int | None = None
     dsps: int | None = None
@@ -180,8 +204,11 @@ def _generic_script(top: str) -> str:
         f"read_verilog {top}.v",
         f"synth -flatten -top {top} -run :fine",
         # the `fine` step of `synth` without memory_map: memories stay $mem_v2 cells
-        "opt -fast -full", "opt -full", "techmap", "opt -fast", "abc", "opt -fast",
+        "opt -fast -full", "opt -full", "techmap", "opt -fast",
         "delete t:$scopeinfo",
+        "design -save fine",
+        # 1. Yosys' internal gates and its transistor estimate
+        "abc", "opt -fast",
         "tee -q -o stat_cells.json stat -json",
         # enable/reset flip-flops have no CMOS cost: make them DFF + gates so they are counted
         "dfflegalize -cell $_DFF_P_ 01", "abc", "opt_clean",
@@ -189,6 +216,21 @@ def _generic_script(top: str) -> str:
         "tee -q -o report.txt stat -tech cmos",
         "write_verilog -noattr netlist.v",
         "write_json netlist.json",
+        # 2. the same logic mapped to sky130_fd_sc_hd cells (cosim/sky130.py): plain and enable
+        # flip-flops stay flip-flops (dfxtp, edfxtp), resets become gates; ABC optimizes, full
+        # adders go to the library's full adder cell, ABC maps the rest onto the library
+        "design -load fine",
+        "dfflegalize -cell $_DFF_P_ 01 -cell $_DFFE_PP_ 01",
+        "abc", "opt -fast",
+        "extract_fa -fa",
+        f"techmap -map {sky130.MAP}",
+        f"abc -genlib {sky130.GENLIB}",
+        f"techmap -map {sky130.CONST_MAP}",
+        "opt_clean",
+        f"hilomap -singleton -hicell {sky130.LIB}__{sky130.TIE}_1 HI -locell {sky130.LIB}__{sky130.TIE}_1 LO",
+        "tee -q -o stat_sky130.json stat -json",
+        "tee -q -o report_sky130.txt stat",
+        "write_verilog -noattr netlist_sky130.v",
     ]) + "\n"
 
 
@@ -228,7 +270,8 @@ def parse_report(folder: Path, target: str) -> dict[str, Any]:
     """Read the JSON statistics that the scripts above write into ``folder``.
 
     Returns a dict with ``cells``, ``cells_by_type``, ``flip_flops``, ``memory_bits`` and, per
-    target, ``area`` (generic) or ``luts``, ``carries``, ``dsps``, ``rams`` (ice40).
+    target, ``area``, ``std_cells``, ``std_cells_by_type``, ``transistors``,
+    ``transistors_with_memory`` (generic) or ``luts``, ``carries``, ``dsps``, ``rams`` (ice40).
     """
     st = _design_stats(folder / "stat_cells.json")
     cells = {k: int(v) for k, v in st.get("num_cells_by_type", {}).items()}
@@ -238,9 +281,18 @@ def parse_report(folder: Path, target: str) -> dict[str, Any]:
         est = str(cm.get("estimated_num_transistors", "")).rstrip("+")
         if not est:
             raise RuntimeError(f"{folder / 'stat_cmos.json'}: no transistor estimate")
-        out["area"] = float(est)
+        out["transistors"] = float(est)
         out["memory_bits"] = _memory_bits(folder / "netlist.json")
-        out["area_with_memory"] = out["area"] + SRAM_TRANSISTORS_PER_BIT * out["memory_bits"]
+        out["transistors_with_memory"] = out["transistors"] + SRAM_TRANSISTORS_PER_BIT * out["memory_bits"]
+        sk = _design_stats(folder / "stat_sky130.json")
+        areas = sky130.cell_areas()
+        mapped = {k: int(v) for k, v in sk.get("num_cells_by_type", {}).items() if not k.startswith("$mem")}
+        unknown = sorted(set(mapped) - set(areas))
+        if unknown:
+            raise RuntimeError(f"{folder / 'stat_sky130.json'}: cells without a sky130 area: {', '.join(unknown)}")
+        out["area"] = sum(n * areas[k] for k, n in mapped.items())
+        out["std_cells"] = sum(mapped.values())
+        out["std_cells_by_type"] = mapped
     else:
         out["luts"] = cells.get("SB_LUT4", 0)
         out["carries"] = cells.get("SB_CARRY", 0)
@@ -295,13 +347,20 @@ def synthesize(config: NMPUConfig, unit: str = "fixed", target: str = "generic",
     folder = Path(out_dir) / f"{unit}-{target}"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{top}.v").write_text(text)
-    script = _generic_script(top) if target == "generic" else _ice40_script(top)
+    if target == "generic":
+        sky130.write_library(folder)
+        sky130.write_models(folder / sky130.MODELS)
+        script = _generic_script(top)
+    else:
+        script = _ice40_script(top)
     seconds = run_yosys(script, folder, notify=notify)
     rep = parse_report(folder, target)
     res = SynthResult(unit=unit, target=target, top=top, lanes=config.rtl.lanes, latency=lat, seconds=seconds,
                       files={k: str(folder / v) for k, v in (("verilog", f"{top}.v"), ("netlist_v", "netlist.v"),
                                                             ("netlist_json", "netlist.json"),
-                                                            ("report", "report.txt"), ("log", "yosys.log"))},
+                                                            ("report", "report.txt"), ("log", "yosys.log"))
+                             + ((("netlist_sky130", "netlist_sky130.v"), ("sky130_models", sky130.MODELS),
+                                 ("report_sky130", "report_sky130.txt")) if target == "generic" else ())},
                       **rep)
     if target == "ice40":
         res.fmax_mhz, res.fmax_note, dt = _nextpnr(folder, top)
@@ -321,8 +380,9 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
     -------
     dict
         ``fixed`` and ``fp16`` (:meth:`SynthResult.to_dict`), ``area_ratio`` (FP16 area / fixed
-        area; LUT ratio on ice40), ``area_with_memory_ratio`` (generic), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio``,
-        ``fmax_ratio`` (fixed / FP16, when nextpnr ran) and the ``area_proxy`` definition.
+        area; LUT ratio on ice40), ``transistor_ratio`` and ``transistors_with_memory_ratio``
+        (generic), ``ff_ratio``, ``cell_ratio``, ``memory_bits_ratio``, ``fmax_ratio`` (fixed /
+        FP16, when nextpnr ran) and the ``area_proxy`` definition.
     """
     fx = synthesize(config, "fixed", target, out_dir, notify)
     fp = synthesize(config, "fp16", target, out_dir, notify)
@@ -330,9 +390,11 @@ def compare(config: NMPUConfig, target: str = "generic", out_dir: str | Path = "
     return {
         "target": target, "lanes": config.rtl.lanes, "columns": config.rtl.columns,
         "area_proxy": AREA_PROXY if target == "generic" else "iCE40 LUT4 count (SB_LUT4)",
+        "transistor_proxy": TRANSISTOR_PROXY if target == "generic" else None,
         "fixed": fx.to_dict(), "fp16": fp.to_dict(),
         "area_ratio": ratio(area_of(fp), area_of(fx)),
-        "area_with_memory_ratio": ratio(fp.area_with_memory, fx.area_with_memory),
+        "transistor_ratio": ratio(fp.transistors, fx.transistors),
+        "transistors_with_memory_ratio": ratio(fp.transistors_with_memory, fx.transistors_with_memory),
         "ff_ratio": ratio(fp.flip_flops, fx.flip_flops),
         "cell_ratio": ratio(fp.cells, fx.cells),
         "memory_bits_ratio": ratio(fp.memory_bits, fx.memory_bits),
@@ -367,8 +429,9 @@ def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None
 
     Each variant is a dict of dotted config fields (``{"scale.bits": 6}``), applied with the sweep's
     rule; a variant the configuration refuses is reported with its ``error`` instead of figures.
-    The fixed unit's figures are ``area``, ``flip_flops``, ``latency``; the FP16 unit's (when in
-    ``units``) ``fp16_area``, ``fp16_flip_flops``, ``fp16_latency``, and ``area_ratio`` = FP16 / fixed.
+    The fixed unit's figures are ``area`` (µm²), ``transistors``, ``flip_flops``, ``latency``; the
+    FP16 unit's (when in ``units``) ``fp16_area``, ``fp16_transistors``, ``fp16_flip_flops``,
+    ``fp16_latency``, and ``area_ratio`` = FP16 / fixed area (``transistor_ratio`` likewise).
     """
     rows = []
     for label, point in (variants or DEFAULT_VARIANTS).items():
@@ -385,12 +448,13 @@ def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None
         row["cost_bits"] = sum(f.bits for f in (cfg.scale, cfg.offset, cfg.output))
         if "fixed" in units:
             r = synthesize(cfg, "fixed", "generic", folder, notify)
-            row.update(area=r.area, flip_flops=r.flip_flops, cells=r.cells, memory_bits=r.memory_bits,
-                       latency=r.latency)
+            row.update(area=r.area, transistors=r.transistors, flip_flops=r.flip_flops, cells=r.cells,
+                       memory_bits=r.memory_bits, latency=r.latency)
         if "fp16" in units:
             f = synthesize(cfg, "fp16", "generic", folder, notify)
-            row.update(fp16_area=f.area, fp16_flip_flops=f.flip_flops, fp16_latency=f.latency,
-                       area_ratio=ratio(f.area, row.get("area")))
+            row.update(fp16_area=f.area, fp16_transistors=f.transistors, fp16_flip_flops=f.flip_flops,
+                       fp16_latency=f.latency, area_ratio=ratio(f.area, row.get("area")),
+                       transistor_ratio=ratio(f.transistors, row.get("transistors")))
         rows.append(row)
     return rows
 
@@ -493,7 +557,7 @@ def plot_area_accuracy(rows: Iterable[dict[str, Any]], path: str | Path, fp16: d
         ax.annotate(r["label"], (r["area"], r["mean"]), fontsize=7, xytext=(4, -3), textcoords="offset points")
     if fp16 and fp16.get("area") is not None and fp16.get("mean") is not None:
         ax.scatter([fp16["area"]], [fp16["mean"]], marker="s", color="tab:red", label="FP16 unit")
-    ax.set_xlabel("area proxy: Yosys CMOS transistor estimate (memories excluded)")
+    ax.set_xlabel("area: sky130_fd_sc_hd standard cells, µm² (memories excluded)")
     ax.set_ylabel("accuracy (mean over seeds)")
     ax.set_title("area vs accuracy")
     ax.grid(alpha=0.3)

