@@ -187,7 +187,8 @@ def stage_cosim(run: Run) -> list[str]:
 
 def stage_synth(run: Run) -> list[str]:
     from .report import area_plot
-    argv = ["synth", "--compare", "--config", run.config, "--out", run.path("synth"), "--json", run.path("synth.json")]
+    argv = ["synth", "--compare", "--breakdown", "--config", run.config, "--out", run.path("synth"),
+            "--json", run.path("synth.json")]
     argv += ["--no-precisions"] if run.quick else ["--sweep", run.path("sweep.json"),
                                                   "--plot", run.path("area_vs_accuracy.png")]
     run.nmpu(*argv)
@@ -202,6 +203,11 @@ def stage_synth(run: Run) -> list[str]:
              f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
              "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
              f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
+    if s.get("breakdown"):
+        lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
+                  "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
+        lines += [f"| {u} | {r['block']} | {r['area']:,.0f} | {100 * r['share']:.0f}% |"
+                  for u in ("fixed", "fp16") for r in s["breakdown"].get(u, [])]
     if not run.quick and (run.out / "area_vs_accuracy.png").exists():
         lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
     return lines

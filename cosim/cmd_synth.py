@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                    help="synthesize the fixed-point and the FP16 unit: area, flip-flop and latency comparison, "
                         "and the fixed unit's area over a few precisions")
     p.add_argument("--no-precisions", action="store_true", help="with --compare: skip the precision table")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also synthesize with the hierarchy kept and print the sky130 area per block "
+                        "(multiply-add, output quantizer, registers and control)")
     p.add_argument("--sweep", metavar="SWEEP.json",
                    help="with --compare: accuracy per grid point from `nmpu sweep --json` (or a list of "
                         "{field: value, ..., \"mean\": acc}); adds area vs accuracy and a PNG scatter plot. "
@@ -98,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sweep and not args.compare:
         raise ValueError("--sweep needs --compare (it plots the fixed unit's area against accuracy)")
+    if args.breakdown and args.target != "generic":
+        raise ValueError("--breakdown reports sky130 area: use --target generic")
     if args.sweep and args.target != "generic":
         raise ValueError("--sweep plots the generic area proxy: use --target generic")
     sweep = synth.read_sweep(args.sweep) if args.sweep else None   # bad file: fail before synthesizing
@@ -167,6 +172,15 @@ def run(args: argparse.Namespace) -> int:
             synth.plot_area_accuracy(rows, png, {"area": fp["area"], "mean": sweep["fp16"]})
             doc["sweep"]["plot"] = str(png)
             print(f"plot: {png}")
+    if args.breakdown:
+        units = ("fixed", "fp16") if args.compare else (args.unit,)
+        doc["breakdown"] = {u: synth.breakdown(config, u, out, _notify) for u in units}
+        for u in units:
+            rows = doc["breakdown"][u]
+            print(f"\nwhere the {u} unit's area goes (sky130 um^2, hierarchy kept: each block optimized alone, "
+                  f"total {_fmt(sum(r['area'] for r in rows))}):")
+            print(_table(["block", "area (um^2)", "cells", "share"],
+                         [[r["block"], _fmt(r["area"]), r["cells"], f"{100 * r['share']:.0f}%"] for r in rows]))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

@@ -220,6 +220,16 @@ def _generic_script(top: str) -> str:
         # flip-flops stay flip-flops (dfxtp, edfxtp), resets become gates; ABC optimizes, full
         # adders go to the library's full adder cell, ABC maps the rest onto the library
         "design -load fine",
+        *_sky130_steps(),
+        "tee -q -o stat_sky130.json stat -json",
+        "tee -q -o report_sky130.txt stat",
+        "write_verilog -noattr netlist_sky130.v",
+    ]) + "\n"
+
+
+def _sky130_steps() -> list[str]:
+    """Map a gate-level design onto sky130_fd_sc_hd cells (see :func:`_generic_script`)."""
+    return [
         "dfflegalize -cell $_DFF_P_ 01 -cell $_DFFE_PP_ 01",
         "abc", "opt -fast",
         "extract_fa -fa",
@@ -228,9 +238,17 @@ def _generic_script(top: str) -> str:
         f"techmap -map {sky130.CONST_MAP}",
         "opt_clean",
         f"hilomap -singleton -hicell {sky130.LIB}__{sky130.TIE}_1 HI -locell {sky130.LIB}__{sky130.TIE}_1 LO",
-        "tee -q -o stat_sky130.json stat -json",
-        "tee -q -o report_sky130.txt stat",
-        "write_verilog -noattr netlist_sky130.v",
+    ]
+
+
+def _breakdown_script(top: str) -> str:
+    return "\n".join([
+        f"read_verilog {top}.v",
+        f"synth -top {top} -run :fine",          # no -flatten: one netlist per submodule
+        "opt -fast -full", "opt -full", "techmap", "opt -fast",
+        "delete t:$scopeinfo",
+        *_sky130_steps(),
+        "tee -q -o stat_breakdown.json stat -json",
     ]) + "\n"
 
 
@@ -366,6 +384,43 @@ def synthesize(config: NMPUConfig, unit: str = "fixed", target: str = "generic",
         res.fmax_mhz, res.fmax_note, dt = _nextpnr(folder, top)
         res.seconds += dt
     return res
+
+
+def breakdown(config: NMPUConfig, unit: str = "fixed", out_dir: str | Path = "build/synth",
+              notify: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Where a unit's area goes: sky130 area per submodule, synthesized with the hierarchy kept.
+
+    Each submodule is optimized on its own (no flattening), so the sum is somewhat larger than the
+    flattened figure of :func:`synthesize`. A block is a first-level submodule with what it holds,
+    lanes summed (``affine_0`` + ``affine_1`` ... is ``affine``); ``(top)`` is the top module's own
+    logic: pipeline registers, control, the ``out_frac`` register and the memories' port logic.
+
+    Returns
+    -------
+    list of dict
+        ``{"block": name, "area": µm², "cells": n, "share": fraction of the total}``, largest first.
+    """
+    text, top, _ = unit_verilog(config, unit)
+    folder = Path(out_dir) / f"{unit}-breakdown"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{top}.v").write_text(text)
+    sky130.write_library(folder)
+    run_yosys(_breakdown_script(top), folder, notify=notify)
+    doc = json.loads((folder / "stat_breakdown.json").read_text())
+    areas = sky130.cell_areas()
+    blocks: dict[str, list[float]] = {}
+    for name, st in doc["modules"].items():
+        name = name.lstrip("\\")
+        # first-level block, lanes merged: nmpu.out_q_1.fit -> out_q
+        block = "(top)" if name == top else re.sub(r"_\d+$", "", name.removeprefix(top + ".").split(".")[0])
+        cells = {k: int(v) for k, v in st.get("num_cells_by_type", {}).items()
+                 if k in areas}          # submodule instances and memories are not cells of this module
+        acc = blocks.setdefault(block, [0.0, 0])
+        acc[0] += sum(n * areas[k] for k, n in cells.items())
+        acc[1] += sum(cells.values())
+    total = sum(a for a, _ in blocks.values()) or 1.0
+    return sorted(({"block": b, "area": a, "cells": n, "share": a / total} for b, (a, n) in blocks.items()),
+                  key=lambda r: -r["area"])
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

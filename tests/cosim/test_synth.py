@@ -82,6 +82,23 @@ def test_compare_small_config(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("yosys")
+def test_breakdown_blocks_cover_the_unit(tmp_path: Path) -> None:
+    """The per-block areas: the fixed unit's blocks are its multiply-add, its output quantizer and
+    the top's own logic; per-lane blocks merge; the total is near the flattened area."""
+    two = NMPUConfig(rtl=RTLParams(lanes=2, columns=8))
+    rows = synth.breakdown(two, "fixed", tmp_path)
+    assert {r["block"] for r in rows} == {"affine", "out_q", "(top)"}
+    assert sum(r["share"] for r in rows) == pytest.approx(1.0)
+    flat = synth.synthesize(two, "fixed", "generic", tmp_path).area
+    assert 0.8 * flat < sum(r["area"] for r in rows) < 1.3 * flat
+    one = {r["block"]: r["area"] for r in synth.breakdown(SMALL, "fixed", tmp_path / "one")}
+    two_lanes = {r["block"]: r["area"] for r in rows}
+    assert two_lanes["affine"] == pytest.approx(2 * one["affine"], rel=0.05)   # one multiply-add per lane
+    assert {r["block"] for r in synth.breakdown(SMALL, "fp16", tmp_path)} == {"fma", "out_q", "(top)"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("yosys")
 def test_ice40_report(tmp_path: Path) -> None:
     r = synth.synthesize(SMALL, "fixed", "ice40", tmp_path)
     assert r.luts > 0 and r.carries > 0 and r.flip_flops > 0
@@ -145,6 +162,7 @@ def test_read_sweep_refuses(tmp_path: Path, content: str, match: str) -> None:
     (["--lanes", "0"], "--lanes must be a positive integer"),
     (["--lanes", "3"], "must be a multiple of rtl.lanes"),
     (["--compare", "--target", "ice40", "--sweep", "x.json"], "use --target generic"),
+    (["--breakdown", "--target", "ice40"], "--breakdown reports sky130 area: use --target generic"),
 ])
 def test_cli_bad_input_is_one_line(argv: list[str], match: str, capsys, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
