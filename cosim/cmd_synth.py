@@ -79,7 +79,8 @@ def _unit_report(r: dict[str, Any]) -> str:
     if r["target"] == "generic":
         lines.append(f"  area: {_fmt(r['area'])} um^2 in {r['std_cells']} sky130_fd_sc_hd cells (memories excluded); "
                      f"{_fmt(r['transistors'])} transistors by Yosys' estimate "
-                     f"({_fmt(r['transistors_with_memory'])} with the memory bits as 6T SRAM cells)")
+                     f"({_fmt(r['transistors_with_memory'])} with the memory bits as 6T SRAM cells); "
+                     f"logic depth {r['logic_depth']} cells between registers")
         lines.append("  sky130 cells: " + ", ".join(
             f"{n} {t.replace('sky130_fd_sc_hd__', '')}" for t, n in
             sorted(r["std_cells_by_type"].items(), key=lambda kv: -kv[1])))
@@ -133,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
         area_key = "area" if args.target == "generic" else "luts"
         print(f"\nfixed-point NMPU vs FP16 unit, {config.rtl.lanes} lane(s), target {args.target}:")
         if args.target == "generic":
-            print(_table(["unit", "latency (cycles)", "flip-flops", "area (um^2, sky130)", "sky130 cells",
-                          "transistors (Yosys)", "memory bits"],
-                         [[u["unit"], u["latency"], u["flip_flops"], _fmt(u["area"]), u["std_cells"],
+            print(_table(["unit", "latency (cycles)", "logic depth (cells)", "flip-flops", "area (um^2, sky130)",
+                          "sky130 cells", "transistors (Yosys)", "memory bits"],
+                         [[u["unit"], u["latency"], u["logic_depth"], u["flip_flops"], _fmt(u["area"]), u["std_cells"],
                            _fmt(u["transistors"]), u["memory_bits"]] for u in (fx, fp)]))
         else:
             print(_table(["unit", "latency (cycles)", "cells", "flip-flops", "LUT4", "memory bits"],

@@ -90,6 +90,9 @@ class SynthResult:
         Yosys' transistor estimate (:data:`TRANSISTOR_PROXY`).
     transistors_with_memory : float or None
         ``transistors`` plus the memory bits as 6-transistor SRAM cells (no periphery).
+    logic_depth : int or None
+        sky130 cells on the longest path between registers (memories count as registers): a
+        delay-free measure of how much logic one clock cycle holds.
     luts, carries, dsps, rams : int or None
         iCE40 resources (``None`` on generic).
     fmax_mhz : float or None
@@ -114,6 +117,7 @@ class SynthResult:
     std_cells_by_type: dict[str, int] | None = None
     transistors: float | None = None
     transistors_with_memory: float | None = None
+    logic_depth: int | None = None
     luts: int | None = None
     carries: int | None = None
     dsps: int | None = None
@@ -224,6 +228,12 @@ def _generic_script(top: str) -> str:
         "tee -q -o stat_sky130.json stat -json",
         "tee -q -o report_sky130.txt stat",
         "write_verilog -noattr netlist_sky130.v",
+        # logic depth: cells on the longest path between registers (the cells' port directions from
+        # their models; flip-flops and memories taken out, so paths start and end at them)
+        f"read_verilog -lib {sky130.MODELS}",
+        f"delete t:{sky130.LIB}__{sky130.FLOPS['$_DFF_P_'][0]}_1 t:{sky130.LIB}__{sky130.FLOPS['$_DFFE_PP_'][0]}_1 "
+        "t:$mem_v2",
+        "tee -q -o ltp_sky130.txt ltp",
     ]) + "\n"
 
 
@@ -311,6 +321,10 @@ def parse_report(folder: Path, target: str) -> dict[str, Any]:
         out["area"] = sum(n * areas[k] for k, n in mapped.items())
         out["std_cells"] = sum(mapped.values())
         out["std_cells_by_type"] = mapped
+        m = re.search(r"Longest topological path in \S+ \(length=(\d+)\)", (folder / "ltp_sky130.txt").read_text())
+        if not m:
+            raise RuntimeError(f"{folder / 'ltp_sky130.txt'}: no longest path")
+        out["logic_depth"] = int(m.group(1))
     else:
         out["luts"] = cells.get("SB_LUT4", 0)
         out["carries"] = cells.get("SB_CARRY", 0)

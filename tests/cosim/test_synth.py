@@ -68,6 +68,7 @@ def test_compare_small_config(tmp_path: Path) -> None:
         assert dict(inst) == u["std_cells_by_type"] and sum(inst.values()) == u["std_cells"]
         assert u["area"] == pytest.approx(sum(lef_area(t) * n for t, n in inst.items()))
         assert inst["sky130_fd_sc_hd__fa_1"] > 0        # the multipliers' full adders are full adder cells
+        assert 10 < u["logic_depth"] < 200
         # (equivalent flip-flops may be merged after the enables and resets became logic)
         assert 0.95 * u["flip_flops"] <= inst["sky130_fd_sc_hd__dfxtp_1"] + inst["sky130_fd_sc_hd__edfxtp_1"] \
             <= u["flip_flops"]
@@ -78,6 +79,7 @@ def test_compare_small_config(tmp_path: Path) -> None:
     assert res["transistor_ratio"] == pytest.approx(fp["transistors"] / fx["transistors"])
     assert res["ff_ratio"] == pytest.approx(fp["flip_flops"] / fx["flip_flops"])
     assert res["area_ratio"] > 2          # an FP16 FMA is much larger than an 8x8 multiply-add
+    assert fp["logic_depth"] > fx["logic_depth"]     # and deeper per pipeline stage
 
 
 @pytest.mark.slow
