@@ -47,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e) if isinstance(e, ValueError) else f"{e.filename}: {e.strerror}"
         print(f"nmpu {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        # a tool failed (Yosys, a simulator build, a missing data package): not bad input; the
+        # first line says what, the rest (a log's tail) follows, and no traceback
+        first, _, rest = str(e).partition("\n")
+        print(f"nmpu {args.command}: failed: {first}", file=sys.stderr)
+        if rest.strip():
+            print(rest, file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"nmpu {args.command}: interrupted", file=sys.stderr)
         return 130

