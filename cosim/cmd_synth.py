@@ -38,7 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-precisions", action="store_true", help="with --compare: skip the precision table")
     p.add_argument("--breakdown", action="store_true",
                    help="also synthesize with the hierarchy kept and print the sky130 area per block "
-                        "(multiply-add, output quantizer, registers and control)")
+                        "(multiply-add, output quantizer, registers and control); with --compare, a bar chart "
+                        "of both units (OUT/area_breakdown.png)")
     p.add_argument("--sweep", metavar="SWEEP.json",
                    help="with --compare: accuracy per grid point from `nmpu sweep --json` (or a list of "
                         "{field: value, ..., \"mean\": acc}); adds area vs accuracy and a PNG scatter plot. "
@@ -182,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
                   f"total {_fmt(sum(r['area'] for r in rows))}):")
             print(_table(["block", "area (um^2)", "cells", "share"],
                          [[r["block"], _fmt(r["area"]), r["cells"], f"{100 * r['share']:.0f}%"] for r in rows]))
+        if args.compare:
+            from .report import area_plot
+            png = area_plot(doc, out / "area_breakdown.png")
+            doc["breakdown"]["plot"] = str(png)
+            print(f"plot: {png}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

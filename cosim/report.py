@@ -58,15 +58,43 @@ def error_histograms(diffs: dict[str, np.ndarray], path: Path) -> Path:
     return path
 
 
+# the breakdown's blocks of both units, by what they do
+_BLOCK_ROLE = {"affine": "multiply-add / FMA", "fma": "multiply-add / FMA", "bn": "batch norm",
+               "bn_fma": "batch norm", "mid_round": "batch norm", "mid_fit": "batch norm",
+               "out_q": "output quantizer", "(top)": "registers and control"}
+
+
 def area_plot(syn: dict[str, Any], path: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0))
+    """Area and flip-flops of both units; the area bars stacked by block when ``syn`` has a breakdown."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.4))
     units = ["fixed", "fp16"]
-    for ax, key, label in ((axes[0], "area", "area (µm², sky130 cells)"), (axes[1], "flip_flops", "flip-flops")):
-        v = [syn[u][key] for u in units]
-        ax.bar(["fixed-point NMPU", "FP16 unit"], v, color=["tab:green", "tab:red"])
-        for i, x in enumerate(v):
-            ax.text(i, x, f"{x:,.0f}", ha="center", va="bottom", fontsize=8)
-        ax.set_title(label, fontsize=9)
+    names = ["fixed-point NMPU", "FP16 unit"]
+    bd = syn.get("breakdown") or {}
+    ax = axes[0]
+    if all(bd.get(u) for u in units):
+        roles = list(dict.fromkeys(_BLOCK_ROLE.get(r["block"], r["block"]) for u in units for r in bd[u]))
+        bottom = [0.0, 0.0]
+        for k, role in enumerate(roles):
+            v = [sum(r["area"] for r in bd[u] if _BLOCK_ROLE.get(r["block"], r["block"]) == role) for u in units]
+            ax.bar(names, v, bottom=bottom, label=role, color=f"C{k}")
+            bottom = [b + x for b, x in zip(bottom, v)]
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title("area by block (µm², sky130; blocks synthesized alone)", fontsize=8)
+        tops = bottom
+    else:
+        tops = [syn[u]["area"] for u in units]
+        ax.bar(names, tops, color=["tab:green", "tab:red"])
+        ax.set_title("area (µm², sky130 cells)", fontsize=9)
+    for i, u in enumerate(units):
+        label = f"{syn[u]['area']:,.0f}" + (" flattened" if bd else "")
+        ax.text(i, tops[i], label, ha="center", va="bottom", fontsize=8)
+    v = [syn[u]["flip_flops"] for u in units]
+    axes[1].bar(names, v, color=["tab:green", "tab:red"])
+    for i, x in enumerate(v):
+        axes[1].text(i, x, f"{x:,}", ha="center", va="bottom", fontsize=8)
+    axes[1].set_title("flip-flops", fontsize=9)
+    for a in axes:
+        a.tick_params(labelsize=8)
     fig.suptitle(f"{syn['lanes']} lane(s): FP16 / fixed area = {syn['area_ratio']:.2f}x", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
