@@ -55,6 +55,56 @@ class VerifyResult:
         return f"vectors={self.vectors} mismatches={self.mismatches} cycles={self.cycles} sim={self.sim}"
 
 
+# a gate-level netlist's tie cell leaves one of its two outputs open (PINMISSING); bits of one netlist
+# bus feeding other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
+NETLIST_VERILATOR_ARGS = ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
+
+
+def netlist_identity(netlist: list[Path] | None) -> tuple[list[Path] | None, str]:
+    """Resolved netlist paths and the suffix that keeps their build apart from the RTL's (by content)."""
+    if not netlist:
+        return None, ""
+    paths = [Path(p).resolve() for p in netlist]
+    return paths, "-netlist-" + hashlib.sha1("".join(p.read_text() for p in paths).encode()).hexdigest()[:16]
+
+
+def run_testbench(test_module: str, top: str, b: Build, run_name: str, params: dict, seed: int,
+                  sim: str = "verilator", waves: bool = False) -> tuple[dict, float, Path]:
+    """Run a cocotb testbench module on a build; its parameters go through a JSON file.
+
+    Returns the result the testbench wrote, the seconds it ran and its folder; a crashed simulation
+    or a missing result is a ``RuntimeError`` with the log's tail.
+    """
+    from cocotb_tools.runner import get_runner
+
+    from .tb_nmpu import PARAMS_ENV
+
+    run_dir = b.folder / "runs" / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_file = run_dir / "result.json"
+    result_file.unlink(missing_ok=True)
+    params_file = run_dir / "params.json"
+    params_file.write_text(json.dumps({**params, "result": str(result_file)}, indent=2))
+    env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+    if sim == "verilator":
+        setup_verilator_env()
+    t0 = time.perf_counter()
+    log = run_dir / "sim.log"
+    try:
+        get_runner(sim).test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                             build_dir=b.folder / "sim", test_dir=run_dir, extra_env=env, seed=seed, waves=waves,
+                             results_xml=str(run_dir / "results.xml"), log_file=log,
+                             **({"timescale": ("1ns", "1ps")} if sim == "icarus" else {}))
+    except SystemExit:
+        pass                                 # a failing test: the result file tells what happened
+    run_s = time.perf_counter() - t0
+    if not result_file.exists():
+        tail = log.read_text()[-3000:] if log.exists() else ""
+        raise RuntimeError(f"the {sim} simulation wrote no result ({result_file}); log {log}:\n{tail}")
+    return json.loads(result_file.read_text()), run_s, run_dir
+
+
 def check_sim(sim: str) -> str:
     if sim not in SIMULATORS:
         raise ValueError(f"--sim must be one of {', '.join(SIMULATORS)}, not {sim!r}")
@@ -93,10 +143,8 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
 
     check_sim(sim)
     fmt = ("fst" if fst_supported() else "vcd") if waves and sim == "verilator" else ""
-    ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{fmt}" if fmt else "")
-    if netlist:
-        netlist = [Path(p).resolve() for p in netlist]
-        ident += "-netlist-" + hashlib.sha1("".join(p.read_text() for p in netlist).encode()).hexdigest()[:16]
+    netlist, suffix = netlist_identity(netlist)
+    ident = config.identity() + (f"-fault-{fault}" if fault else "") + (f"-{fmt}" if fmt else "") + suffix
     folder = build_dir(f"cocotb-{sim}", ident)
     with locked(folder):
         t0 = time.perf_counter()
@@ -112,9 +160,7 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
             if waves:
                 args += ["--trace-fst", "--trace-structs"] if fmt == "fst" else ["--trace-structs"]
             if netlist:
-                # the tie cell of a netlist leaves one of its two outputs open; bits of one netlist bus
-                # feeding other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
-                args += ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
+                args += NETLIST_VERILATOR_ARGS
         else:
             sources, args = [Verilog(p) for p in (netlist or [verilog])], []
         text = "".join(p.read_text() for p in (netlist or [verilog]))
@@ -147,43 +193,17 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
     ``netlist`` simulates a gate-level netlist instead of the RTL (see :func:`build`).
     Returns the counts the testbench wrote; a crashed simulation or a missing result is a ``RuntimeError``.
     """
-    from cocotb_tools.runner import get_runner
-
-    from .tb_nmpu import PARAMS_ENV
-
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
         raise ValueError(f"--vectors must be a positive integer, not {vectors!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, not {seed!r}")
     b = build(config, sim, fault=fault, waves=waves, netlist=netlist)
-    run_dir = b.folder / "runs" / (tag or f"seed{seed}-n{vectors}-pid{os.getpid()}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result_file = run_dir / "result.json"
-    result_file.unlink(missing_ok=True)
-    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors, "result": str(result_file),
+    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors,
               "p_valid": p_valid, "p_ready": p_ready}
-    params_file = run_dir / "params.json"
-    params_file.write_text(json.dumps(params, indent=2))
-    env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    if sim == "verilator":
-        setup_verilator_env()
-    runner = get_runner(sim)
-    t0 = time.perf_counter()
-    log = run_dir / "sim.log"
-    try:
-        runner.test(test_module="cosim.tb_nmpu", hdl_toplevel=TOP, hdl_toplevel_lang="verilog", build_dir=b.folder / "sim", test_dir=run_dir,
-                    extra_env=env, seed=seed, waves=waves, results_xml=str(run_dir / "results.xml"), log_file=log,
-                    **({"timescale": ("1ns", "1ps")} if sim == "icarus" else {}))
-    except SystemExit:
-        pass                                 # a failing test: the result file tells what happened
-    run_s = time.perf_counter() - t0
-    if not result_file.exists():
-        tail = log.read_text()[-3000:] if log.exists() else ""
-        raise RuntimeError(f"the {sim} simulation wrote no result ({result_file}); log {log}:\n{tail}")
-    res = json.loads(result_file.read_text())
+    res, run_s, run_dir = run_testbench("cosim.tb_nmpu", TOP, b, tag or f"seed{seed}-n{vectors}-pid{os.getpid()}",
+                                        params, seed, sim, waves)
     if "mismatches" not in res and not res.get("error"):
-        res["error"] = f"the testbench ended without counts; log {log}"
+        res["error"] = f"the testbench ended without counts; log {run_dir / 'sim.log'}"
     wave = None
     if waves:
         for name in ("dump.fst", "dump.vcd", f"{TOP}.fst"):

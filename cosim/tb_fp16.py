@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .tb_nmpu import PARAMS_ENV, Model, _load_params, run_stream_test
+from .tb_nmpu import PARAMS_ENV, _load_params, run_stream_test
 
 TOP = "fp16_unit"
 
@@ -136,13 +136,11 @@ def build(config: Any, *, fault: str | None = None, netlist: list[Path] | None =
     from rtl.export import WAIVER_FILE
     from rtl.fp16_unit import FP16Unit
 
-    from .runner import Build
+    from .runner import NETLIST_VERILATOR_ARGS, Build, netlist_identity
     from .toolchain import build_dir, locked, setup_verilator_env
 
-    ident = config.identity() + (f"-fault-{fault}" if fault else "")
-    if netlist:
-        netlist = [Path(p).resolve() for p in netlist]
-        ident += "-netlist-" + hashlib.sha1("".join(p.read_text() for p in netlist).encode()).hexdigest()[:16]
+    netlist, suffix = netlist_identity(netlist)
+    ident = config.identity() + (f"-fault-{fault}" if fault else "") + suffix
     folder = build_dir("cocotb-fp16-verilator", ident)
     with locked(folder):
         t0 = time.perf_counter()
@@ -157,9 +155,7 @@ def build(config: Any, *, fault: str | None = None, netlist: list[Path] | None =
         # for a split (parallel) build compiles `c++ Vtop__pch.h.slow -c x.cpp` and fails: set it
         args = ["-O2", "--x-assign", "fast", "--x-initial", "fast", "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include"]
         if netlist:
-            # the tie cell of a netlist leaves one of its two outputs open; bits of one netlist bus feeding
-            # other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
-            args += ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
+            args += NETLIST_VERILATOR_ARGS
         sim_dir = folder / "sim"
         sources = netlist or [vfile]
         stamp = hashlib.sha1(("".join(p.read_text() for p in sources) + WAIVER_FILE.read_text()
@@ -193,40 +189,17 @@ def verify(config: Any, vectors: int = 2000, seed: int = 1, *, fault: str | None
     and of a ready output per cycle (1.0 and 1.0: full throughput); ``netlist`` simulates a
     gate-level netlist instead of the RTL (see :func:`build`).
     """
-    from cocotb_tools.runner import get_runner
-
-    from .runner import REPO, VerifyResult
-    from .toolchain import setup_verilator_env
+    from .runner import VerifyResult, run_testbench
 
     if isinstance(vectors, bool) or not isinstance(vectors, int) or vectors < 1:
         raise ValueError(f"vectors must be a positive integer, not {vectors!r}")
     if stimulus not in STIMULI:
         raise ValueError(f"stimulus must be one of {', '.join(STIMULI)}, not {stimulus!r}")
     b = build(config, fault=fault, netlist=netlist)
-    run_dir = b.folder / "runs" / (tag or f"seed{seed}-n{vectors}-pid{os.getpid()}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result_file = run_dir / "result.json"
-    result_file.unlink(missing_ok=True)
-    params_file = run_dir / "params.json"
-    params_file.write_text(json.dumps({"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors,
-                                       "stimulus": stimulus, "p_valid": p_valid, "p_ready": p_ready,
-                                       "result": str(result_file)}, indent=2))
-    env = {PARAMS_ENV: str(params_file), "PYTHONPATH": os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    setup_verilator_env()
-    t0 = time.perf_counter()
-    log = run_dir / "sim.log"
-    try:
-        get_runner("verilator").test(test_module="cosim.tb_fp16", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
-                                     build_dir=b.folder / "sim", test_dir=run_dir, extra_env=env, seed=seed,
-                                     results_xml=str(run_dir / "results.xml"), log_file=log)
-    except SystemExit:
-        pass                                 # a failing test: the result file tells what happened
-    run_s = time.perf_counter() - t0
-    if not result_file.exists():
-        tail = log.read_text()[-3000:] if log.exists() else ""
-        raise RuntimeError(f"the verilator simulation wrote no result ({result_file}); log {log}:\n{tail}")
-    res = json.loads(result_file.read_text())
+    params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors, "stimulus": stimulus,
+              "p_valid": p_valid, "p_ready": p_ready}
+    res, run_s, _ = run_testbench("cosim.tb_fp16", TOP, b, tag or f"seed{seed}-n{vectors}-pid{os.getpid()}",
+                                  params, seed)
     return VerifyResult(vectors=int(res.get("vectors", 0)), mismatches=int(res.get("mismatches", 0)),
                         cycles=int(res.get("cycles", 0)), sim="verilator", build=b, run_seconds=run_s, details=res)
 

@@ -1,5 +1,4 @@
 """Analog tiles: mapping, split layers, the PCM statistics, seeds."""
-import math
 
 import numpy as np
 import pytest

@@ -3,7 +3,6 @@
 The reference rounds the exact ``s*x + o`` once (a fused multiply-add). ``torch.half`` arithmetic
 would round twice, which is what these tests must tell apart.
 """
-import math
 from fractions import Fraction
 
 import numpy as np

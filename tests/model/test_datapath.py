@@ -1,5 +1,4 @@
 """apply() against the exact reference: random configurations, exhaustive ADC codes, bad input."""
-from fractions import Fraction
 
 import numpy as np
 import pytest
