@@ -42,7 +42,7 @@ from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
-from .nmpu import COEF_SEL, check_unit_args, interface
+from .nmpu import COEF_SEL, check_unit_args, interface, pipeline_control
 
 __all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
 
@@ -478,15 +478,7 @@ class FP16Unit(wiring.Component):
         L, G = itf.lanes, itf.groups
         names = ["scale", "offset"] + (["bn_scale", "bn_offset"] if cfg.bn_stage else [])
 
-        # Pipeline control as in the NMPU: every register advances together
-        advance = Signal()
-        m.d.comb += [advance.eq(~self.o_stream.valid | self.o_stream.ready),
-                     self.i_stream.ready.eq(advance)]
-        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i_stream.valid)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
-        m.d.comb += self.o_stream.valid.eq(valid[-1])
+        advance = pipeline_control(m, self, self.LATENCY)
 
         fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
         frac = Signal(signed(itf.out_frac_bits), init=cfg.output.frac)

@@ -42,7 +42,7 @@ from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
-__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args"]
+__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args", "pipeline_control"]
 
 COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}
 # The affine multiply-add is not registered: its result goes straight into the next stage's logic
@@ -188,6 +188,25 @@ def _bn_span_bits(config: NMPUConfig) -> int:
     return signed_bits((min(prods) << sg) + (h.min << sh), (max(prods) << sg) + (h.max << sh))
 
 
+def pipeline_control(m: Module, unit: wiring.Component, stages: int, *, ready_stuck: bool = False) -> Signal:
+    """The NMPU's and the FP16 unit's pipeline control: every register advances together.
+
+    ``advance = ~o_stream.valid | o_stream.ready`` drives ``i_stream.ready`` (stuck high with
+    ``ready_stuck``, a fault for tests) and a chain of ``stages`` valid bits whose last is
+    ``o_stream.valid``. ``o_stream.valid`` is a register, so it never depends on ``o_stream.ready``;
+    ``i_stream.ready`` does (a ready->ready path, allowed). Returns ``advance``.
+    """
+    advance = Signal()
+    m.d.comb += advance.eq(~unit.o_stream.valid | unit.o_stream.ready)
+    m.d.comb += unit.i_stream.ready.eq(1 if ready_stuck else advance)
+    valid = [Signal(name=f"valid_{k}") for k in range(stages)]
+    with m.If(advance):
+        m.d.sync += valid[0].eq(unit.i_stream.valid)
+        m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, stages)]
+    m.d.comb += unit.o_stream.valid.eq(valid[-1])
+    return advance
+
+
 def check_unit_args(unit: wiring.Component, config: NMPUConfig, fault: str | None) -> None:
     """The constructor checks of the NMPU and of the FP16 unit: a config object and a known fault name."""
     if not isinstance(config, NMPUConfig) or fault not in unit.FAULTS:
@@ -237,16 +256,7 @@ class NMPU(wiring.Component):
         plan = cfg.plan()
         fmts = _coef_fmts(cfg)
 
-        # Pipeline control: every register advances together. o_stream.valid is a register, so
-        # it never depends on o_stream.ready; i_stream.ready does (a ready->ready path, allowed).
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o_stream.valid | self.o_stream.ready)
-        m.d.comb += self.i_stream.ready.eq(1 if self.fault == "ready" else advance)
-        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
-        with m.If(advance):
-            m.d.sync += valid[0].eq(self.i_stream.valid)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
-        m.d.comb += self.o_stream.valid.eq(valid[-1])
+        advance = pipeline_control(m, self, self.LATENCY, ready_stuck=self.fault == "ready")
 
         # out_frac register, kept as the output quantizer's right shift d = C - out_frac (0 .. D)
         fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
