@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
         if args.compare:
             from .report import area_plot
             png = area_plot(doc, out / "area_breakdown.png")
-            doc["breakdown"]["plot"] = str(png)
+            doc["breakdown_plot"] = str(png)
             print(f"plot: {png}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

