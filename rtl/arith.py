@@ -376,15 +376,21 @@ class VarQuantize(wiring.Component):
         if len(F) < w:   # v narrower than the window: extend
             F = Cat(F, *([sign] * (w - len(F))))
         # masks of d: bit j is sticky when d - k <= j <= d - 2, "far" when j >= d + w
+        # (a bound that every value of d's width meets is left out: no constant comparison)
+        d_top = (1 << len(d)) - 1
+
+        def at_most(bound: int) -> Value:
+            return Const(1) if bound >= d_top else (d <= bound)
+
         sticky_bits, far_bits = [], []
         for j in range(vw if narrow else vw - 1):      # a signed input's top bit is the sign itself
             lo_d = j + 2                  # j <= d - 2
             hi_d = j + k if k > 0 else None   # j >= d - k
             if lo_d <= D and (hi_d is None or hi_d >= lo_d):
-                cond = (d >= lo_d) if hi_d is None else ((d >= lo_d) & (d <= hi_d))
+                cond = (d >= lo_d) if hi_d is None else ((d >= lo_d) & at_most(hi_d))
                 sticky_bits.append(v[j] & cond)
             if j - far_from >= 0:
-                far_bits.append((v[j] ^ sign) & (d <= j - far_from))
+                far_bits.append((v[j] ^ sign) & at_most(j - far_from))
         sticky = Cat(*sticky_bits).any() if sticky_bits else Const(0)
         far = Cat(*far_bits).any() if far_bits else Const(0)
         rule = TIE_FAULTS[fmt.rounding] if self.fault else fmt.rounding

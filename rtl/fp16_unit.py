@@ -34,15 +34,15 @@ For wider codes, whose conversion would round, it multiplies the integer code ex
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, memory, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
-from .nmpu import COEF_SEL, check_unit_args, interface, pipeline_control
+from .blocks import coef_memories, coef_names, delay_line, out_frac_register
+from .nmpu import check_unit_args, interface, pipeline_control
 
 __all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
 
@@ -475,36 +475,16 @@ class FP16Unit(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg, itf = self.config, self.iface
-        L, G = itf.lanes, itf.groups
-        names = ["scale", "offset"] + (["bn_scale", "bn_offset"] if cfg.bn_stage else [])
+        L = itf.lanes
+        names = coef_names(cfg.bn_stage)
 
         advance = pipeline_control(m, self, self.LATENCY)
 
         fmin, fmax = cfg.out_frac_min, cfg.out_frac_max
-        frac = Signal(signed(itf.out_frac_bits), init=cfg.output.frac)
-        fr = self.out_frac
-        with m.If(fr.en & (fr.data >= fmin) & (fr.data <= fmax)):
-            m.d.sync += frac.eq(fr.data)
+        frac = out_frac_register(m, self.out_frac, fmin, fmax, signed(itf.out_frac_bits), cfg.output.frac, "frac")
 
         # Cycle 1: coefficient memory read (one bank per lane and coefficient), codes to register
-        wsel = self.coef
-        lane_bits = ceil_log2(L)
-        if L & (L - 1) == 0:
-            w_lane, w_row = (wsel.addr[:lane_bits] if lane_bits else 0), wsel.addr[lane_bits:]
-        else:
-            w_lane, w_row = wsel.addr % L, wsel.addr // L
-        addr_ok = wsel.addr < itf.columns
-        coef: dict[str, list] = {n: [] for n in names}
-        for name in names:
-            for j in range(L):
-                mem = memory.Memory(shape=16, depth=G, init=[])
-                m.submodules[f"mem_{name}_{j}"] = mem
-                wp = mem.write_port()
-                rp = mem.read_port()
-                m.d.comb += [wp.addr.eq(w_row), wp.data.eq(wsel.data[:16]),
-                             wp.en.eq(wsel.en & addr_ok & (wsel.sel == COEF_SEL[name]) & (w_lane == j)),
-                             rp.addr.eq(self.i_stream.payload.group), rp.en.eq(advance)]
-                coef[name].append(rp.data)
+        coef = coef_memories(m, self, {n: 16 for n in names}, advance)
         if self.x_to_f16:
             codes1 = Signal(data.ArrayLayout(16, L), reset_less=True)
             with m.If(advance):
@@ -515,12 +495,7 @@ class FP16Unit(wiring.Component):
                 m.d.sync += codes1.eq(self.i_stream.payload.codes)
 
         # out_frac travels with its beat
-        frac_pipe = [frac]
-        for k in range(self.LATENCY - FP16ToFixed.LATENCY):
-            r = Signal.like(frac, name=f"frac_{k + 1}", reset_less=True)
-            with m.If(advance):
-                m.d.sync += r.eq(frac_pipe[-1])
-            frac_pipe.append(r)
+        frac_pipe = delay_line(m, {"frac_{}": frac}, self.LATENCY - FP16ToFixed.LATENCY, advance)["frac_{}"]
 
         outs = []
         for j in range(L):
@@ -532,13 +507,9 @@ class FP16Unit(wiring.Component):
             b = f1.r
             if cfg.bn_stage:
                 # Cycles 5-7: b = fma16(g, a, h); g and h wait in registers for a
-                g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
-                for k in range(FMA16.LATENCY):
-                    g_n, h_n = (Signal(16, name=f"g_{j}_d{k + 1}", reset_less=True),
-                                Signal(16, name=f"h_{j}_d{k + 1}", reset_less=True))
-                    with m.If(advance):
-                        m.d.sync += [g_n.eq(g_d), h_n.eq(h_d)]
-                    g_d, h_d = g_n, h_n
+                gh = delay_line(m, {f"g_{j}_d{{}}": coef["bn_scale"][j], f"h_{j}_d{{}}": coef["bn_offset"][j]},
+                                FMA16.LATENCY, advance)
+                g_d, h_d = (line[-1] for line in gh.values())
                 f2 = FMA16(None, fault=self.fault)
                 m.submodules[f"bn_fma_{j}"] = f2
                 m.d.comb += [f2.a.eq(g_d), f2.b.eq(b), f2.c.eq(h_d), f2.en.eq(advance)]

@@ -33,13 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from amaranth.hdl import Module, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
+from .blocks import coef_memories, delay_line, out_frac_register
 from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
 __all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args", "pipeline_control"]
@@ -252,7 +253,7 @@ class NMPU(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         cfg, itf = self.config, self.iface
-        L, G = itf.lanes, itf.groups
+        L = itf.lanes
         plan = cfg.plan()
         fmts = _coef_fmts(cfg)
 
@@ -264,31 +265,11 @@ class NMPU(wiring.Component):
         C = max(fb_out, fmax)             # VarQuantize: frac + pad
         D = C - fmin
         # at least one bit even when D == 0: a zero-width signal is `[-1:0]` in Verilog
-        shift = Signal(range(max(D, 1) + 1), init=C - cfg.output.frac)
-        fr = self.out_frac
-        with m.If(fr.en & (fr.data >= fmin) & (fr.data <= fmax)):
-            m.d.sync += shift.eq(C - fr.data)
+        shift = out_frac_register(m, self.out_frac, fmin, fmax, range(max(D, 1) + 1), C - cfg.output.frac,
+                                  "shift", encode=lambda v: C - v)
 
         # Cycle 1: coefficient memory read (one bank per lane and coefficient), codes to register
-        wsel = self.coef
-        lane_bits = ceil_log2(L)
-        if L & (L - 1) == 0:   # power of two: bank and row are bit fields of the address
-            w_lane, w_row = wsel.addr[:lane_bits] if lane_bits else 0, wsel.addr[lane_bits:]
-        else:
-            w_lane, w_row = wsel.addr % L, wsel.addr // L
-        addr_ok = wsel.addr < itf.columns
-        coef = {n: [] for n in fmts}
-        for name, fmt in fmts.items():
-            for j in range(L):
-                # depth >= 2: a one-row memory has a zero-width address, `[-1:0]` in Verilog
-                mem = memory.Memory(shape=fmt_shape(fmt), depth=max(G, 2), init=[])
-                m.submodules[f"mem_{name}_{j}"] = mem
-                wp = mem.write_port()
-                rp = mem.read_port()
-                m.d.comb += [wp.addr.eq(w_row), wp.data.eq(wsel.data[:fmt.bits]),
-                             wp.en.eq(wsel.en & addr_ok & (wsel.sel == COEF_SEL[name]) & (w_lane == j)),
-                             rp.addr.eq(self.i_stream.payload.group), rp.en.eq(advance)]
-                coef[name].append(rp.data)
+        coef = coef_memories(m, self, {n: fmt_shape(f) for n, f in fmts.items()}, advance)
         # data registers have no reset: a payload only counts where its valid bit (reset) says so
         codes1 = Signal(data.ArrayLayout(signed(cfg.adc_bits), L), reset_less=True)
         with m.If(advance):
@@ -297,12 +278,7 @@ class NMPU(wiring.Component):
         # the shift travels with its beat, so out_frac may change while beats are in flight
         stages_to_shift = 1 + AFFINE_LATENCY + (
             RoundShift.LATENCY + Fit.LATENCY + MulAdd.LATENCY if cfg.bn_stage else 0)
-        shift_pipe = [shift]
-        for k in range(stages_to_shift):
-            r = Signal.like(shift, name=f"shift_{k + 1}", reset_less=True)
-            with m.If(advance):
-                m.d.sync += r.eq(shift_pipe[-1])
-            shift_pipe.append(r)
+        shift_pipe = delay_line(m, {"shift_{}": shift}, stages_to_shift, advance)["shift_{}"]
 
         s, o = cfg.scale, cfg.offset
         fa = plan.a.frac
@@ -328,13 +304,10 @@ class NMPU(wiring.Component):
                 m.submodules[f"mid_round_{j}"], m.submodules[f"mid_fit_{j}"] = rs, ft
                 m.submodules[f"bn_{j}"] = bn
                 # coefficients read in cycle 1 wait in registers for the BN multiplier
-                g_d, h_d = coef["bn_scale"][j], coef["bn_offset"][j]
-                for k in range(AFFINE_LATENCY + RoundShift.LATENCY + Fit.LATENCY):
-                    g_n = Signal.like(g_d, name=f"g_{j}_d{k + 1}", reset_less=True)
-                    h_n = Signal.like(h_d, name=f"h_{j}_d{k + 1}", reset_less=True)
-                    with m.If(advance):
-                        m.d.sync += [g_n.eq(g_d), h_n.eq(h_d)]
-                    g_d, h_d = g_n, h_n
+                n_wait = AFFINE_LATENCY + RoundShift.LATENCY + Fit.LATENCY
+                gh = delay_line(m, {f"g_{j}_d{{}}": coef["bn_scale"][j], f"h_{j}_d{{}}": coef["bn_offset"][j]},
+                                n_wait, advance)
+                g_d, h_d = (line[-1] for line in gh.values())
                 m.d.comb += [rs.i.eq(aff.o), rs.en.eq(advance), ft.i.eq(rs.o), ft.en.eq(advance),
                              bn.x.eq(ft.o), bn.c.eq(g_d), bn.d.eq(h_d), bn.en.eq(advance)]
                 b = bn.o
