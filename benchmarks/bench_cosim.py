@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cosim import bulk, tb_layer  # noqa: E402
+from cosim.sim import bulk, cocotb_mode as tb_layer  # noqa: E402
 from nmpu_model import apply, load_config  # noqa: E402
 from nmpu_model.analog import TileParams  # noqa: E402
 from nmpu_model.evaluate import digits_workload  # noqa: E402

@@ -95,6 +95,10 @@ class Plan:
     bits: int
 
 
+#: every per-column coefficient, in the order of the hardware's selector (``rtl.blocks.CoefSel``)
+COEF_NAMES = ("scale", "offset", "bn_scale", "bn_offset")
+
+
 @dataclass(frozen=True)
 class NMPUConfig:
     """A complete NMPU configuration (``docs/datapath.md``).
@@ -157,6 +161,12 @@ class NMPUConfig:
                 f"narrow scale/offset/bn formats or the output.frac range")
 
     # -- derived widths -------------------------------------------------------------------
+    @property
+    def coef_names(self) -> list[str]:
+        """The per-column coefficients of this configuration: ``scale``, ``offset`` and, with the BN
+        stage, ``bn_scale``, ``bn_offset`` (the one list: model, RTL, testbenches and files use it)."""
+        return list(COEF_NAMES if self.bn_stage else COEF_NAMES[:2])
+
     @property
     def adc(self) -> Fmt:
         return Fmt(self.adc_bits, 0, True)

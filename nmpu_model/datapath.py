@@ -53,10 +53,6 @@ def check_floats(arr: Any, what: str) -> np.ndarray:
     return a
 
 
-def _coeff_names(config: NMPUConfig) -> list[str]:
-    return ["scale", "offset"] + (["bn_scale", "bn_offset"] if config.bn_stage else [])
-
-
 def check_inputs(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arith: str = "fixed",
                  out_frac: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Validate codes, coefficients and ``out_frac``; return them normalized.
@@ -70,7 +66,7 @@ def check_inputs(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arit
         raise ValueError(f"codes: expected a 2-D array (samples, columns), got shape {x.shape}")
     n_cols = x.shape[1]
     out: dict[str, np.ndarray] = {}
-    for name in _coeff_names(config):
+    for name in config.coef_names:
         if name not in coeffs:
             raise ValueError(f"coefficients: {name!r} is missing (bn_stage = {str(config.bn_stage).lower()})")
         if arith == "fixed":

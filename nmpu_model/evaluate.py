@@ -16,7 +16,7 @@ from torch import nn
 
 from .analog import TileParams
 from .config import NMPUConfig
-from .models import accuracy
+from .models import accuracy, top1
 from .network import AnalogNetwork
 
 POSTS = ("fp32", "fp16", "fixed")
@@ -60,6 +60,10 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32])
 
 
+#: the built-in networks a command line can name
+MODELS = ("digits-cnn", "resnet9")
+
+
 def load_workload(model: str, data: str | None = None, images: int | None = None, weights: str | None = None,
                   progress: bool = False) -> Workload:
     """The workload named on a command line: ``digits-cnn`` (shipped) or ``resnet9`` (CIFAR-10 from ``data``)."""
@@ -70,10 +74,6 @@ def load_workload(model: str, data: str | None = None, images: int | None = None
     if data or weights:
         raise ValueError("--data and --weights are for --model resnet9; digits ship with scikit-learn")
     return digits_workload(images, progress=progress)
-
-
-def _acc(out: torch.Tensor, y: torch.Tensor) -> float:
-    return float((out.argmax(1) == y).float().mean())
 
 
 def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DEFAULT_DRIFTS, seeds: int = 5,
@@ -110,7 +110,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
                 t0 = time.perf_counter()
                 out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size)
                 secs[p] += time.perf_counter() - t0
-                accs[p][i, s] = _acc(out, work.y_test)
+                accs[p][i, s] = top1(out, work.y_test)
                 pred[p] = out.argmax(1)
             agree[i, s] = float((pred["fixed"] == pred["fp16"]).float().mean())
             if s == 0 and i == 0:

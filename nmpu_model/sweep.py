@@ -309,7 +309,8 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
         per_layer.update({name: _LayerPost(low[name]) for name in spec["low_layers"]})
     per_layer.update({name: "fp16" for name in spec.get("fp16_layers", [])})
     out, _ = net.run(work.x_test, config, spec.get("post", "fixed"), per_layer=per_layer)
-    return float((out.argmax(1) == work.y_test).float().mean())
+    from .models import top1
+    return top1(out, work.y_test)
 
 
 def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int, bool]:

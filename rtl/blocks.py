@@ -18,7 +18,9 @@ from amaranth.hdl import Module, Shape, Signal, Value, unsigned
 from amaranth.lib import enum, memory
 from amaranth.utils import ceil_log2
 
-__all__ = ["CoefSel", "COEF_NAMES", "coef_names", "coef_memories", "out_frac_register", "delay_line"]
+from nmpu_model.config import COEF_NAMES
+
+__all__ = ["CoefSel", "coef_memories", "out_frac_register", "delay_line"]
 
 
 class CoefSel(enum.Enum, shape=unsigned(2)):
@@ -36,21 +38,12 @@ class CoefSel(enum.Enum, shape=unsigned(2)):
     @property
     def coef_name(self) -> str:
         """The coefficient's name in configs, coefficient files and the golden model (``"scale"``, ...)."""
-        return self.name.lower()
+        return COEF_NAMES[self.value]
 
     @classmethod
     def of(cls, name: str) -> "CoefSel":
         """The selector of coefficient ``name``."""
-        return cls[name.upper()]
-
-
-#: every coefficient name, in selector order
-COEF_NAMES = tuple(s.coef_name for s in CoefSel)
-
-
-def coef_names(bn_stage: bool) -> list[str]:
-    """The coefficients a unit holds: ``scale``, ``offset`` and, with the BN stage, ``bn_scale``, ``bn_offset``."""
-    return list(COEF_NAMES if bn_stage else COEF_NAMES[:2])
+        return cls(COEF_NAMES.index(name))
 
 
 def coef_memories(m: Module, unit: Any, shapes: Mapping[str, Any], advance: Value) -> dict[str, list[Value]]:

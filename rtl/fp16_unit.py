@@ -41,7 +41,7 @@ from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
-from .blocks import coef_memories, coef_names, delay_line, out_frac_register
+from .blocks import coef_memories, delay_line, out_frac_register
 from .nmpu import check_unit_args, interface, pipeline_control
 
 __all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
@@ -476,7 +476,7 @@ class FP16Unit(wiring.Component):
         m = Module()
         cfg, itf = self.config, self.iface
         L = itf.lanes
-        names = coef_names(cfg.bn_stage)
+        names = cfg.coef_names
 
         advance = pipeline_control(m, self, self.LATENCY)
 

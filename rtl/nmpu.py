@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -40,15 +40,31 @@ from amaranth.utils import ceil_log2
 from nmpu_model.config import NMPUConfig
 from nmpu_model.formats import Fmt, signed_bits
 
-from .blocks import coef_memories, delay_line, out_frac_register
+from .blocks import CoefSel, coef_memories, delay_line, out_frac_register
 from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
-__all__ = ["NMPU", "Interface", "interface", "COEF_SEL", "latency", "check_unit_args", "pipeline_control"]
-
-COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}
+__all__ = ["NMPU", "Interface", "interface", "latency", "check_unit_args", "pipeline_control"]
 # The affine multiply-add is not registered: its result goes straight into the next stage's logic
 # (the output quantizer, or the mid rounding with the BN stage)
 AFFINE_LATENCY = 0
+
+
+class CoefWriteSignature(wiring.Signature):
+    """The ``coef`` write port: ``en``, ``sel`` (a :class:`~rtl.blocks.CoefSel` value), ``addr`` (column), ``data``.
+
+    ``sel`` is carried as the enum's plain 2-bit shape, so the Verilog port has no enum attributes.
+    """
+
+    def __init__(self, addr_bits: int, data_bits: int) -> None:
+        super().__init__({"en": Out(1), "sel": Out(Shape.cast(CoefSel)), "addr": Out(addr_bits),
+                          "data": Out(data_bits)})
+
+
+class OutFracWriteSignature(wiring.Signature):
+    """The ``out_frac`` write port: ``en`` and the signed ``data`` (the layer's output ``frac``)."""
+
+    def __init__(self, bits: int) -> None:
+        super().__init__({"en": Out(1), "data": Out(signed(bits))})
 
 
 @dataclass(frozen=True)
@@ -113,12 +129,10 @@ class Interface:
 
     def signature_members(self) -> dict[str, wiring.Member]:
         """The component's members (clock and reset are implicit)."""
-        coef = wiring.Signature({"en": Out(1), "sel": Out(2), "addr": Out(self.addr_bits),
-                                 "data": Out(self.coef_bits)})
-        frac = wiring.Signature({"en": Out(1), "data": Out(signed(self.out_frac_bits))})
         return {"i_stream": In(stream.Signature(self.in_layout)),
                 "o_stream": Out(stream.Signature(self.out_layout)),
-                "coef": In(coef), "out_frac": In(frac)}
+                "coef": In(CoefWriteSignature(self.addr_bits, self.coef_bits)),
+                "out_frac": In(OutFracWriteSignature(self.out_frac_bits))}
 
     def describe(self) -> dict[str, object]:
         """Ports and payload fields as plain data (for the export sidecar and the testbench)."""
@@ -140,7 +154,7 @@ class Interface:
                                       "fields": {"codes": {"offset": 0, "lane_width": o, "lanes": self.lanes,
                                                            "signed": self.out_signed}}},
                 "coef__en": {"dir": "in", "width": 1},
-                "coef__sel": {"dir": "in", "width": 2, "values": dict(COEF_SEL)},
+                "coef__sel": {"dir": "in", "width": 2, "values": {s.coef_name: s.value for s in CoefSel}},
                 "coef__addr": {"dir": "in", "width": self.addr_bits},
                 "coef__data": {"dir": "in", "width": self.coef_bits},
                 "out_frac__en": {"dir": "in", "width": 1},
@@ -152,8 +166,7 @@ class Interface:
 
 
 def _coef_fmts(config: NMPUConfig) -> dict[str, Fmt]:
-    names = ["scale", "offset"] + (["bn_scale", "bn_offset"] if config.bn_stage else [])
-    return {n: getattr(config, n) for n in names}
+    return {n: getattr(config, n) for n in config.coef_names}
 
 
 def interface(config: NMPUConfig, coef_bits: int | None = None) -> Interface:

@@ -1,9 +1,10 @@
 """`nmpu run --quick`: the whole chain end to end on reduced settings, and a failing stage."""
 import re
+from pathlib import Path
 
 import pytest
 
-from cosim import cmd_run
+from cosim.cli import run as cmd_run
 from cosim.cli import main
 
 
@@ -19,6 +20,9 @@ def test_run_quick_end_to_end(tmp_path, capsys):
     assert "## Stopped" not in md
     # every stage names the command that reproduces it
     assert md.count("Reproduce (") == len(cmd_run.STAGES)
+    # the commands name the project's files relative to it (run from the checkout, as here), never its path
+    project = str(Path(cmd_run.__file__).resolve().parents[2])
+    assert project not in md and "--codes examples/codes.npy" in md
     assert re.search(r"\| \d+ \| 0 \| \d+ \| \d+ \|", md), "verify table with 0 mismatches"
     for png in ("accuracy_vs_drift.png", "error_histograms.png", "sweep.png", "area.png"):
         assert (tmp_path / png).stat().st_size > 1000, png

@@ -6,7 +6,7 @@ from typing import Mapping
 import numpy as np
 from amaranth.sim import Simulator
 
-from rtl.nmpu import COEF_SEL
+from rtl.blocks import CoefSel
 
 
 def stream_through(dut, coeffs: Mapping[str, np.ndarray], out_frac: int, codes: np.ndarray, group: np.ndarray,
@@ -20,7 +20,7 @@ def stream_through(dut, coeffs: Mapping[str, np.ndarray], out_frac: int, codes: 
         for name, vals in coeffs.items():
             for col, v in enumerate(vals):
                 ctx.set(dut.coef.en, 1)
-                ctx.set(dut.coef.sel, COEF_SEL[name])
+                ctx.set(dut.coef.sel, CoefSel.of(name).value)
                 ctx.set(dut.coef.addr, col)
                 ctx.set(dut.coef.data, int(v) & ((1 << len(dut.coef.data)) - 1))
                 await ctx.tick()

@@ -1,0 +1,56 @@
+"""The ``nmpu`` command.
+
+Each subcommand lives in its own module ``cosim.cli.<name>`` exposing ``register(subparsers)``
+(adds its parser, with ``help``) and ``run(args) -> int``. A bad input raises ``ValueError``
+(or ``ConfigError``, ``FileNotFoundError``); this module turns it into one line on stderr and
+exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "run")
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
+    parser = argparse.ArgumentParser(prog="nmpu", description="Fixed-point NMPU co-simulator: golden model, "
+                                     "RTL verification, accuracy evaluation and synthesis.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = {}
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"cosim.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"cosim.cli.{name}":
+                continue
+            raise
+        mod.register(sub)
+        modules[name] = mod
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, modules = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
+        msg = str(e) if isinstance(e, ValueError) else f"{e.filename}: {e.strerror}"
+        print(f"nmpu {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        # a tool failed (Yosys, a simulator build, a missing data package): not bad input; the
+        # first line says what, the rest (a log's tail) follows, and no traceback
+        first, _, rest = str(e).partition("\n")
+        print(f"nmpu {args.command}: failed: {first}", file=sys.stderr)
+        if rest.strip():
+            print(rest, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nmpu {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,71 @@
+"""``nmpu eval``: accuracy of a network on analog tiles with fp32 / fp16 / fixed-point post-processing."""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from nmpu_model.evaluate import MODELS
+
+from .io import check_parent, write_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="accuracy on analog tiles: float model vs fp32 / fp16 / fixed post-processing",
+                       description="Program a trained network onto simulated PCM tiles (seeded), calibrate the "
+                       "per-column NMPU coefficients, and report test accuracy with fp32, fp16 and the bit-accurate "
+                       "fixed-point NMPU after every analog layer: mean and std over noise seeds, per drift time.")
+    p.add_argument("--model", choices=MODELS, default="digits-cnn",
+                   help="digits-cnn (default: scikit-learn digits, trained on first use in seconds) or resnet9 "
+                   "(CIFAR-10 from --data)")
+    p.add_argument("--config", help="NMPU configuration TOML (default: the spec's defaults)")
+    p.add_argument("--drift", default="1,3600,86400,31536000",
+                   help="comma-separated drift times in seconds after programming (default 1 s, 1 h, 1 day, 1 year)")
+    p.add_argument("--seeds", type=int, default=5, help="number of noise seeds (default 5)")
+    p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
+    p.add_argument("--data", metavar="PATH", help="CIFAR-10 binary folder (data_batch_*.bin, test_batch.bin)")
+    p.add_argument("--weights", metavar="PT", help="resnet9 only: a trained state dict (else trained on --data)")
+    p.add_argument("--images", type=int, metavar="N", help="evaluate on the first N test images only")
+
+
+def parse_drifts(text: str) -> list[float]:
+    """``"1,3600"`` -> ``[1.0, 3600.0]``; a bad or negative time is a ValueError naming it."""
+    out = []
+    for i, part in enumerate(text.split(",")):
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"--drift: item {i} {part.strip()!r} is not a number of seconds") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"--drift: item {i} {part.strip()!r} must be a finite time >= 0 s")
+        out.append(v)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmpu_model import load_config
+    from nmpu_model.evaluate import evaluate, format_table, load_workload
+
+    drifts = parse_drifts(args.drift)
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
+    if args.images is not None and args.images < 1:
+        raise ValueError(f"--images must be >= 1, not {args.images}")
+    check_parent(args.json, "--json")
+    config = load_config(args.config)
+    tty = sys.stderr.isatty()
+    work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)
+    bar = None
+    if tty:
+        from tqdm import tqdm
+        bar = tqdm(total=args.seeds * len(drifts), desc=f"eval {work.name}", unit="run", leave=False)
+    try:
+        res = evaluate(work, config, drifts=drifts, seeds=args.seeds,
+                       progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(format_table(res))
+    if args.json:
+        write_json(args.json, res)
+    return 0

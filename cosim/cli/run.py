@@ -1,0 +1,276 @@
+"""``nmpu run``: the main job. Runs the whole chain on the embedded default and writes a report.
+
+Each stage calls the project's own command (``nmpu apply``/``eval``/``sweep``/``verify``/``cosim``/
+``synth``) through :func:`cosim.cli.main` with ``--json`` into the output folder, so the report shows
+exactly what those commands compute, and each section names the command that reproduces it. A
+failing stage stops the run with a clear message; the results of finished stages stay in place and
+in the report.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .io import display_path
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="the main job: the whole chain on the embedded default, with a report",
+                       description="Golden model, accuracy on analog tiles (fp32/fp16/fixed), precision sweep, RTL "
+                       "verification on random vectors and on a real network with the RTL in the loop, and "
+                       "synthesis against the FP16 unit; writes OUT/report.md and OUT/report.html.")
+    p.add_argument("--config", help="configuration TOML (default: examples/default.toml)")
+    p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--quick", action="store_true", help="reduced settings (fewer seeds, images, vectors, a 2x2 "
+                   "sweep): a smoke test of the whole chain in about a minute")
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Run:
+    out: Path
+    config: str
+    quick: bool
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+
+    def nmpu(self, *argv: str) -> None:
+        """Run one of the project's own commands; a non-zero status stops the run."""
+        from . import main
+        line = "nmpu " + " ".join(shlex.quote(a) for a in argv)
+        self.commands.append(line)
+        print(f"  $ {line}", flush=True)
+        rc = main(list(argv))
+        if rc != 0:
+            raise StageFailed(f"`{line}` exited with status {rc}")
+
+    def path(self, name: str) -> str:
+        return display_path(self.out / name)
+
+    def json(self, name: str) -> dict:
+        return json.loads((self.out / name).read_text())
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+# ---- stages ----------------------------------------------------------------------------------------
+def stage_example(run: Run) -> list[str]:
+    """Golden model and float baselines on the small tile example shipped in examples/."""
+    y = {}
+    for arith, coeffs in (("fixed", "coeffs.npz"), ("fp16", "coeffs_float.npz"), ("fp32", "coeffs_float.npz")):
+        run.nmpu("apply", "--config", run.config, "--codes", display_path(EXAMPLES / "codes.npy"),
+                 "--coeffs", display_path(EXAMPLES / coeffs), "--out", run.path(f"example_{arith}.npy"), "--arith", arith)
+        y[arith] = np.load(run.out / f"example_{arith}.npy")
+    x = np.load(EXAMPLES / "codes.npy")
+    lines = [f"A 16-column tile with ADC gain/offset mismatch (`examples/codes.npy`, {x.shape[0]} samples), "
+             "corrected by the fixed-point unit (coefficients quantized to the configured formats) and by the "
+             "fp16/fp32 units (real coefficients).", "",
+             "| unit | equal to fp32 | max abs diff vs fp32 | mean abs diff vs fp32 |", "|---|---:|---:|---:|"]
+    for arith in ("fixed", "fp16"):
+        d = np.abs(y[arith] - y["fp32"])
+        lines.append(f"| {arith} | {100 * np.mean(d == 0):.1f}% | {d.max()} | {d.mean():.3f} |")
+    return lines
+
+
+def stage_eval(run: Run) -> list[str]:
+    from ..report.plots import LABELS, drift_plot
+    argv = ["eval", "--config", run.config, "--json", run.path("eval.json")]
+    argv += ["--seeds", "2", "--images", "120", "--drift", "1,3600"] if run.quick else ["--seeds", "5"]
+    run.nmpu(*argv)
+    ev = run.json("eval.json")
+    from nmpu_model.evaluate import _t_name
+    ts = [r["t"] for r in ev["analog_fixed"]]
+    lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
+             "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
+             "| post-processing | " + " | ".join(f"t = {_t_name(t)}" for t in ts) + " |",
+             "|---|" + "---:|" * len(ts)]
+    for key, label in LABELS.items():
+        lines.append(f"| {label} | " + " | ".join(f"{_pct(r['mean'])} +- {_pct(r['std'])}" for r in ev[key]) + " |")
+    lines.append("| **fixed - fp16 (pp)** | " + " | ".join(
+        f"{100 * (a['mean'] - b['mean']):+.2f}" for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
+    drift_plot(ev, run.out / "accuracy_vs_drift.png")
+    lines += ["", "![accuracy vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
+              "coefficient quantization error of the fixed-point formats:", "",
+              "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
+              "|---|---:|---:|---:|---:|"]
+    for name, q in ev["layers"].items():
+        lines.append(f"| {name} | {q['out_frac']} | {100 * q['scale_rel_max']:.2f}% | "
+                     f"{100 * q['scale_rel_mean']:.3f}% | {q['offset_abs_max']:.3f} |")
+    lines += ["", *_error_histograms(run)]
+    return lines
+
+
+def _error_histograms(run: Run) -> list[str]:
+    """The same ADC codes of every analog layer through the fixed and the fp32 unit: how far apart."""
+    import torch
+
+    from nmpu_model import load_config
+    from nmpu_model.evaluate import digits_workload
+    from nmpu_model.network import capture, replay
+
+    from ..report.plots import error_histograms
+    torch.set_num_threads(1)
+    config = load_config(run.config)
+    work = digits_workload(120 if run.quick else None)
+    net, _, trace = capture(work.model, work.x_test, work.x_cal, config, seed=0, t=3600.0)
+    fp32 = replay(trace, net, config, "fp32")
+    diffs = {name: lt.out_codes - fp32[name] for name, lt in trace.items()}
+    error_histograms(diffs, run.out / "error_histograms.png")
+    return ["Output codes of each analog layer, fixed-point vs fp32 post-processing of the *same* ADC codes "
+            f"(seed 0, t = 1 h, {len(work.y_test)} images; library calls `nmpu_model.network.capture` and `replay`):",
+            "", "![error histograms](error_histograms.png)"]
+
+
+def stage_sweep(run: Run) -> list[str]:
+    argv = ["sweep", "--config", run.config, "--json", run.path("sweep.json"), "--plot", run.path("sweep.png")]
+    if run.quick:
+        grid = run.out / "grid_quick.toml"
+        grid.write_text('[grid]\n"scale.bits" = [2, 8]\n"offset.bits" = [1, 8]\n')
+        argv += ["--grid", display_path(grid), "--seeds", "1", "--images", "60", "--workers", "0"]
+    if (run.out / "sweep.json").exists():
+        (run.out / "sweep.json").unlink()  # a fresh sweep: the report must not mix runs
+    run.nmpu(*argv)
+    sw = run.json("sweep.json")
+    c = sw["chosen"]
+    lines = [f"Accuracy over a grid of formats, each point on the same tiles and seeds, against the fp16 unit "
+             f"({_pct(sw['fp16']['mean'])}%):", "", "![precision sweep](sweep.png)", ""]
+    if c:
+        lines.append(f"Cheapest configuration within {sw['tolerance_pp']} pp of fp16 (cost: {sw['cost']}): "
+                     f"**{', '.join(f'{k} = {v}' for k, v in c['point'].items())}**, {c['cost_bits']} bits, "
+                     f"{_pct(c['mean'])}% ({-100 * c['drop_vs_fp16']:+.2f} pp).")
+    else:
+        lines.append(f"No grid point is within {sw['tolerance_pp']} pp of fp16.")
+    return lines
+
+
+def stage_verify(run: Run) -> list[str]:
+    vectors = "500" if run.quick else "5000"
+    run.nmpu("verify", "--config", run.config, "--vectors", vectors, "--json", run.path("verify.json"))
+    v = run.json("verify.json")
+    build = "cached" if v["build_cached"] else f"{v['build_seconds']:.0f} s"
+    return ["cocotb on Verilator, random codes and coefficients with every format edge, random input gaps and "
+            "output stalls, coefficient rewrites between layers, a reset mid-stream:", "",
+            "| vectors | mismatches | cycles | latency | cycles/s (cocotb) | build |", "|---:|---:|---:|---:|---:|---|",
+            f"| {v['vectors']} | {v['mismatches']} | {v['cycles']} | {v['latency']} | {v['cycles_per_s']:,.0f} | "
+            f"{build} |"]
+
+
+def stage_cosim(run: Run) -> list[str]:
+    argv = ["cosim", "--config", run.config, "--layers", "all", "--mode", "bulk", "--json", run.path("cosim.json")]
+    if run.quick:
+        argv += ["--images", "40"]
+    run.nmpu(*argv)
+    c = run.json("cosim.json")
+    lines = ["The digits network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
+             "layer (each layer's inputs are the RTL's outputs of the layer before):", "",
+             "| layer | values | mismatches | cycles | values/s |", "|---|---:|---:|---:|---:|"]
+    for r in c["layers"]:
+        lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
+                     f"{r['values_per_s']:,.0f} |")
+    lines += ["", f"Accuracy on {c['images']} test images: golden model {_pct(c['accuracy_golden'])}%, RTL in the loop "
+              f"{_pct(c['accuracy_rtl'])}%; logits identical: {c['logits_equal']}. Random input gaps "
+              f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]
+    return lines
+
+
+def stage_synth(run: Run) -> list[str]:
+    from ..report.plots import area_plot
+    argv = ["synth", "--compare", "--breakdown", "--config", run.config, "--out", run.path("synth"),
+            "--json", run.path("synth.json")]
+    argv += ["--no-precisions"] if run.quick else ["--sweep", run.path("sweep.json"),
+                                                  "--plot", run.path("area_vs_accuracy.png")]
+    run.nmpu(*argv)
+    s = run.json("synth.json")
+    area_plot(s, run.out / "area.png")
+    f, h = s["fixed"], s["fp16"]
+    lines = [f"Yosys ({s['target']}), {s['lanes']} lane(s); area proxy: {s['area_proxy']}; beside it "
+             f"{s['transistor_proxy']}.", "",
+             "| unit | area (µm², sky130) | transistors (Yosys) | flip-flops | latency (cycles) |",
+             "|---|---:|---:|---:|---:|",
+             f"| fixed-point NMPU | {f['area']:,.0f} | {f['transistors']:,.0f} | {f['flip_flops']} | {f['latency']} |",
+             f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
+             "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
+             f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
+    if s.get("breakdown"):
+        lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
+                  "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
+        lines += [f"| {u} | {r['block']} | {r['area']:,.0f} | {100 * r['share']:.0f}% |"
+                  for u in ("fixed", "fp16") for r in s["breakdown"].get(u, [])]
+    if not run.quick and (run.out / "area_vs_accuracy.png").exists():
+        lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
+    return lines
+
+
+@dataclass
+class Stage:
+    name: str
+    body: Callable[[Run], list[str]]
+
+
+STAGES = [
+    Stage("Golden model on the example tile", stage_example),
+    Stage("Accuracy on analog tiles", stage_eval),
+    Stage("Precision study", stage_sweep),
+    Stage("RTL against the golden model: random vectors", stage_verify),
+    Stage("RTL in the loop on the real network", stage_cosim),
+    Stage("Synthesis: fixed-point NMPU vs FP16 unit", stage_synth),
+]
+
+
+def write_report(run: Run, failed: str | None) -> Path:
+    from ..report.markdown import markdown_to_html
+    lines = ["# nmpu-cosim report", "", f"Configuration: `{run.config}`" + (" (quick settings)" if run.quick else ""),
+             ""]
+    for title, body in run.sections:
+        lines += [f"## {title}", ""] + body + [""]
+    if failed:
+        lines += ["## Stopped", "", failed, ""]
+    md = "\n".join(lines)
+    (run.out / "report.md").write_text(md)
+    (run.out / "report.html").write_text(markdown_to_html(md, "nmpu-cosim report"))
+    return run.out / "report.md"
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = args.config or display_path(EXAMPLES / "default.toml")
+    from nmpu_model import load_config
+    load_config(config)  # a bad configuration stops here, before any stage
+    r = Run(out=out, config=config, quick=args.quick)
+    failed = None
+    t_all = time.perf_counter()
+    for i, stage in enumerate(STAGES, 1):
+        print(f"\n[{i}/{len(STAGES)}] {stage.name}", flush=True)
+        t0 = time.perf_counter()
+        n0 = len(r.commands)
+        try:
+            body = stage.body(r)
+        except StageFailed as e:
+            failed = f"Stage {i} ({stage.name}) failed: {e}. The results of the finished stages are above."
+            break
+        dt = time.perf_counter() - t0
+        cmds = r.commands[n0:]
+        body = body + ["", f"Reproduce ({dt:.0f} s here):", "", "```", *cmds, "```"]
+        r.sections.append((stage.name, body))
+        write_report(r, None)  # finished stages are on disk even if a later one fails
+    report = write_report(r, failed)
+    print(f"\nreport: {report} and {report.with_suffix('.html')} ({time.perf_counter() - t_all:.0f} s)")
+    if failed:
+        print(f"nmpu run: error: {failed}", flush=True)
+        return 1
+    return 0

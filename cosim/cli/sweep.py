@@ -1,0 +1,110 @@
+"""``nmpu sweep``: precision study over a grid of configurations, and per-layer sensitivity, on Dask."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nmpu_model.evaluate import MODELS
+
+from .io import check_parent
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="precision study: accuracy over a grid of configs; per-layer sensitivity",
+                       description="Evaluate every point of a grid of NMPU configurations on the same analog tiles "
+                       "and seeds, against the fp16 unit, and pick the cheapest within a tolerance. With --per-layer, "
+                       "lower one layer at a time and rank the layers. Tasks run on Dask (a LocalCluster on this "
+                       "machine's cores, or --scheduler); a sweep resumes from its --json file.")
+    p.add_argument("--model", choices=MODELS, default="digits-cnn")
+    p.add_argument("--data", metavar="PATH", help="CIFAR-10 binary folder (resnet9)")
+    p.add_argument("--images", type=int, metavar="N", help="first N test images only")
+    p.add_argument("--config", help="base configuration TOML (default: the spec's defaults)")
+    p.add_argument("--grid", metavar="GRID.toml", help="[grid] table of field = [values] "
+                   "(default: scale.bits x offset.bits, each 1,2,3,4,6,8)")
+    p.add_argument("--seeds", type=int, default=3, help="noise seeds per point (default 3)")
+    p.add_argument("--drift", type=float, default=3600.0, help="drift time in seconds (default 3600)")
+    p.add_argument("--tolerance", type=float, default=0.2, help="accuracy drop vs fp16 allowed, in percentage "
+                   "points, for the chosen configuration (default 0.2)")
+    p.add_argument("--per-layer", action="store_true", help="per-layer sensitivity instead of the grid")
+    p.add_argument("--lower", default="scale.bits=2,offset.bits=2", metavar="FIELD=V,...",
+                   help="with --per-layer: the lowered precision (default scale.bits=2,offset.bits=2)")
+    p.add_argument("--keep-fp16", type=int, default=1, metavar="K",
+                   help="with --per-layer: keep the K most sensitive layers in fp16 (default 1)")
+    p.add_argument("--workers", type=int, help="local Dask workers (default: the machine's cores; 0 = serial, "
+                   "no Dask)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use an existing Dask cluster")
+    p.add_argument("--json", metavar="OUT", help="results JSON (written as tasks finish; resumes when present)")
+    p.add_argument("--plot", metavar="OUT.png", help="write the plot here")
+
+
+def parse_lower(text: str) -> dict[str, int | str]:
+    out: dict[str, int | str] = {}
+    for item in filter(None, text.split(",")):
+        k, eq, v = item.partition("=")
+        if not eq or not k.strip():
+            raise ValueError(f"--lower: {item!r} is not FIELD=VALUE")
+        v = v.strip()
+        out[k.strip()] = int(v) if v.lstrip("-").isdigit() else v
+    if not out:
+        raise ValueError("--lower: give at least one FIELD=VALUE")
+    return out
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:6.2f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmpu_model import load_config
+    from ..report.plots import layer_plot, sweep_plot
+    from nmpu_model.sweep import Setup, layer_sensitivity, load_grid, point_config, precision_sweep
+
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be >= 0, not {args.workers}")
+    check_parent(args.json, "--json")
+    check_parent(args.plot, "--plot")
+    if args.model == "digits-cnn" and args.data:
+        raise ValueError("--data is for --model resnet9; digits ship with scikit-learn")
+    base = load_config(args.config)
+    setup = Setup(args.model, args.data, args.images, args.drift)
+    progress = sys.stderr.isatty()
+    common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
+    if args.per_layer:
+        low = point_config(base, parse_lower(args.lower))
+        res = layer_sensitivity(base, low, setup, args.seeds, keep_fp16=args.keep_fp16, **common)
+        print(f"per-layer sensitivity, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
+              f"lowered: {args.lower}")
+        print(f"{'layer':>10s} {'acc %':>7s} {'std':>6s} {'drop pp':>8s}")
+        for r in res["ranking"]:
+            print(f"{r['layer']:>10s} {_pct(r['mean'])} {_pct(r['std'])} {100 * r['drop']:8.2f}")
+        h = res["hetero"]
+        print(f"reference {_pct(res['reference']['mean'])}%  all layers lowered {_pct(res['all_low']['mean'])}%  "
+              f"lowered + {', '.join(h['fp16_layers']) or 'none'} in fp16 {_pct(h['mean'])}% "
+              f"(recovered {100 * h['recovered']:+.2f} pp)")
+        if args.plot:
+            layer_plot(res["ranking"], args.plot, f"{args.model}: accuracy drop when one layer alone\nruns at {args.lower} (others at the base config)")
+    else:
+        grid = load_grid(args.grid)
+        res = precision_sweep(base, grid, setup, args.seeds, tolerance=args.tolerance, **common)
+        fields = list(grid)
+        fp16 = res["fp16"]
+        print(f"precision sweep, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
+              f"fp16 {_pct(fp16['mean'])} +- {100 * fp16['std']:.2f}%")
+        print(" ".join(f"{f:>14s}" for f in fields) + f" {'acc %':>7s} {'std':>6s} {'vs fp16':>8s} {'bits':>5s}")
+        for q in res["points"]:
+            print(" ".join(f"{str(q['point'][f]):>14s}" for f in fields)
+                  + f" {_pct(q['mean'])} {_pct(q['std'])} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
+        c = res["chosen"]
+        if c:
+            print(f"cheapest within {args.tolerance} pp of fp16: {c['point']} ({c['cost_bits']} bits, "
+                  f"{_pct(c['mean'])}%)")
+        else:
+            print(f"no grid point within {args.tolerance} pp of fp16")
+        if args.plot:
+            sweep_plot(res["points"], fields, (fp16["mean"], fp16["std"]), args.plot,
+                       f"{args.model}: accuracy vs precision (drift {args.drift:g} s, {args.seeds} seeds)")
+    if args.json:
+        print(f"results: {args.json}")
+    return 0

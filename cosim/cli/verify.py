@@ -1,0 +1,75 @@
+"""``nmpu verify``: build the NMPU for a configuration (cached) and check it against the golden model in cocotb.
+
+``--unit fp16`` checks the FP16 baseline unit instead (against ``apply(..., arith="fp16")``);
+``--gate-level`` simulates the unit's netlist in SkyWater 130 nm cells, as ``nmpu synth`` maps it
+(the netlist whose area ``nmpu synth`` reports), instead of the RTL.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("verify", help="run the cocotb testbench on the RTL; every output checked against the model")
+    p.add_argument("--config", metavar="CFG.toml", help="configuration (default: the spec's defaults)")
+    p.add_argument("--vectors", type=int, default=2000, help="output beats to check (default %(default)s)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
+    p.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
+    p.add_argument("--waves", action="store_true", help="record an FST waveform and print its path")
+    p.add_argument("--json", metavar="FILE", help="also write the full result (first mismatch, timing) as JSON")
+    p.add_argument("--unit", choices=("fixed", "fp16"), default="fixed",
+                   help="the NMPU (default) or the FP16 baseline unit")
+    p.add_argument("--gate-level", action="store_true",
+                   help="synthesize (as `nmpu synth`) and simulate the sky130 netlist instead of the RTL")
+
+
+def _gate_level_netlist(config, unit: str) -> list[Path]:
+    """Synthesize ``unit`` as ``nmpu synth`` does (into the build cache); return its sky130 netlist and cell models."""
+    from ..sim.toolchain import build_dir
+    from ..synth.flow import synthesize
+
+    r = synthesize(config, unit, "generic", build_dir("gate-level", config.identity()),
+                   notify=lambda m: print(m, file=sys.stderr, flush=True))
+    print(f"gate-level: {r.files['netlist_sky130']} ({r.std_cells} sky130_fd_sc_hd cells, {r.area:,.0f} um^2)",
+          file=sys.stderr)
+    return [Path(r.files["sky130_models"]), Path(r.files["netlist_sky130"])]
+
+
+def run(args: argparse.Namespace) -> int:
+    from nmpu_model.config import load_config
+
+    from ..sim.runner import check_sim, require_sim, verify
+    from .io import check_parent, write_json
+
+    # the user's input first (the same message on every machine), then the environment
+    if args.vectors < 1:
+        raise ValueError(f"--vectors must be a positive integer, not {args.vectors}")
+    if args.seed < 0:
+        raise ValueError(f"--seed must be a non-negative integer, not {args.seed}")
+    check_sim(args.sim)
+    check_parent(args.json, "--json")
+    config = load_config(args.config)
+    require_sim(args.sim)
+    netlist = _gate_level_netlist(config, args.unit) if args.gate_level else None
+    res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves, netlist=netlist,
+                 unit=args.unit)
+    print(res.line())
+    if res.waves is not None:
+        note = "" if res.waves.suffix == ".fst" else " (VCD: Verilator's FST writer needs the lz4 headers, liblz4-dev)"
+        print(f"waves: {res.waves}{note}", file=sys.stderr)
+    elif args.waves:
+        print("waves: none written (the simulator produced no trace file)", file=sys.stderr)
+    d = res.details
+    if d.get("error"):
+        print(f"error: {d['error']}", file=sys.stderr)
+    if d.get("first_mismatch"):
+        print(f"first mismatch: {json.dumps(d['first_mismatch'])}", file=sys.stderr)
+    if args.json:
+        write_json(args.json, {**d, "sim": res.sim, "build_seconds": round(res.build.seconds, 3),
+                               "build_cached": res.build.cached, "run_seconds": round(res.run_seconds, 3),
+                               "latency": res.build.meta["latency"], "verilog": str(res.build.verilog),
+                               "unit": args.unit, "netlist": [str(p) for p in netlist] if netlist else None})
+    return 0 if res.mismatches == 0 and not d.get("error") and res.vectors >= args.vectors else 1

@@ -1,0 +1,204 @@
+"""Every figure the commands and the `nmpu run` report draw (matplotlib PNG, headless)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LABELS = {"fp32_digital": "float model (digital)", "analog_fp32": "analog + fp32", "analog_fp16": "analog + fp16",
+          "analog_fixed": "analog + fixed NMPU"}
+
+
+def drift_plot(ev: dict[str, Any], path: Path) -> Path:
+    """Accuracy against drift time, mean and std over seeds, for the four post-processings."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for i, (key, label) in enumerate(LABELS.items()):
+        rows = ev[key]
+        t = np.array([r["t"] for r in rows]) * (1 + 0.04 * (i - 1.5))  # a small offset so error bars show
+        ax.errorbar(t, [100 * r["mean"] for r in rows], yerr=[100 * r["std"] for r in rows], marker="o",
+                    capsize=3, label=label, ls="--" if key == "fp32_digital" else "-")
+    ax.set_xscale("log")
+    ax.set_xlabel("drift time after programming (s)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{ev['model']}: {ev['images']} test images, {ev['seeds']} noise seeds", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def error_histograms(diffs: dict[str, np.ndarray], path: Path) -> Path:
+    """Per layer: histogram of (fixed - fp32) output codes on the same ADC codes."""
+    n = len(diffs)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
+    for ax, (name, d) in zip(axes[0], diffs.items()):
+        vals, counts = np.unique(d, return_counts=True)
+        pct = 100 * counts / d.size
+        ax.bar(vals, pct, color="tab:blue")
+        for v, p in zip(vals, pct):
+            ax.text(v, p, f"{p:.2g}%", ha="center", va="bottom", fontsize=8)
+        ax.set_ylim(0, 110)
+        ax.set_xlabel("fixed - fp32 (output LSB)")
+        ax.set_title(f"layer {name}: {100 * np.mean(d == 0):.2f}% equal", fontsize=9)
+        ax.set_xticks(vals)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel("% of outputs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# the breakdown's blocks of both units, by what they do
+_BLOCK_ROLE = {"affine": "multiply-add / FMA", "fma": "multiply-add / FMA", "bn": "batch norm",
+               "bn_fma": "batch norm", "mid_round": "batch norm", "mid_fit": "batch norm",
+               "out_q": "output quantizer", "(top)": "registers and control"}
+
+
+def area_plot(syn: dict[str, Any], path: Path) -> Path:
+    """Area and flip-flops of both units; the area bars stacked by block when ``syn`` has a breakdown."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.4))
+    units = ["fixed", "fp16"]
+    names = ["fixed-point NMPU", "FP16 unit"]
+    bd = syn.get("breakdown") or {}
+    ax = axes[0]
+    if all(bd.get(u) for u in units):
+        roles = list(dict.fromkeys(_BLOCK_ROLE.get(r["block"], r["block"]) for u in units for r in bd[u]))
+        bottom = [0.0, 0.0]
+        for k, role in enumerate(roles):
+            v = [sum(r["area"] for r in bd[u] if _BLOCK_ROLE.get(r["block"], r["block"]) == role) for u in units]
+            ax.bar(names, v, bottom=bottom, label=role, color=f"C{k}")
+            bottom = [b + x for b, x in zip(bottom, v)]
+        ax.legend(fontsize=7, loc="upper left")
+        ax.set_title("area by block (µm², sky130; blocks synthesized alone)", fontsize=8)
+        tops = bottom
+    else:
+        tops = [syn[u]["area"] for u in units]
+        ax.bar(names, tops, color=["tab:green", "tab:red"])
+        ax.set_title("area (µm², sky130 cells)", fontsize=9)
+    for i, u in enumerate(units):
+        label = f"{syn[u]['area']:,.0f}" + (" flattened" if bd else "")
+        ax.text(i, tops[i], label, ha="center", va="bottom", fontsize=8)
+    v = [syn[u]["flip_flops"] for u in units]
+    axes[1].bar(names, v, color=["tab:green", "tab:red"])
+    for i, x in enumerate(v):
+        axes[1].text(i, x, f"{x:,}", ha="center", va="bottom", fontsize=8)
+    axes[1].set_title("flip-flops", fontsize=9)
+    for a in axes:
+        a.tick_params(labelsize=8)
+    fig.suptitle(f"{syn['lanes']} lane(s): FP16 / fixed area = {syn['area_ratio']:.2f}x", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[float, float], path: str | Path,
+               title: str) -> Path:
+    """Accuracy against each grid field (others at their best value) with error bars and the fp16 line;
+    with two fields, a heat map of the whole grid beside it."""
+    path = Path(path)
+    n = len(fields)
+    heat = n == 2
+    fig, axes = plt.subplots(1, n + heat, figsize=(4.2 * (n + heat), 3.6), squeeze=False)
+    axes = axes[0]
+    for ax, f in zip(axes, fields):
+        others = [g for g in fields if g != f]
+        # for each value of f, the best point over the other fields: the accuracy f allows
+        xs = sorted({p["point"][f] for p in points}, key=_sort_key)
+        best = []
+        for x in xs:
+            cand = [p for p in points if p["point"][f] == x]
+            best.append(max(cand, key=lambda p: p["mean"]))
+        ax.errorbar(range(len(xs)), [100 * p["mean"] for p in best], yerr=[100 * p["std"] for p in best],
+                    marker="o", capsize=3, label="fixed-point NMPU")
+        ax.axhline(100 * fp16[0], color="tab:red", ls="--", label=f"fp16 ({100 * fp16[0]:.2f}%)")
+        ax.axhspan(100 * (fp16[0] - fp16[1]), 100 * (fp16[0] + fp16[1]), color="tab:red", alpha=0.1)
+        ax.set_xticks(range(len(xs)), [str(x) for x in xs])
+        ax.set_xlabel(f + (f"  (best over {', '.join(others)})" if others else ""))
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    if heat:
+        f0, f1 = fields
+        v0 = sorted({p["point"][f0] for p in points}, key=_sort_key)
+        v1 = sorted({p["point"][f1] for p in points}, key=_sort_key)
+        grid = np.full((len(v0), len(v1)), np.nan)
+        for p in points:
+            grid[v0.index(p["point"][f0]), v1.index(p["point"][f1])] = 100 * (p["mean"] - fp16[0])
+        ax = axes[-1]
+        lim = max(1e-9, float(np.nanmax(np.abs(grid))))
+        im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, origin="lower", aspect="auto")
+        ax.set_xticks(range(len(v1)), [str(v) for v in v1])
+        ax.set_yticks(range(len(v0)), [str(v) for v in v0])
+        ax.set_xlabel(f1)
+        ax.set_ylabel(f0)
+        for i in range(len(v0)):
+            for j in range(len(v1)):
+                if not np.isnan(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7)
+        fig.colorbar(im, ax=ax, label="accuracy - fp16 (pp)")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str) -> Path:
+    """Bar chart of the accuracy drop when one layer alone runs at the lowered precision."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(ranking) + 2), 3.6))
+    names = [f"layer {r['layer']}" for r in ranking]
+    drops = [100 * r["drop"] for r in ranking]
+    errs = [100 * r["std"] for r in ranking]
+    ax.bar(range(len(names)), drops, yerr=errs, capsize=3, color="tab:orange")
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel("accuracy drop vs reference (pp)")
+    ax.axhline(0, color="k", lw=0.8)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _sort_key(v: Any) -> tuple:
+    return (0, v) if isinstance(v, (int, float)) else (1, str(v))
+
+
+def plot_area_accuracy(rows: Iterable[dict[str, Any]], path: str | Path, fp16: dict[str, Any] | None = None) -> Path:
+    """A PNG scatter plot of area proxy (x) against accuracy (y), one point per configuration.
+
+    ``fp16`` (``{"area": ..., "mean": ...}``) adds the FP16 unit as a separate marker.
+    """
+    rows = [r for r in rows if r.get("area") is not None and r.get("mean") is not None]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    ax.scatter([r["area"] for r in rows], [r["mean"] for r in rows], label="fixed-point NMPU", color="tab:blue",
+               alpha=0.5)
+    # name only the Pareto front (no other point is both smaller and at least as accurate): the rest is clutter
+    front = [r for r in rows if not any(o["area"] < r["area"] and o["mean"] >= r["mean"] for o in rows)]
+    ax.plot(*zip(*sorted((r["area"], r["mean"]) for r in front)), color="tab:blue", lw=1, label="Pareto front")
+    for r in front:
+        ax.annotate(r["label"], (r["area"], r["mean"]), fontsize=7, xytext=(4, -3), textcoords="offset points")
+    if fp16 and fp16.get("area") is not None and fp16.get("mean") is not None:
+        ax.scatter([fp16["area"]], [fp16["mean"]], marker="s", color="tab:red", label="FP16 unit")
+    ax.set_xlabel("area: sky130_fd_sc_hd standard cells, µm² (memories excluded)")
+    ax.set_ylabel("accuracy (mean over seeds)")
+    ax.set_title("area vs accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
