@@ -57,7 +57,7 @@ def derive_seed(seed: int, *keys: int | str | float) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def _gen(seed: int, *keys: int | str | float) -> torch.Generator:
+def generator(seed: int, *keys: int | str | float) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(derive_seed(seed, *keys))
     return g
@@ -255,7 +255,7 @@ class ProgrammedLayer:
         if p is None:
             w = self.target
         else:
-            gen = _gen(self.seed, self.layer, "read", float(t))
+            gen = generator(self.seed, self.layer, "read", float(t))
             gp = _drift_read(self.g_prog_pos, self.nu_pos, t, p, gen)
             gn = _drift_read(self.g_prog_neg, self.nu_neg, t, p, gen)
             w = (gp - gn) / p.g_max
@@ -330,14 +330,14 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
     p = params.pcm
     gpp = gpn = nup = nun = None
     if p is not None:
-        gen = _gen(seed, layer, "program")
+        gen = generator(seed, layer, "program")
         # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
         t32 = target.float()
         tp, tn = p.g_max * t32.clamp(min=0), p.g_max * (-t32).clamp(min=0)
         gpp, gpn = _prog_noise(tp, p, gen), _prog_noise(tn, p, gen)
         nup, nun = _drift_nu(tp, p, gen), _drift_nu(tn, p, gen)
     nr = -(-k // params.rows)
-    gen = _gen(seed, layer, "adc")
+    gen = generator(seed, layer, "adc")
     gain = 1.0 + params.adc_gain_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
     offset = params.adc_offset_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
     return ProgrammedLayer(params, seed, layer, target, scale, sign, gpp, gpn, nup, nun,
@@ -359,7 +359,7 @@ def mvm_error_vs_drift(times: Sequence[float] = (1.0, 3600.0, 86400.0, 31536000.
     pcm = pcm or PCMParams()
     tp = TileParams(rows=size, cols=size, pcm=pcm, adc_gain_std=0.0, adc_offset_std=0.0,
                     out_noise=TileParams.out_noise if periphery else 0.0)
-    g = _gen(seed, "mvm-error")
+    g = generator(seed, "mvm-error")
     w = torch.randn(size, size, generator=g, dtype=torch.float64)
     u = torch.round((torch.rand(n_inputs, size, generator=g, dtype=torch.float64) * 2 - 1) * tp.dac_max)
     layer = program_layer(w, tp, seed, 0, columnwise=columnwise)
@@ -371,7 +371,7 @@ def mvm_error_vs_drift(times: Sequence[float] = (1.0, 3600.0, 86400.0, 31536000.
         st = layer.at(t)
         gdc = base / st.readout
         if periphery:
-            x = layer.mvm(u, st, bound, _gen(seed, "mvm-error-out", float(t))).double()
+            x = layer.mvm(u, st, bound, generator(seed, "mvm-error-out", float(t))).double()
             y = x * (bound / tp.adc_max) * gdc
         else:
             y = layer.currents(u, st).sum(dim=0).double() * gdc

@@ -131,7 +131,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     return res
 
 
-def _t_name(t: float) -> str:
+def time_name(t: float) -> str:
     for unit, sec in (("y", 31536000.0), ("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
         if t >= sec and (t / sec).is_integer():
             return f"{int(t / sec)} {unit}"
@@ -141,7 +141,7 @@ def _t_name(t: float) -> str:
 def format_table(res: dict[str, Any]) -> str:
     """The accuracy table of :func:`evaluate` as text (percent, mean +- std over seeds)."""
     ts = [e["t"] for e in res["fp32_digital"]]
-    head = f"{'post-processing':22s}" + "".join(f"{'t = ' + _t_name(t):>18s}" for t in ts)
+    head = f"{'post-processing':22s}" + "".join(f"{'t = ' + time_name(t):>18s}" for t in ts)
     lines = [f"{res['model']}: {res['images']} test images, {res['seeds']} noise seed(s); accuracy % "
              f"(mean +- std over seeds)", head]
     rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),

@@ -79,7 +79,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .analog import DriftState, ProgrammedLayer, TileParams, _gen, program_layer
+from .analog import DriftState, ProgrammedLayer, TileParams, generator, program_layer
 from .config import NMPUConfig
 from .datapath import apply
 
@@ -487,10 +487,8 @@ class AnalogNetwork:
         states = {n: p.at(self.t_cal) for n, p in self.programmed.items()}
         self._n_cal = max(int(calib_x.shape[0]), 1)
         self.values_per_image = 1
-        self._cal_states = states
         a = _Act(calib_x.float())
         self._walk(self.steps, a, mode="cal", states=states)
-        del self._cal_states
 
     def _calibrate_layer(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
         p = self.programmed[spec.name]
@@ -508,7 +506,7 @@ class AnalogNetwork:
         m = (u / tp.dac_max) @ p.target                       # ideal MVM, full-scale units
         out_bound = tp.out_bound or (_quantile_abs(m) * 1.1 or 1.0)  # headroom for ADC gain mismatch
         lsb = out_bound / tp.adc_max
-        x = p.mvm(u, state, out_bound, _gen(self.seed, spec.index, "cal-out"))
+        x = p.mvm(u, state, out_bound, generator(self.seed, spec.index, "cal-out"))
         # per-column least squares x = alpha * m/lsb + beta on unclipped samples
         xm = x.double()
         mm = m / lsb
@@ -531,7 +529,7 @@ class AnalogNetwork:
         out_min, out_max = tp.dac_min, tp.dac_max  # the next layer's DAC (= NMPU output) range
         step_out = _quantile_abs(r_ideal) / out_max or 1.0
         xs = x.numpy()
-        rng = np.random.default_rng(_gen(self.seed, spec.index, "cal-sub").initial_seed())
+        rng = np.random.default_rng(generator(self.seed, spec.index, "cal-sub").initial_seed())
         keep = rng.choice(xs.shape[0], size=min(xs.shape[0], 8192), replace=False)
         keep.sort()
         self.cal[spec.name] = LayerCal(
@@ -651,7 +649,7 @@ class AnalogNetwork:
         else:  # a digital step before: the DAC quantizes the real input with the calibrated step
             u_full = torch.clamp(torch.round(a.real / cal.step_in), tp.dac_min, tp.dac_max)
         u, shape = _im2col(spec, u_full)
-        gen = _gen(self.seed, spec.index, "out", self.t, ctx["chunk"])
+        gen = generator(self.seed, spec.index, "out", self.t, ctx["chunk"])
         x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound, gen).numpy()
         lc: LayerCoeffs = ctx["coeffs"][spec.name]
         p = ctx["per_layer"].get(spec.name, ctx["post"])
@@ -666,25 +664,6 @@ class AnalogNetwork:
             lt.out_codes.append(y)
         c = _col2im(torch.from_numpy(y).float(), shape)
         return _Act(c * cal.step_out, c, cal.step_out)
-
-    def describe(self, config: NMPUConfig | None = None) -> str:
-        """A table of layers: analog/digital, tiles, out_frac and coefficient quantization error."""
-        lines = [f"{'layer':14s} {'kind':8s} {'K x C':>11s} {'tiles':>6s} {'out_frac':>8s} "
-                 f"{'scale err max/mean':>19s} {'offset err':>10s} {'sat':>4s}"]
-        coeffs = self.coefficients(config) if config is not None else {}
-        for l in self.layers:
-            k, c = l.matrix().shape
-            if l.digital:
-                lines.append(f"{l.name:14s} {'digital':8s} {f'{k}x{c}':>11s}")
-                continue
-            p = self.programmed[l.name]
-            row = f"{l.name:14s} {'analog':8s} {f'{k}x{c}':>11s} {p.n_row_tiles * p.n_col_tiles:6d}"
-            if l.name in coeffs:
-                q = coeffs[l.name].qerr
-                row += (f" {coeffs[l.name].out_frac:8d} {100 * q['scale_rel_max']:8.2f}%/"
-                        f"{100 * q['scale_rel_mean']:6.3f}% {q['offset_abs_max']:8.3f}LSB {int(q['saturated']):4d}")
-            lines.append(row)
-        return "\n".join(lines)
 
 
 def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor) -> np.ndarray:

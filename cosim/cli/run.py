@@ -92,11 +92,11 @@ def stage_eval(run: Run) -> list[str]:
     argv += ["--seeds", "2", "--images", "120", "--drift", "1,3600"] if run.quick else ["--seeds", "5"]
     run.nmpu(*argv)
     ev = run.json("eval.json")
-    from nmpu_model.evaluate import _t_name
+    from nmpu_model.evaluate import time_name
     ts = [r["t"] for r in ev["analog_fixed"]]
     lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
              "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
-             "| post-processing | " + " | ".join(f"t = {_t_name(t)}" for t in ts) + " |",
+             "| post-processing | " + " | ".join(f"t = {time_name(t)}" for t in ts) + " |",
              "|---|" + "---:|" * len(ts)]
     for key, label in LABELS.items():
         lines.append(f"| {label} | " + " | ".join(f"{_pct(r['mean'])} +- {_pct(r['std'])}" for r in ev[key]) + " |")

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from cosim.sim.runner import verify
-from cosim.sim.toolchain import icarus_available
-from nmpu_model import OVERFLOW_MODES, ROUNDING_MODES, load_config
+from nmpu_model import OVERFLOW_MODES, ROUNDING_MODES, NMPUConfig, RTLParams, load_config
 from rtl.nmpu import latency
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -48,8 +47,10 @@ def test_config_bit_exact(name: str) -> None:
 
 
 @pytest.mark.xdist_group("icarus")
-@pytest.mark.skipif(not icarus_available(), reason="Icarus Verilog (iverilog, vvp) is not installed: "
-                    "the second simulator is optional (apt-get install iverilog)")
 def test_icarus_second_simulator() -> None:
+    """Icarus (brought by `make install`) runs the same testbench: the NMPU with BN, and the FP16 unit."""
     res = verify(load_config(EXAMPLES / "bn_stage.toml"), vectors=500, seed=5, sim="icarus", tag="pytest")
     assert res.details["error"] is None and (res.vectors, res.mismatches) == (500, 0)
+    small = NMPUConfig(rtl=RTLParams(lanes=1, columns=8))
+    res = verify(small, vectors=200, seed=5, sim="icarus", unit="fp16", tag="pytest")
+    assert res.details["error"] is None and (res.vectors, res.mismatches) == (200, 0)

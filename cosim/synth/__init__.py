@@ -1,0 +1,5 @@
+"""Synthesis: the Yosys flow and its reports (:mod:`.flow`: area, flip-flops, logic depth, the precision
+and sweep area tables) and the cell library it maps onto (:mod:`.sky130`).
+
+Imports :mod:`rtl` and :mod:`nmpu_model`, never :mod:`cosim.sim` or :mod:`cosim.report`.
+"""
