@@ -1,7 +1,7 @@
 """The networks evaluated: a small CNN for scikit-learn's digits (the default) and ResNet9 for CIFAR-10.
 
-Both are plain ``nn.Sequential`` models (with :class:`~nmpu_model.network.Residual` blocks), the
-form :class:`~nmpu_model.network.AnalogNetwork` runs. The digits CNN is trained at run time in a
+Both are plain ``nn.Sequential`` models (with :class:`Residual` blocks); like any other network,
+:class:`~nmpu_model.network.AnalogNetwork` takes them through ``torch.export`` (:mod:`nmpu_model.graph`). The digits CNN is trained at run time in a
 few seconds with a fixed seed and its state dict cached under ``build/models/`` (loaded with
 ``torch.load(..., weights_only=True)``); the cache key covers the training recipe.
 """
@@ -17,7 +17,28 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .network import Residual, Scale
+
+class Residual(nn.Module):
+    """``x + body(x)``: the residual add of a ResNet (done digitally on real values)."""
+
+    def __init__(self, *body: nn.Module) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*body)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Scale(nn.Module):
+    """Multiply by a constant (ResNet9's final ``* 0.125``)."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
 
 DIGITS_RECIPE = {"epochs": 40, "batch": 64, "lr": 3e-3, "weight_decay": 1e-4, "seed": 0, "weight_noise": 0.02,
                  "version": 1}

@@ -82,119 +82,11 @@ from torch import nn
 from .analog import DriftState, ProgrammedLayer, TileParams, generator, program_layer
 from .config import NMPUConfig
 from .datapath import apply
+from .graph import GraphError, LayerSpec, Ref, Step, parse
 
 PostProcessor = Callable[[np.ndarray, Mapping[str, np.ndarray], int], np.ndarray]
 ARITHS = ("fixed", "fp16", "fp32")
-_GRID_OPS = (nn.MaxPool2d, nn.MaxPool1d, nn.Flatten, nn.Identity, nn.Dropout, nn.ReLU)
 _PCT = 0.9999  # percentile for ADC full scale, input and output steps (clips ~1e-4 of values)
-
-
-class Residual(nn.Module):
-    """``x + body(x)``: the residual add of a ResNet (done digitally on real values)."""
-
-    def __init__(self, *body: nn.Module) -> None:
-        super().__init__()
-        self.body = nn.Sequential(*body)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
-class Scale(nn.Module):
-    """Multiply by a constant (ResNet9's final ``* 0.125``)."""
-
-    def __init__(self, factor: float) -> None:
-        super().__init__()
-        self.factor = float(factor)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.factor
-
-
-# ---- structure ---------------------------------------------------------------------------------
-@dataclass
-class LayerSpec:
-    """One Conv2d/Linear with its folded batch norm and ReLU flag."""
-
-    name: str
-    index: int
-    module: nn.Module
-    bn: nn.Module | None
-    relu: bool
-    digital: bool = False
-
-    @property
-    def is_conv(self) -> bool:
-        return isinstance(self.module, nn.Conv2d)
-
-    def matrix(self) -> torch.Tensor:
-        """The weight as (inputs, outputs), float64 (im2col order for convolutions)."""
-        w = self.module.weight.detach().double()
-        return w.reshape(w.shape[0], -1).t().contiguous()
-
-    def bias(self) -> torch.Tensor:
-        b = self.module.bias
-        n = self.module.weight.shape[0]
-        return torch.zeros(n, dtype=torch.float64) if b is None else b.detach().double()
-
-    def bn_fold(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(g, h)`` with ``bn(z) = g * z + h`` (eval-mode batch norm)."""
-        n = self.module.weight.shape[0]
-        if self.bn is None:
-            return torch.ones(n, dtype=torch.float64), torch.zeros(n, dtype=torch.float64)
-        bn = self.bn
-        inv = 1.0 / torch.sqrt(bn.running_var.double() + bn.eps)
-        g = inv * (bn.weight.detach().double() if bn.weight is not None else 1.0)
-        h = (bn.bias.detach().double() if bn.bias is not None else 0.0) - bn.running_mean.double() * g
-        return g, h
-
-
-@dataclass
-class _Op:
-    module: nn.Module
-
-
-@dataclass
-class _Res:
-    body: list
-
-
-def _parse(seq: nn.Module, layers: list[LayerSpec], prefix: str = "") -> list:
-    if not isinstance(seq, nn.Sequential):
-        raise ValueError(f"network: expected an nn.Sequential model, got {type(seq).__name__}")
-    children = list(seq.named_children())
-    steps: list = []
-    i = 0
-    while i < len(children):
-        name, m = children[i]
-        full = f"{prefix}{name}"
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.padding_mode != "zeros"
-                                             or isinstance(m.padding, str)):
-                raise ValueError(f"network: {full}: only zero-padded, ungrouped Conv2d with numeric "
-                                 f"padding is supported")
-            bn = None
-            relu = False
-            j = i + 1
-            if j < len(children) and isinstance(children[j][1], (nn.BatchNorm1d, nn.BatchNorm2d)):
-                bn = children[j][1]
-                j += 1
-            if j < len(children) and isinstance(children[j][1], nn.ReLU):
-                relu = True
-                j += 1
-            spec = LayerSpec(full, len(layers), m, bn, relu)
-            layers.append(spec)
-            steps.append(spec)
-            i = j
-            continue
-        if isinstance(m, Residual):
-            steps.append(_Res(_parse(m.body, layers, f"{full}.body.")))
-        elif isinstance(m, nn.Sequential):
-            steps.extend(_parse(m, layers, f"{full}."))
-        else:
-            steps.append(_Op(m))
-        i += 1
-    return steps
 
 
 # ---- activations carried between steps -----------------------------------------------------------
@@ -207,22 +99,15 @@ class _Act:
     step: float | None = None
 
 
-def _op(m: nn.Module, a: _Act) -> _Act:
-    if isinstance(m, _GRID_OPS) and a.codes is not None:
-        c = m(a.codes)
-        return _Act(c * a.step, c, a.step)
-    return _Act(m(a.real))
-
-
 def _im2col(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
     """(N, C, H, W) -> ((N*L, C*k*k), (N, Ho, Wo)); Linear: (N, K) -> ((N, K), (N,))."""
     if not spec.is_conv:
         return x.reshape(x.shape[0], -1), (x.shape[0],)
-    m: nn.Conv2d = spec.module  # type: ignore[assignment]
     n, _, h, w = x.shape
-    cols = F.unfold(x, m.kernel_size, dilation=m.dilation, padding=m.padding, stride=m.stride)
-    ho = (h + 2 * m.padding[0] - m.dilation[0] * (m.kernel_size[0] - 1) - 1) // m.stride[0] + 1
-    wo = (w + 2 * m.padding[1] - m.dilation[1] * (m.kernel_size[1] - 1) - 1) // m.stride[1] + 1
+    k, pad, st = spec.kernel_size, spec.padding, spec.stride
+    cols = F.unfold(x, k, padding=pad, stride=st)
+    ho = (h + 2 * pad[0] - (k[0] - 1) - 1) // st[0] + 1
+    wo = (w + 2 * pad[1] - (k[1] - 1) - 1) // st[1] + 1
     return cols.transpose(1, 2).reshape(n * ho * wo, -1), (n, ho, wo)
 
 
@@ -238,13 +123,6 @@ def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
     if a.size == 0:
         return 0.0
     return float(np.quantile(a, q))
-
-
-def _digital_forward(spec: LayerSpec, x: torch.Tensor) -> torch.Tensor:
-    y = spec.module(x.float())
-    if spec.bn is not None:
-        y = spec.bn(y)
-    return F.relu(y) if spec.relu else y
 
 
 # ---- calibration results and coefficients ----------------------------------------------------------
@@ -395,7 +273,7 @@ class AnalogNetwork:
 
     def __init__(self) -> None:  # use build()
         self.model: nn.Module
-        self.steps: list
+        self.steps: list[Step]
         self.layers: list[LayerSpec]
         self.tile: TileParams
         self.seed: int
@@ -434,11 +312,8 @@ class AnalogNetwork:
             Time of the calibration (seconds after programming).
         """
         net = cls()
-        net.model = copy.deepcopy(model).eval().float()
-        net.layers = []
-        net.steps = _parse(net.model, net.layers)
-        if not net.layers:
-            raise ValueError("network: the model has no Conv2d or Linear layer")
+        graph = parse(model, calib_x[:2])
+        net.model, net.steps, net.layers = graph.module, graph.steps, graph.layers
         dig = {digital} if isinstance(digital, str) else set(digital)
         names = {l.name for l in net.layers}
         unknown = dig - names - {"first", "last"}
@@ -446,8 +321,15 @@ class AnalogNetwork:
             raise ValueError(f"network: unknown digital layer {sorted(unknown)[0]!r} "
                              f"(layers: {', '.join(l.name for l in net.layers)})")
         for l in net.layers:
-            l.digital = (l.name in dig or ("first" in dig and l.index == 0)
-                         or ("last" in dig and l.index == len(net.layers) - 1))
+            if l.name in dig:
+                l.digital, l.why = True, "named digital"
+            elif "first" in dig and l.index == 0:
+                l.digital, l.why = True, "first layer"
+            elif "last" in dig and l.index == len(net.layers) - 1:
+                l.digital, l.why = True, "last layer"
+            elif l.problem:
+                raise GraphError(f"network: {l.name} ({l.op}): {l.problem} cannot be mapped onto tiles; "
+                                 f"keep it digital (--digital {l.name})")
         net.tile = tile or TileParams()
         net.seed = int(seed)
         net.t_cal = float(t_cal)
@@ -488,7 +370,7 @@ class AnalogNetwork:
         self._n_cal = max(int(calib_x.shape[0]), 1)
         self.values_per_image = 1
         a = _Act(calib_x.float())
-        self._walk(self.steps, a, mode="cal", states=states)
+        self._execute(a, mode="cal", states=states)
 
     def _calibrate_layer(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
         p = self.programmed[spec.name]
@@ -520,9 +402,9 @@ class AnalogNetwork:
         alpha = torch.where(alpha > 1e-3, alpha, torch.ones_like(alpha))   # a dead column: no gain info
         beta = mx - alpha * mmu
         A0 = (p.col_sign * p.col_scale * step_in * tp.dac_max * lsb / alpha).numpy()
-        bias = spec.bias().numpy()
+        bias = spec.bias64().numpy()
         g, h = (t.numpy() for t in spec.bn_fold())
-        z_ideal = (p.col_sign * p.col_scale * tp.dac_max * step_in) * m + spec.bias()
+        z_ideal = (p.col_sign * p.col_scale * tp.dac_max * step_in) * m + spec.bias64()
         r_ideal = torch.from_numpy(g) * z_ideal + torch.from_numpy(h)
         if spec.relu:
             r_ideal = r_ideal.clamp(min=0)
@@ -618,28 +500,58 @@ class AnalogNetwork:
                 xb = x[start:start + batch_size].float()
                 ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "chunk": ci,
                        "trace": trace}
-                outs.append(self._walk(self.steps, _Act(xb), mode="run", ctx=ctx).real)
+                outs.append(self._execute(_Act(xb), mode="run", ctx=ctx).real)
         if trace is not None:
             for lt in trace.values():
                 lt.adc_codes = np.concatenate(lt.adc_codes)
                 lt.out_codes = np.concatenate(lt.out_codes)
         return torch.cat(outs), trace
 
-    def _walk(self, steps: list, a: _Act, mode: str, states=None, ctx=None) -> _Act:
-        for st in steps:
-            if isinstance(st, LayerSpec):
-                if st.digital:
-                    a = _Act(_digital_forward(st, a.real))
+    def _execute(self, a: _Act, mode: str, states=None, ctx=None) -> _Act:
+        """Run the graph's steps in order on input ``a`` (``mode`` ``cal``: calibrate each analog layer)."""
+        env: dict[str, object] = {}
+
+        def value(v: object, codes: bool) -> object:
+            # an argument: a step's value (its codes for a grid op on codes), or a constant
+            if isinstance(v, Ref):
+                got = env[v.name]
+                return (got.codes if codes else got.real) if isinstance(got, _Act) else got
+            if isinstance(v, (list, tuple)):
+                return type(v)(value(u, codes) for u in v)
+            if isinstance(v, dict):
+                return {k: value(u, codes) for k, u in v.items()}
+            return v
+
+        for st in self.steps:
+            if st.kind == "input":
+                env[st.name] = a
+            elif st.kind == "const":
+                env[st.name] = st.args[0]
+            elif st.kind == "output":
+                out = env[st.args[0].name]
+                return out if isinstance(out, _Act) else _Act(out)
+            elif st.kind == "layer":
+                x = env[st.args[0].name]
+                spec = st.spec
+                if spec.digital:
+                    env[st.name] = _Act(spec.digital_forward(x.real))
                 elif mode == "cal":
-                    a = self._calibrate_layer(st, a, states[st.name])
+                    env[st.name] = self._calibrate_layer(spec, x, states[spec.name])
                 else:
-                    a = self._run_layer(st, a, ctx)
-            elif isinstance(st, _Res):
-                inner = self._walk(st.body, a, mode, states, ctx)
-                a = _Act(a.real + inner.real)
+                    env[st.name] = self._run_layer(spec, x, ctx)
             else:
-                a = _op(st.module, a)
-        return a
+                # a grid op keeps codes codes when its tensor input is codes (see nmpu_model.graph)
+                src = [env[r] for r in st.refs]
+                on_codes = (st.kind == "grid" and len(src) >= 1 and isinstance(src[0], _Act)
+                            and src[0].codes is not None)
+                r = st.fn(*value(st.args, on_codes), **value(st.kwargs, on_codes))
+                if on_codes and isinstance(r, torch.Tensor):
+                    env[st.name] = _Act(r * src[0].step, r, src[0].step)
+                elif isinstance(r, torch.Tensor):
+                    env[st.name] = _Act(r)
+                else:
+                    env[st.name] = r
+        raise GraphError("network: the graph has no output")
 
     def _run_layer(self, spec: LayerSpec, a: _Act, ctx: dict) -> _Act:
         cal = self.cal[spec.name]

@@ -1,0 +1,395 @@
+"""The network front end: any PyTorch network as a graph of ATen ops, and the layers that go on tiles.
+
+A model is taken as a ``torch.export`` program: an ``ExportedProgram`` as given (``torch.export.load``
+of a ``.pt2`` file), or an ``nn.Module`` exported here with a dynamic batch dimension. Its graph
+(``ep.module().graph``, ATen ops: ``aten.conv2d``, ``aten.linear``, ``aten.batch_norm``, ``aten.relu``,
+``aten.add``, ``aten.cat``, pooling, ``aten.flatten``/``view``/``reshape``, ...) becomes a list of
+:class:`Step` in execution order:
+
+- ``layer``: a ``conv2d`` or ``linear`` whose weight is a constant, fused with the eval-mode batch
+  norm that alone consumes it and the ReLU that alone consumes that (:class:`LayerSpec`). Analog
+  (on tiles, the NMPU after it) or digital (the same ATen calls in float32).
+- ``grid``: an op that maps integer codes to integer codes of the same step, so the NMPU's output
+  codes pass through it unchanged in kind: max pooling, ReLU, dropout (eval), and shape-only ops
+  (flatten, view, reshape, squeeze, unsqueeze, clone). This is the hardware's rule: codes stay codes
+  across these, and the next analog layer's DACs take them as they are.
+- ``op``: anything else, run in float32 on real values at its exact place: residual adds, ``cat``,
+  average pooling, adaptive pooling, scaling, ... (the digital adder/requantizer of the hardware:
+  after it, the next analog layer's DACs quantize the real value with a calibrated step).
+
+What cannot be mapped is refused with one line naming the node (its module path), the op and why
+(:class:`GraphError`, a ``ValueError``): a model that does not export, a grouped or dilated
+convolution on an analog layer, a string-padded convolution on an analog layer, an analog
+``linear`` on an input that is not one vector per sample, an op whose output shape is unknown.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+__all__ = ["GraphError", "LayerSpec", "Step", "Graph", "export_model", "parse"]
+
+aten = torch.ops.aten
+
+
+class GraphError(ValueError):
+    """A network that cannot be mapped (one line: the node, the op, why)."""
+
+
+CONV_OPS = {aten.conv2d.default}
+LINEAR_OPS = {aten.linear.default}
+BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
+RELU_OPS = {aten.relu.default, aten.relu_.default}
+# codes -> codes of the same step (see the module docstring)
+GRID_OPS = {aten.max_pool2d.default, aten.max_pool1d.default, aten.dropout.default, aten.flatten.using_ints,
+            aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.squeeze.dim,
+            aten.squeeze.default, aten.unsqueeze.default, aten.clone.default, aten.alias.default,
+            aten.contiguous.default, aten.detach.default, *RELU_OPS}
+
+
+def op_name(target: Any) -> str:
+    """``aten.conv2d`` for an ATen overload, the function's name otherwise."""
+    if isinstance(target, torch._ops.OpOverload):
+        return f"aten.{target._schema.name.split('::')[-1]}"
+    return getattr(target, "__name__", str(target))
+
+
+@dataclass
+class LayerSpec:
+    """One conv2d/linear on constant weights, with its folded batch norm and ReLU.
+
+    Attributes
+    ----------
+    name : str
+        The module path of the conv/linear (``layer1.0.conv1``), or the graph node's name for a
+        functional call at the root.
+    index : int
+        Position among the network's layers (the seed of its noise draws).
+    kind : {"conv", "linear"}
+    weight, bias : Tensor
+        The conv/linear weight and bias (bias ``None`` when there is none).
+    stride, padding : tuple
+        Convolution geometry (zero padding).
+    g, h : Tensor or None
+        The folded eval-mode batch norm ``bn(z) = g * z + h`` (``None``: no batch norm).
+    relu : bool
+    digital : bool
+        Kept digital (float32), and ``why``.
+    calls : list
+        The ATen calls of the fused nodes, ``(op, args, kwargs)`` with the layer input as
+        :data:`INPUT`: the digital layer runs exactly these.
+    """
+
+    name: str
+    index: int
+    kind: str
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    g: torch.Tensor | None = None
+    h: torch.Tensor | None = None
+    relu: bool = False
+    calls: list = field(default_factory=list)
+    digital: bool = False
+    why: str = ""
+    problem: str = ""            # why it cannot be analog ("" if it can)
+    op: str = ""
+
+    @property
+    def is_conv(self) -> bool:
+        return self.kind == "conv"
+
+    @property
+    def kernel_size(self) -> tuple[int, int]:
+        return tuple(self.weight.shape[2:4]) if self.is_conv else ()
+
+    @property
+    def inputs(self) -> int:
+        """K: the rows of the weight matrix (im2col order for convolutions)."""
+        return int(self.weight[0].numel())
+
+    @property
+    def outputs(self) -> int:
+        """C: the columns."""
+        return int(self.weight.shape[0])
+
+    def matrix(self) -> torch.Tensor:
+        """The weight as (inputs, outputs), float64 (im2col order for convolutions)."""
+        w = self.weight.detach().double()
+        return w.reshape(w.shape[0], -1).t().contiguous()
+
+    def bias64(self) -> torch.Tensor:
+        return (torch.zeros(self.outputs, dtype=torch.float64) if self.bias is None
+                else self.bias.detach().double())
+
+    def bn_fold(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(g, h)`` with ``bn(z) = g * z + h`` (ones and zeros without batch norm)."""
+        if self.g is None:
+            return torch.ones(self.outputs, dtype=torch.float64), torch.zeros(self.outputs, dtype=torch.float64)
+        return self.g, self.h
+
+    def digital_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The fused ATen calls on ``x`` in float32: what the float model computes for this layer."""
+        y = x.float()
+        for fn, args, kwargs in self.calls:
+            y = fn(*[y if a is INPUT else a for a in args], **kwargs)
+            if isinstance(y, tuple):          # _native_batch_norm_legit_no_training: (out, mean, rstd)
+                y = y[0]
+        return y
+
+
+class _Input:
+    def __repr__(self) -> str:
+        return "INPUT"
+
+
+INPUT = _Input()
+
+
+@dataclass
+class Ref:
+    """An argument that is the value of another step."""
+
+    name: str
+
+
+@dataclass
+class Step:
+    """One node of the graph in execution order.
+
+    ``kind`` is ``input``, ``layer`` (``spec``), ``grid``, ``op`` or ``output``; ``fn(*args, **kwargs)``
+    with :class:`Ref` arguments replaced by the values of earlier steps.
+    """
+
+    name: str
+    kind: str
+    fn: Callable | None = None
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    spec: LayerSpec | None = None
+    path: str = ""
+
+    @property
+    def refs(self) -> list[str]:
+        out: list[str] = []
+
+        def walk(v: Any) -> None:
+            if isinstance(v, Ref):
+                out.append(v.name)
+            elif isinstance(v, (list, tuple)):
+                for u in v:
+                    walk(u)
+            elif isinstance(v, dict):
+                for u in v.values():
+                    walk(u)
+        walk(self.args)
+        walk(self.kwargs)
+        return out
+
+
+@dataclass
+class Graph:
+    """The parsed network: steps in execution order, the layers among them, the float model."""
+
+    steps: list[Step]
+    layers: list[LayerSpec]
+    module: nn.Module
+
+    def ops(self) -> list[Step]:
+        """The steps that run digitally in float32 outside any layer (``op``)."""
+        return [s for s in self.steps if s.kind == "op"]
+
+
+def export_model(model: Any, example: torch.Tensor) -> nn.Module:
+    """The model's ATen graph module: ``ep.module()`` of an ``ExportedProgram``, or of ``model`` exported
+    here with a dynamic batch dimension (eval mode, on a copy of nothing: export does not change the model)."""
+    if isinstance(model, torch.export.ExportedProgram):
+        return model.module()
+    if not isinstance(model, nn.Module):
+        raise GraphError(f"network: expected an nn.Module or a torch.export ExportedProgram, got {type(model).__name__}")
+    was_training = model.training
+    model.eval()
+    try:
+        ep = torch.export.export(model, (example.float(),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+    except Exception as e:               # untraceable: data-dependent control flow, unsupported ops, ...
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+        raise GraphError(f"network: the model does not export with torch.export ({type(e).__name__}: "
+                         f"{first[:200]})") from None
+    finally:
+        model.train(was_training)
+    return ep.module()
+
+
+def _path(node: torch.fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1][0] if stack else ""
+
+
+def _attr(gm: nn.Module, node: Any) -> torch.Tensor | None:
+    if node is None:
+        return None
+    if not (isinstance(node, torch.fx.Node) and node.op == "get_attr"):
+        return None
+    return reduce(getattr, node.target.split("."), gm).detach()
+
+
+def _consts(gm: nn.Module, v: Any, where: str) -> Any:
+    """``v`` with its get_attr nodes replaced by their tensors (a fused call's arguments are constants)."""
+    if isinstance(v, torch.fx.Node):
+        t = _attr(gm, v)
+        if t is None:
+            raise GraphError(f"network: {where}: argument {v.name} is computed, not a constant; cannot be folded")
+        return t
+    if isinstance(v, (list, tuple)):
+        return type(v)(_consts(gm, u, where) for u in v)
+    return v
+
+
+def _only_user(node: torch.fx.Node) -> torch.fx.Node | None:
+    users = list(node.users)
+    return users[0] if len(users) == 1 else None
+
+
+def _norm_args(node: torch.fx.Node) -> dict[str, Any]:
+    """The node's arguments by schema name, with the schema's defaults."""
+    schema = node.target._schema
+    out = {}
+    for i, a in enumerate(schema.arguments):
+        if i < len(node.args):
+            out[a.name] = node.args[i]
+        elif a.name in node.kwargs:
+            out[a.name] = node.kwargs[a.name]
+        elif a.has_default_value():
+            out[a.name] = a.default_value
+    return out
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return (int(v[0]), int(v[-1]))
+
+
+def parse(model: Any, example: torch.Tensor) -> Graph:
+    """The :class:`Graph` of ``model`` (an ``nn.Module`` or an ``ExportedProgram``); see the module docstring."""
+    gm = export_model(model, example)
+    nodes = [n for n in gm.graph.nodes if not (n.op == "call_module" and str(n.target).startswith("_guards"))]
+    fused: dict[torch.fx.Node, str] = {}        # fused BN/ReLU node -> the layer step's name
+    steps: list[Step] = []
+    layers: list[LayerSpec] = []
+    alias: dict[str, str] = {}                  # node name -> the step that produces its value
+
+    def conv(v: Any) -> Any:
+        if isinstance(v, torch.fx.Node):
+            return Ref(alias.get(v.name, v.name))
+        if isinstance(v, (list, tuple)):
+            return type(v)(conv(u) for u in v)
+        if isinstance(v, dict):
+            return {k: conv(u) for k, u in v.items()}
+        return v
+
+    for node in nodes:
+        if node in fused:
+            alias[node.name] = fused[node]
+            continue
+        if node.op == "placeholder":
+            if steps and steps[0].kind == "input":
+                raise GraphError(f"network: the model takes more than one input ({node.name}); one tensor is expected")
+            steps.append(Step(node.name, "input"))
+            continue
+        if node.op == "get_attr":
+            steps.append(Step(node.name, "const", fn=None, args=(_attr(gm, node),)))
+            continue
+        if node.op == "output":
+            outs = node.args[0]
+            outs = outs if isinstance(outs, (list, tuple)) else [outs]
+            if len(outs) != 1:
+                raise GraphError(f"network: the model returns {len(outs)} values; one tensor is expected")
+            steps.append(Step(node.name, "output", args=(conv(outs[0]),)))
+            continue
+        if node.op != "call_function":
+            raise GraphError(f"network: {_path(node) or node.name}: {node.op} {node.target}: not an ATen call, "
+                             f"cannot be mapped")
+        path = _path(node)
+        name = op_name(node.target)
+        if "val" not in node.meta and node.target is not operator.getitem:
+            raise GraphError(f"network: {path or node.name} ({name}): its output shape cannot be determined")
+        if node.target in CONV_OPS | LINEAR_OPS and _attr(gm, node.args[1]) is not None:
+            spec = _layer(gm, node, len(layers), fused)
+            layers.append(spec)
+            steps.append(Step(node.name, "layer", args=(conv(node.args[0]),), spec=spec, path=path))
+            continue
+        kind = "grid" if node.target in GRID_OPS else "op"
+        steps.append(Step(node.name, kind, fn=node.target, args=conv(tuple(node.args)),
+                          kwargs=conv(dict(node.kwargs)), path=path))
+    _name_layers(layers, steps)
+    if not layers:
+        raise GraphError("network: the model has no conv2d or linear layer on constant weights")
+    return Graph(steps, layers, gm)
+
+
+def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> LayerSpec:
+    """The layer of a conv2d/linear node, with the BN and ReLU that alone consume it (marked in ``fused``)."""
+    a = _norm_args(node)
+    path = _path(node)
+    weight, bias = _attr(gm, node.args[1]), _attr(gm, a.get("bias"))
+    is_conv = node.target in CONV_OPS
+    op = op_name(node.target)
+    spec = LayerSpec(name=path, index=index, kind="conv" if is_conv else "linear", weight=weight, bias=bias,
+                     op=op, calls=[(node.target, (INPUT, *_consts(gm, node.args[1:], path)), dict(node.kwargs))])
+    if is_conv:
+        spec.stride, spec.padding = _pair(a["stride"]), _pair(a["padding"])
+        if int(a["groups"]) != 1:
+            spec.problem = f"grouped convolution (groups={int(a['groups'])})"
+        elif _pair(a["dilation"]) != (1, 1):
+            spec.problem = f"dilated convolution (dilation={list(a['dilation'])})"
+    else:
+        shape = node.args[0].meta["val"].shape if "val" in node.args[0].meta else None
+        if shape is None or len(shape) != 2:
+            spec.problem = (f"its input has {len(shape)} dimensions" if shape is not None else "its input shape is "
+                            "unknown") + "; the tiles take one vector per sample (flatten first)"
+    tail = node
+    user = _only_user(tail)
+    if user is not None and user.op == "call_function" and user.target in BN_OPS and user.args[0] is tail:
+        b = _norm_args(user)
+        training = b.get("training", False)
+        if not training and all(_attr(gm, b[k]) is not None for k in ("running_mean", "running_var")):
+            w, bb = _attr(gm, b.get("weight")), _attr(gm, b.get("bias"))
+            inv = 1.0 / torch.sqrt(_attr(gm, b["running_var"]).double() + float(b["eps"]))
+            g = inv * (w.double() if w is not None else 1.0)
+            spec.g = g
+            spec.h = (bb.double() if bb is not None else 0.0) - _attr(gm, b["running_mean"]).double() * g
+            spec.calls.append((user.target, (INPUT, *_consts(gm, user.args[1:], path)), dict(user.kwargs)))
+            fused[user] = node.name
+            tail = user
+            if user.target is aten._native_batch_norm_legit_no_training.default:
+                get0 = [u for u in user.users if u.target is operator.getitem and u.args[1] == 0]
+                if len(get0) != 1 or len(user.users) != len(get0) + sum(1 for u in user.users if not u.users):
+                    raise GraphError(f"network: {path or user.name} ({op_name(user.target)}): batch-norm "
+                                     f"statistics are used outside the layer; cannot be folded")
+                for u in user.users:
+                    fused[u] = node.name
+                tail = get0[0]
+    user = _only_user(tail)
+    if user is not None and user.op == "call_function" and user.target in RELU_OPS and user.args[0] is tail:
+        spec.relu = True
+        spec.calls.append((user.target, (INPUT,), {}))
+        fused[user] = node.name
+    return spec
+
+
+def _name_layers(layers: list[LayerSpec], steps: list[Step]) -> None:
+    """Module paths as names; a path shared by several layers (functional calls in one forward) or the
+    root's empty path gets the graph node's name."""
+    by_path: dict[str, int] = {}
+    for l in layers:
+        by_path[l.name] = by_path.get(l.name, 0) + 1
+    node_of = {s.spec.index: s.name for s in steps if s.kind == "layer"}
+    for l in layers:
+        if not l.name or by_path[l.name] > 1:
+            l.name = f"{l.name}.{node_of[l.index]}" if l.name else node_of[l.index]
