@@ -12,7 +12,6 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from .analog import TileParams
 from .config import NMPUConfig
@@ -26,14 +25,21 @@ KEYS = {"fp32": "analog_fp32", "fp16": "analog_fp16", "fixed": "analog_fixed"}
 
 @dataclass
 class Workload:
-    """A trained model with its test and calibration data."""
+    """A trained model with its test and calibration data.
+
+    ``model`` is an ``nn.Module`` or a ``torch.export`` ``ExportedProgram``; ``digital`` names the
+    layers kept digital (layer names, ``"first"``, ``"last"``); ``note`` says where the calibration
+    images came from when that is worth saying.
+    """
 
     name: str
-    model: nn.Module
+    model: Any
     x_test: torch.Tensor
     y_test: torch.Tensor
     x_cal: torch.Tensor
     batch_size: int | None = None
+    digital: tuple[str, ...] = ("first", "last")
+    note: str = ""
 
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:
@@ -60,24 +66,109 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32])
 
 
-#: the built-in networks a command line can name
+#: the built-in networks a command line can name (any other --model is a .pt2 file of torch.export.save)
 MODELS = ("digits-cnn", "resnet9")
+#: calibration images taken from the head of ``x`` when a data file has no ``calib``
+CALIB_FROM_TEST = 128
+
+
+def load_npz_data(path: str) -> dict[str, np.ndarray]:
+    """A data file: ``x`` (N x C x H x W or N x F, float), ``y`` (N integer labels), optionally ``calib``.
+
+    Every problem is a one-line ``ValueError`` naming the file and the array.
+    """
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: cannot read: no such file") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    unknown = sorted(set(arrays) - {"x", "y", "calib"})
+    if "x" not in arrays or "y" not in arrays:
+        raise ValueError(f"{path}: needs arrays x (inputs) and y (labels); has {', '.join(sorted(arrays)) or 'none'}")
+    if unknown:
+        raise ValueError(f"{path}: unknown array {unknown[0]!r} (known: x, y, calib)")
+    x, y = arrays["x"], arrays["y"]
+    for k in ("x", "calib"):
+        a = arrays.get(k)
+        if a is None:
+            continue
+        if not np.issubdtype(a.dtype, np.floating) or a.ndim not in (2, 4):
+            raise ValueError(f"{path}: {k} must be float, N x C x H x W or N x F; got {a.dtype} {a.shape}")
+        if not np.isfinite(a).all():
+            i = int(np.flatnonzero(~np.isfinite(a.reshape(-1)))[0])
+            raise ValueError(f"{path}: {k} has a non-finite value at flat index {i}")
+    if "calib" in arrays and arrays["calib"].shape[1:] != x.shape[1:]:
+        raise ValueError(f"{path}: calib has samples of shape {arrays['calib'].shape[1:]}, x of {x.shape[1:]}")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{path}: y must be a 1-D array of integer labels; got {y.dtype} {y.shape}")
+    if len(y) != len(x):
+        raise ValueError(f"{path}: x has {len(x)} samples, y {len(y)} labels")
+    if len(x) < 2:
+        raise ValueError(f"{path}: x has {len(x)} samples; at least 2 are needed")
+    return arrays
+
+
+def user_workload(model: str, data: str | None, images: int | None = None) -> Workload:
+    """A ``.pt2`` program (``torch.export.save``, dynamic batch) and its ``.npz`` data (:func:`load_npz_data`).
+
+    Without ``calib`` in the data, the first :data:`CALIB_FROM_TEST` images of ``x`` (at most a tenth
+    of them) calibrate, and are kept out of the test set (``note`` says so).
+    """
+    from pathlib import Path
+    if data is None:
+        raise ValueError(f"--model {model}: a network file needs --data FILE.npz (x, y and optionally calib)")
+    if not Path(model).is_file():
+        raise ValueError(f"--model {model}: neither a built-in network ({', '.join(MODELS)}) nor a file")
+    try:
+        ep = torch.export.load(model)
+    except Exception as e:
+        raise ValueError(f"--model {model}: not a torch.export program ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    arrays = load_npz_data(data)
+    x, y = torch.from_numpy(arrays["x"].astype(np.float32)), torch.from_numpy(arrays["y"].astype(np.int64))
+    note = ""
+    if "calib" in arrays:
+        x_cal = torch.from_numpy(arrays["calib"].astype(np.float32))
+    else:
+        n_cal = min(CALIB_FROM_TEST, max(1, len(x) // 10))
+        x_cal, x, y = x[:n_cal], x[n_cal:], y[n_cal:]
+        note = (f"calibration: images 0..{n_cal - 1} of {data} (no calib array), kept out of the test accuracy; "
+                f"the test set is the other {len(y)}")
+    n = len(y) if images is None else min(images, len(y))
+    try:
+        with torch.no_grad():
+            ep.module()(x[:2])
+    except Exception as e:
+        raise ValueError(f"--model {model} does not run on --data {data} x of shape {tuple(x.shape[1:])} "
+                         f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    return Workload(Path(model).stem, ep, x[:n], y[:n], x_cal, note=note)
 
 
 def load_workload(model: str, data: str | None = None, images: int | None = None, weights: str | None = None,
-                  progress: bool = False) -> Workload:
-    """The workload named on a command line: ``digits-cnn`` (shipped) or ``resnet9`` (CIFAR-10 from ``data``)."""
+                  progress: bool = False, digital: Sequence[str] | None = None) -> Workload:
+    """The workload named on a command line: ``digits-cnn`` (shipped), ``resnet9`` (CIFAR-10 from ``data``),
+    or a ``.pt2`` file with a ``.npz`` data file (:func:`user_workload`). ``digital`` overrides the
+    layers kept digital."""
     if model == "resnet9":
-        return resnet9_workload(data, images, weights, progress=progress)
-    if model != "digits-cnn":
-        raise ValueError(f"model must be digits-cnn or resnet9, not {model!r}")
-    if data or weights:
-        raise ValueError("--data and --weights are for --model resnet9; digits ship with scikit-learn")
-    return digits_workload(images, progress=progress)
+        work = resnet9_workload(data, images, weights, progress=progress)
+    elif model in MODELS:
+        if data or weights:
+            raise ValueError(f"--data and --weights are for --model resnet9 or a .pt2 file; {model} ships its data")
+        work = digits_workload(images, progress=progress)
+    else:
+        if weights:
+            raise ValueError("--weights is for --model resnet9; a .pt2 file holds its weights")
+        work = user_workload(model, data, images)
+    if digital is not None:
+        work.digital = tuple(digital)
+    return work
 
 
 def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DEFAULT_DRIFTS, seeds: int = 5,
-             tile: TileParams | None = None, digital: Sequence[str] = ("first", "last"),
+             tile: TileParams | None = None, digital: Sequence[str] | None = None,
              progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Accuracy table as a JSON-ready dict.
 
@@ -96,6 +187,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
         raise ValueError("drifts: at least one drift time is needed")
     tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits,
                               dac_signed=config.output.signed)
+    digital = work.digital if digital is None else digital
     base = accuracy(work.model, work.x_test, work.y_test)
     accs = {p: np.zeros((len(drifts), seeds)) for p in POSTS}
     agree = np.zeros((len(drifts), seeds))

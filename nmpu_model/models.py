@@ -146,8 +146,11 @@ def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    """Top-1 accuracy of a float model."""
-    model.eval()
+    """Top-1 accuracy of a float model (an ``nn.Module`` or a ``torch.export`` program)."""
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module()               # an exported graph is already in eval form
+    else:
+        model.eval()
     with torch.no_grad():
         return top1(torch.cat([model(x[i:i + batch]) for i in range(0, len(y), batch)]), y)
 

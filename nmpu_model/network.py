@@ -89,6 +89,57 @@ ARITHS = ("fixed", "fp16", "fp32")
 _PCT = 0.9999  # percentile for ADC full scale, input and output steps (clips ~1e-4 of values)
 
 
+# ---- which layers are analog -----------------------------------------------------------------------
+def mark_digital(layers: list[LayerSpec], digital: Iterable[str] | str) -> None:
+    """Mark the layers kept digital: names, ``"first"``, ``"last"`` (``()``: all analog), with why;
+    refuse an analog layer that cannot be mapped (:class:`~nmpu_model.graph.GraphError`)."""
+    dig = {digital} if isinstance(digital, str) else set(digital)
+    unknown = dig - {l.name for l in layers} - {"first", "last"}
+    if unknown:
+        raise ValueError(f"network: unknown digital layer {sorted(unknown)[0]!r} "
+                         f"(layers: {', '.join(l.name for l in layers)})")
+    for l in layers:
+        l.digital, l.why = False, ""
+        if l.name in dig:
+            l.digital, l.why = True, "named digital"
+        elif "first" in dig and l.index == 0:
+            l.digital, l.why = True, "first layer"
+        elif "last" in dig and l.index == len(layers) - 1:
+            l.digital, l.why = True, "last layer"
+        elif l.problem:
+            raise GraphError(f"network: {l.name} ({l.op}): {l.problem} cannot be mapped onto tiles; "
+                             f"keep it digital (--digital {l.name})")
+
+
+def layer_table(model: object, calib_x: torch.Tensor, tile: TileParams | None = None,
+                digital: Iterable[str] | str = ("first", "last")) -> str:
+    """The network as it will be mapped: per conv/linear its name (module path), kind, K x C, row x
+    column tiles and analog or digital with why; then the ops that run digitally in float32."""
+    from .graph import op_name
+
+    graph = parse(model, calib_x[:2])
+    mark_digital(graph.layers, digital)
+    tp = tile or TileParams()
+    rows = [("layer", "kind", "K x C", "tiles", "where")]
+    for l in graph.layers:
+        k, c = l.inputs, l.outputs
+        kind = f"conv{l.kernel_size[0]}x{l.kernel_size[1]}" if l.is_conv else "linear"
+        kind += "+bn" if l.g is not None else ""
+        kind += "+relu" if l.relu else ""
+        tiles = "-" if l.digital else f"{-(-k // tp.rows)} x {-(-c // tp.cols)}"
+        rows.append((l.name, kind, f"{k} x {c}", tiles, f"digital ({l.why})" if l.digital else "analog + NMPU"))
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)).rstrip() for r in rows]
+    ops: dict[str, list[str]] = {}
+    for st in graph.ops():
+        ops.setdefault(op_name(st.fn), []).append(st.path or st.name)
+    if ops:
+        lines.append("digital float32 ops: " + "; ".join(
+            f"{k} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in ops.items()
+            if k not in ("aten.sym_size", "getitem")))
+    return "\n".join(lines)
+
+
 # ---- activations carried between steps -----------------------------------------------------------
 @dataclass
 class _Act:
@@ -314,22 +365,7 @@ class AnalogNetwork:
         net = cls()
         graph = parse(model, calib_x[:2])
         net.model, net.steps, net.layers = graph.module, graph.steps, graph.layers
-        dig = {digital} if isinstance(digital, str) else set(digital)
-        names = {l.name for l in net.layers}
-        unknown = dig - names - {"first", "last"}
-        if unknown:
-            raise ValueError(f"network: unknown digital layer {sorted(unknown)[0]!r} "
-                             f"(layers: {', '.join(l.name for l in net.layers)})")
-        for l in net.layers:
-            if l.name in dig:
-                l.digital, l.why = True, "named digital"
-            elif "first" in dig and l.index == 0:
-                l.digital, l.why = True, "first layer"
-            elif "last" in dig and l.index == len(net.layers) - 1:
-                l.digital, l.why = True, "last layer"
-            elif l.problem:
-                raise GraphError(f"network: {l.name} ({l.op}): {l.problem} cannot be mapped onto tiles; "
-                                 f"keep it digital (--digital {l.name})")
+        mark_digital(net.layers, digital)
         net.tile = tile or TileParams()
         net.seed = int(seed)
         net.t_cal = float(t_cal)

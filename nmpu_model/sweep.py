@@ -256,9 +256,11 @@ class Setup:
     data: str | None = None
     images: int | None = None
     drift: float = 3600.0
+    digital: tuple[str, ...] = ("first", "last")
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model, "data": self.data, "images": self.images, "drift": self.drift}
+        ident = {"model": self.model, "data": self.data, "images": self.images, "drift": self.drift}
+        return ident if self.digital == ("first", "last") else {**ident, "digital": list(self.digital)}
 
 
 _WORK_CACHE: dict[Setup, Any] = {}
@@ -268,7 +270,7 @@ def load_workload(setup: Setup) -> Any:
     """The trained model and its data, once per process."""
     if setup not in _WORK_CACHE:
         from .evaluate import load_workload as load
-        _WORK_CACHE[setup] = load(setup.model, setup.data, setup.images)
+        _WORK_CACHE[setup] = load(setup.model, setup.data, setup.images, digital=setup.digital)
     return _WORK_CACHE[setup]
 
 
@@ -278,7 +280,7 @@ def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
     from .network import AnalogNetwork
     seed, adc_bits, dac_bits, dac_signed = key
     work = load_workload(setup)
-    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift,
+    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=work.digital,
                                tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits, dac_signed=dac_signed))
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nmpu_model.evaluate import MODELS
-
+from . import workload
 from .io import check_parent, write_json
 
 
@@ -19,11 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "than the unit's coefficient memory (rtl.columns) runs as column blocks, the coefficients "
                        "reloaded between blocks. values = samples x columns; cycles from reset release to the last "
                        "output, writes and random stalls included; seconds = wall time of the simulator runs.")
-    p.add_argument("--model", choices=MODELS, default="digits-cnn", help="network (default digits-cnn)")
+    workload.add_args(p)
     p.add_argument("--layers", default="all",
                    help="'all' (default) or comma-separated analog layer indices (0 = first analog layer) or names "
                    "(a name wins: digits-cnn's analog layers are named 3, 7, 12)")
-    p.add_argument("--images", type=int, metavar="N", help="first N test images only (default: the whole test split)")
     p.add_argument("--config", metavar="CFG.toml", help="NMPU configuration (default: the spec's defaults)")
     p.add_argument("--mode", default="bulk", help="bulk (default: C++ Verilator harness) or cocotb")
     p.add_argument("--seed", type=int, default=0, help="noise seed of the tiles and of the stalls (default 0)")
@@ -38,8 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(bulk mode; default 0:2000)")
     # a deliberately broken RTL (rtl.nmpu.NMPU faults), so that tests prove a bug is caught: not for users
     p.add_argument("--fault", choices=("tie", "ready"), help=argparse.SUPPRESS)
-    p.add_argument("--data", metavar="PATH", help="resnet9: CIFAR-10 binary folder")
-    p.add_argument("--weights", metavar="PT", help="resnet9: a trained state dict")
 
 
 def parse_window(text: str | None, waves: bool) -> tuple[int, int] | None:
@@ -60,9 +56,7 @@ def parse_window(text: str | None, waves: bool) -> tuple[int, int] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from nmpu_model import load_config
-    from nmpu_model.evaluate import load_workload
 
     from ..sim.network import MODES, cosim_network, format_report
 
@@ -85,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     check_parent(args.json, "--json")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
-    work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)
+    work = workload.load(args, progress=tty)
     bar = None
     if tty:
         from tqdm import tqdm

@@ -5,8 +5,7 @@ import argparse
 import math
 import sys
 
-from nmpu_model.evaluate import MODELS
-
+from . import workload
 from .io import check_parent, write_json
 
 
@@ -15,17 +14,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Program a trained network onto simulated PCM tiles (seeded), calibrate the "
                        "per-column NMPU coefficients, and report test accuracy with fp32, fp16 and the bit-accurate "
                        "fixed-point NMPU after every analog layer: mean and std over noise seeds, per drift time.")
-    p.add_argument("--model", choices=MODELS, default="digits-cnn",
-                   help="digits-cnn (default: scikit-learn digits, trained on first use in seconds) or resnet9 "
-                   "(CIFAR-10 from --data)")
     p.add_argument("--config", help="NMPU configuration TOML (default: the spec's defaults)")
     p.add_argument("--drift", default="1,3600,86400,31536000",
                    help="comma-separated drift times in seconds after programming (default 1 s, 1 h, 1 day, 1 year)")
     p.add_argument("--seeds", type=int, default=5, help="number of noise seeds (default 5)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
-    p.add_argument("--data", metavar="PATH", help="CIFAR-10 binary folder (data_batch_*.bin, test_batch.bin)")
-    p.add_argument("--weights", metavar="PT", help="resnet9 only: a trained state dict (else trained on --data)")
-    p.add_argument("--images", type=int, metavar="N", help="evaluate on the first N test images only")
+    workload.add_args(p)
 
 
 def parse_drifts(text: str) -> list[float]:
@@ -44,17 +38,15 @@ def parse_drifts(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from nmpu_model.evaluate import evaluate, format_table, load_workload
+    from nmpu_model.evaluate import evaluate, format_table
 
     drifts = parse_drifts(args.drift)
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
-    if args.images is not None and args.images < 1:
-        raise ValueError(f"--images must be >= 1, not {args.images}")
     check_parent(args.json, "--json")
     config = load_config(args.config)
     tty = sys.stderr.isatty()
-    work = load_workload(args.model, args.data, args.images, args.weights, progress=tty)
+    work = workload.load(args, progress=tty)
     bar = None
     if tty:
         from tqdm import tqdm
@@ -66,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(format_table(res))
+    if work.note:
+        res["calibration"] = work.note
     if args.json:
         write_json(args.json, res)
     return 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nmpu_model.evaluate import MODELS
-
+from . import workload
 from .io import check_parent
 
 
@@ -15,9 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "and seeds, against the fp16 unit, and pick the cheapest within a tolerance. With --per-layer, "
                        "lower one layer at a time and rank the layers. Tasks run on Dask (a LocalCluster on this "
                        "machine's cores, or --scheduler); a sweep resumes from its --json file.")
-    p.add_argument("--model", choices=MODELS, default="digits-cnn")
-    p.add_argument("--data", metavar="PATH", help="CIFAR-10 binary folder (resnet9)")
-    p.add_argument("--images", type=int, metavar="N", help="first N test images only")
+    workload.add_args(p)
     p.add_argument("--config", help="base configuration TOML (default: the spec's defaults)")
     p.add_argument("--grid", metavar="GRID.toml", help="[grid] table of field = [values] "
                    "(default: scale.bits x offset.bits, each 1,2,3,4,6,8)")
@@ -65,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--workers must be >= 0, not {args.workers}")
     check_parent(args.json, "--json")
     check_parent(args.plot, "--plot")
-    if args.model == "digits-cnn" and args.data:
-        raise ValueError("--data is for --model resnet9; digits ship with scikit-learn")
+    if args.weights:
+        raise ValueError("--weights: nmpu sweep takes a trained network (a built-in one or a .pt2 file)")
     base = load_config(args.config)
-    setup = Setup(args.model, args.data, args.images, args.drift)
+    work = workload.load(args)               # checks the model and data, prints the layer table
+    setup = Setup(args.model, args.data, args.images, args.drift, work.digital)
     progress = sys.stderr.isatty()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
     if args.per_layer:

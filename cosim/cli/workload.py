@@ -1,0 +1,46 @@
+"""The network and data options that ``nmpu eval``, ``sweep`` and ``cosim`` share, and the layer table they print."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+MODEL_HELP = ("a built-in network (digits-cnn: the default, scikit-learn digits; resnet9: CIFAR-10 from --data) "
+              "or a .pt2 file written by torch.export.save with a dynamic batch dimension, with --data FILE.npz")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE.pt2", help=MODEL_HELP)
+    p.add_argument("--data", metavar="PATH", help="with a .pt2 model: an .npz file holding x (N x C x H x W or "
+                   "N x F float32), y (N integer labels) and optionally calib (calibration inputs; without it the "
+                   "first images of x calibrate and are kept out of the test); resnet9: the CIFAR-10 binary folder")
+    p.add_argument("--weights", metavar="PT", help="resnet9 only: a trained state dict (else trained on --data)")
+    p.add_argument("--images", type=int, metavar="N", help="the first N test images only")
+    p.add_argument("--digital", metavar="NAME,...", help="layers kept digital, by name as the layer table "
+                   "shows them, or first/last (default: first,last); 'none': every layer analog")
+
+
+def digital_layers(text: str | None) -> tuple[str, ...] | None:
+    """``--digital``: None (the default), () for 'none', else the names."""
+    if text is None:
+        return None
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise ValueError("--digital: give layer names, first, last or none")
+    return () if names == ("none",) else names
+
+
+def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> Any:
+    """The workload of the options, after printing its layer table (and where calibration came from) to stderr."""
+    from nmpu_model.evaluate import load_workload
+    from nmpu_model.network import layer_table
+
+    if args.images is not None and args.images < 1:
+        raise ValueError(f"--images must be >= 1, not {args.images}")
+    work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
+                         digital=digital_layers(args.digital))
+    print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images", file=sys.stderr)
+    print(layer_table(work.model, work.x_cal, tile, work.digital), file=sys.stderr)
+    if work.note:
+        print(work.note, file=sys.stderr)
+    return work
