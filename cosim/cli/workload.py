@@ -39,8 +39,9 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
         raise ValueError(f"--images must be >= 1, not {args.images}")
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
                          digital=digital_layers(args.digital))
+    table = layer_table(work.model, work.x_cal, tile, work.digital)     # a refusal stops here, before any output
     print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images", file=sys.stderr)
-    print(layer_table(work.model, work.x_cal, tile, work.digital), file=sys.stderr)
+    print(table, file=sys.stderr)
     if work.note:
         print(work.note, file=sys.stderr)
     return work

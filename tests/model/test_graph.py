@@ -1,0 +1,289 @@
+"""The network front end (nmpu_model.graph) on networks written the way users write them.
+
+The independent reference is the model itself: with every layer kept digital, the graph executor
+must compute exactly what ``model(x)`` computes (same ATen calls, same bits); with layers on tiles,
+the analog run must stay close to it. And what cannot be mapped is refused in one line.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmpu_model import NMPUConfig
+from nmpu_model.graph import GraphError, parse
+from nmpu_model.models import top1
+from nmpu_model.network import AnalogNetwork, layer_table
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: the residual add in forward(), a 1x1 projection shortcut when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + identity)
+
+
+class TinyResNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 8, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.layer1 = nn.Sequential(BasicBlock(8, 8, 1), BasicBlock(8, 16, 2))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer1(x)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.fc(x)
+
+
+class TwoBranches(nn.Module):
+    """Two convolutions of the same input, concatenated (an Inception-style cell)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 6, 3, padding=1)
+        self.a = nn.Conv2d(6, 8, 3, padding=1)
+        self.b = nn.Conv2d(6, 4, 1)
+        self.head = nn.Linear(12 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        x = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], dim=1)
+        x = F.max_pool2d(x, 2)
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+class Functional(nn.Module):
+    """Parameters and F.conv2d / F.linear / F.relu only: no conv module at all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.w1 = nn.Parameter(torch.randn(8, 1, 3, 3, generator=g) * 0.3)
+        self.w2 = nn.Parameter(torch.randn(16, 8, 3, 3, generator=g) * 0.1)
+        self.b2 = nn.Parameter(torch.randn(16, generator=g) * 0.1)
+        self.w3 = nn.Parameter(torch.randn(10, 16 * 4 * 4, generator=g) * 0.05)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(F.conv2d(x, self.w1, padding=1))
+        x = F.max_pool2d(F.relu(F.conv2d(x, self.w2, self.b2, padding=1)), 2)
+        return F.linear(torch.flatten(x, 1), self.w3)
+
+
+def _init(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Random weights and batch-norm statistics that are not the identity."""
+    torch.manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            with torch.no_grad():
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.normal_(1, 0.2)
+                m.bias.normal_(0, 0.1)
+    return model.eval()
+
+
+X = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+MODELS = {"resnet": TinyResNet, "cat": TwoBranches, "functional": Functional}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_all_digital_is_the_model_bit_for_bit(name: str) -> None:
+    model = _init(MODELS[name]())
+    graph = parse(model, X[:2])
+    net = AnalogNetwork.build(model, X[:32], digital=[l.name for l in graph.layers])
+    out, _ = net.run(X, NMPUConfig())
+    with torch.no_grad():
+        assert torch.equal(out, model(X))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_on_tiles_the_network_stays_close_to_the_float_model(name: str) -> None:
+    model = _init(MODELS[name]())
+    net = AnalogNetwork.build(model, X[:32], seed=1)
+    with torch.no_grad():
+        ref = model(X)
+    for post in ("fixed", "fp16"):
+        out, _ = net.run(X, NMPUConfig(), post)
+        rel = float((out - ref).norm() / ref.norm())
+        assert rel < 0.35, (post, rel)
+        # the classes mostly agree with the float model (random weights: a weak but real signal)
+        assert top1(out, ref.argmax(1)) > 0.6
+
+
+def test_torchvision_style_resnet_layers() -> None:
+    """Every conv with its BN (and the ReLU only where it alone follows) is one layer, named by module path;
+    the residual add and the pooling are float32 ops."""
+    graph = parse(_init(TinyResNet()), X[:2])
+    got = [(l.name, l.kind, l.g is not None, l.relu) for l in graph.layers]
+    assert got == [("conv1", "conv", True, True),
+                   ("layer1.0.conv1", "conv", True, True), ("layer1.0.conv2", "conv", True, False),
+                   ("layer1.1.downsample.0", "conv", True, False),
+                   ("layer1.1.conv1", "conv", True, True), ("layer1.1.conv2", "conv", True, False),
+                   ("fc", "linear", False, False)]
+    ops = {str(s.fn) for s in graph.ops()}
+    assert {"aten.add.Tensor", "aten.adaptive_avg_pool2d.default"} <= ops
+    table = layer_table(_init(TinyResNet()), X[:2])
+    assert "layer1.1.downsample.0  conv1x1+bn" in table and "digital (first layer)" in table
+    assert "digital float32 ops: aten.add (layer1.0, layer1.1)" in table
+
+
+def test_functional_layers_named_by_node() -> None:
+    names = [l.name for l in parse(Functional(), X[:2]).layers]
+    assert names == ["conv2d", "conv2d_1", "linear"]
+
+
+class Grouped(nn.Module):
+    def __init__(self, **conv) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(1, 8, 3, padding=1)
+        self.mid = nn.Conv2d(8, 8, 3, **{"padding": 1, **conv})
+        self.last = nn.Linear(8 * 64, 10)
+
+    def forward(self, x):
+        return self.last(torch.flatten(F.relu(self.mid(F.relu(self.first(x)))), 1))
+
+
+class SeqLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(8, 8)
+        self.mid = nn.Linear(8, 8)
+        self.last = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.last(torch.flatten(self.mid(F.relu(self.first(x[:, 0]))), 1))
+
+
+class Untraceable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(64, 10)
+
+    def forward(self, x):
+        if x.sum() > 0:                       # data-dependent control flow
+            return self.a(torch.flatten(x, 1))
+        return -self.a(torch.flatten(x, 1))
+
+
+@pytest.mark.parametrize("model, msg", [
+    (Grouped(groups=2), "network: mid (aten.conv2d): grouped convolution (groups=2) cannot be mapped onto tiles; "
+                        "keep it digital (--digital mid)"),
+    (Grouped(dilation=2, padding=2), "network: mid (aten.conv2d): dilated convolution (dilation=[2, 2]) cannot be "
+                                     "mapped onto tiles; keep it digital (--digital mid)"),
+    (SeqLinear(), "network: mid (aten.linear): its input has 3 dimensions; the tiles take one vector per sample "
+                  "(flatten first) cannot be mapped onto tiles; keep it digital (--digital mid)"),
+])
+def test_what_cannot_be_mapped_is_refused(model: nn.Module, msg: str) -> None:
+    with pytest.raises(GraphError) as e:
+        AnalogNetwork.build(model.eval(), X[:8])
+    assert str(e.value) == msg
+    # kept digital as the message says, it runs
+    AnalogNetwork.build(model.eval(), X[:8], digital=["first", "last", "mid"])
+
+
+def test_a_model_that_does_not_export_is_refused() -> None:
+    with pytest.raises(GraphError, match=r"^network: the model does not export with torch.export \("):
+        parse(Untraceable(), X[:2])
+
+
+def test_grouped_conv_kept_digital_equals_the_model() -> None:
+    model = _init(Grouped(groups=4))
+    net = AnalogNetwork.build(model, X[:16], digital=["first", "mid", "last"])
+    out, _ = net.run(X, NMPUConfig())
+    with torch.no_grad():
+        assert torch.equal(out, model(X))
+
+
+# ---- through the command line --------------------------------------------------------------------
+def nmpu(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cosim.cli", *args], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path, float]:
+    """A TinyResNet saved by torch.export.save (dynamic batch) and a data file; its own accuracy."""
+    d = tmp_path_factory.mktemp("user")
+    model = _init(TinyResNet(), seed=4)
+    x = torch.randn(200, 1, 8, 8, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        logits = model(x)
+    # labels: the model's own class for most images, another for every fifth (so accuracy is 80%)
+    y = logits.argmax(1).clone()
+    y[::5] = (y[::5] + 1) % 10
+    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, d / "net.pt2")
+    np.savez(d / "data.npz", x=x[40:].numpy(), y=y[40:].numpy(), calib=x[:40].numpy())
+    np.savez(d / "nocal.npz", x=x.numpy(), y=y.numpy())
+    return d / "net.pt2", d / "data.npz", top1(logits[40:], y[40:])
+
+
+def test_cli_eval_on_an_exported_program(exported, tmp_path: Path) -> None:
+    pt2, data, own = exported
+    r = nmpu("eval", "--model", str(pt2), "--data", str(data), "--seeds", "1", "--drift", "3600",
+             "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["fp32_digital"][0]["mean"] == pytest.approx(own, abs=1e-9)
+    assert set(res) >= {"fp32_digital", "analog_fp32", "analog_fp16", "analog_fixed"}
+    assert "layer1.1.downsample.0" in r.stderr and "analog + NMPU" in r.stderr
+
+
+def test_cli_data_without_calib_keeps_calibration_out_of_the_test(exported, tmp_path: Path) -> None:
+    pt2, _, _ = exported
+    data = pt2.parent / "nocal.npz"
+    r = nmpu("eval", "--model", str(pt2), "--data", str(data), "--seeds", "1", "--drift", "3600",
+             "--json", str(tmp_path / "e.json"))
+    assert r.returncode == 0, r.stderr
+    assert f"calibration: images 0..19 of {data} (no calib array), kept out of the test accuracy" in r.stderr
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["images"] == 180 and "kept out of the test accuracy" in res["calibration"]
+
+
+@pytest.mark.parametrize("make, msg", [
+    (lambda d: ["--data", str(d / "missing.npz")], "missing.npz: cannot read: no such file"),
+    (lambda d: [], "a network file needs --data FILE.npz"),
+    (lambda d: ["--digital", "nope"], "network: unknown digital layer 'nope' (layers: conv1, layer1.0.conv1"),
+])
+def test_cli_bad_model_input_exits_2(exported, make, msg: str) -> None:
+    pt2, data, _ = exported
+    args = make(pt2.parent)
+    if "--data" not in args:
+        args = (["--data", str(data)] if "--digital" in args else []) + args
+    r = nmpu("eval", "--model", str(pt2), *args, "--seeds", "1")
+    assert r.returncode == 2, r.stderr
+    assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_cli_refusal_of_a_grouped_conv_exits_2(tmp_path: Path) -> None:
+    model = Grouped(groups=2).eval()
+    ep = torch.export.export(model, (X[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, tmp_path / "g.pt2")
+    np.savez(tmp_path / "d.npz", x=X.numpy(), y=np.zeros(len(X), dtype=np.int64))
+    r = nmpu("eval", "--model", str(tmp_path / "g.pt2"), "--data", str(tmp_path / "d.npz"), "--json",
+             str(tmp_path / "out.json"))
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("nmpu eval: error: network: mid (aten.conv2d): grouped convolution (groups=2) "
+                                "cannot be mapped onto tiles; keep it digital (--digital mid)")
+    assert not (tmp_path / "out.json").exists()
