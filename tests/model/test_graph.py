@@ -19,27 +19,8 @@ from torch import nn
 
 from nmpu_model import NMPUConfig
 from nmpu_model.graph import GraphError, parse
-from nmpu_model.models import top1
+from nmpu_model.models import BasicBlock, top1
 from nmpu_model.network import AnalogNetwork, layer_table
-
-
-class BasicBlock(nn.Module):
-    """torchvision's BasicBlock: the residual add in forward(), a 1x1 projection shortcut when the shape changes."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                           if stride != 1 or cin != cout else None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + identity)
 
 
 class TinyResNet(nn.Module):

@@ -45,6 +45,21 @@ class Harness:
         self.components: list[Any] = []
         self.cycle = 0
 
+    async def start(self) -> None:
+        """Start the clock, every input port idle, two cycles of reset; ends at a falling edge."""
+        import cocotb
+        from cocotb.clock import Clock
+        from cocotb.triggers import FallingEdge
+
+        d = self.dut
+        cocotb.start_soon(Clock(d.clk, 10, unit="ns").start())
+        for sig in (d.i_stream__valid, d.o_stream__ready, d.coef__en, d.out_frac__en):
+            sig.value = 0
+        d.rst.value = 1
+        await FallingEdge(d.clk)
+        await FallingEdge(d.clk)
+        d.rst.value = 0
+
     async def step(self) -> None:
         """One clock cycle: drive at the falling edge, sample what the next rising edge will see."""
         from cocotb.triggers import FallingEdge, ReadOnly
@@ -260,9 +275,6 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
     vectors : int
         Output beats to check (beats lost to the reset are re-driven and not counted).
     """
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge
 
     rng = np.random.default_rng(seed)
     h = Harness(dut, iface)
@@ -273,13 +285,7 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
     drv.on_accept = sb.accept
     h.components = [wr, drv, mon]
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for sig in (dut.i_stream__valid, dut.o_stream__ready, dut.coef__en, dut.out_frac__en):
-        sig.value = 0
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    await h.start()
 
     L, G = iface.lanes, iface.groups
     n_layers = int(np.clip(vectors // 120, 3, 24))

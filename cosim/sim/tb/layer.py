@@ -27,9 +27,6 @@ STUCK = 100000                               # cycles without a handshake that e
 
 async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_valid: int, thr_ready: int) -> dict:
     """Drive the stimulus through ``dut``; return counts and the output codes ``(beats, lanes)``."""
-    import cocotb
-    from cocotb.clock import Clock
-    from cocotb.triggers import FallingEdge
 
     from ..layer_stream import XorShift, read_stimulus
     from .components import ConfigWriter, Harness, StreamDriver, StreamMonitor
@@ -46,13 +43,7 @@ async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_vali
     wr = ConfigWriter(h, list(COEF_NAMES), iface.out_frac_init)
     h.components = [wr, drv, mon]          # the draw order of the C++ harness: driver, then monitor
 
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    for sig in (dut.i_stream__valid, dut.o_stream__ready, dut.coef__en, dut.out_frac__en):
-        sig.value = 0
-    dut.rst.value = 1
-    await FallingEdge(dut.clk)
-    await FallingEdge(dut.clk)
-    dut.rst.value = 0
+    await h.start()
 
     total = int(codes.shape[0])
     out = np.zeros((total, lanes), dtype=np.int32)
