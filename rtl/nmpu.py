@@ -134,35 +134,38 @@ class Interface:
                 "coef": In(CoefWriteSignature(self.addr_bits, self.coef_bits)),
                 "out_frac": In(OutFracWriteSignature(self.out_frac_bits))}
 
-    def describe(self) -> dict[str, object]:
-        """Ports and payload fields as plain data (for the export sidecar and the testbench)."""
-        o = self.out_bits
-        return {
-            "lanes": self.lanes, "columns": self.columns, "groups": self.groups,
-            "ports": {
-                "clk": {"dir": "in", "width": 1}, "rst": {"dir": "in", "width": 1, "note": "synchronous, active high"},
-                "i_stream__valid": {"dir": "in", "width": 1},
-                "i_stream__ready": {"dir": "out", "width": 1},
-                "i_stream__payload": {"dir": "in", "width": self.lanes * self.adc_bits + self.group_bits,
-                                      "fields": {"codes": {"offset": 0, "lane_width": self.adc_bits,
-                                                           "lanes": self.lanes, "signed": True},
-                                                 "group": {"offset": self.lanes * self.adc_bits,
-                                                           "width": self.group_bits}}},
-                "o_stream__valid": {"dir": "out", "width": 1},
-                "o_stream__ready": {"dir": "in", "width": 1},
-                "o_stream__payload": {"dir": "out", "width": self.lanes * o,
-                                      "fields": {"codes": {"offset": 0, "lane_width": o, "lanes": self.lanes,
-                                                           "signed": self.out_signed}}},
-                "coef__en": {"dir": "in", "width": 1},
-                "coef__sel": {"dir": "in", "width": 2, "values": {s.coef_name: s.value for s in CoefSel}},
-                "coef__addr": {"dir": "in", "width": self.addr_bits},
-                "coef__data": {"dir": "in", "width": self.coef_bits},
-                "out_frac__en": {"dir": "in", "width": 1},
-                "out_frac__data": {"dir": "in", "width": self.out_frac_bits, "signed": True,
-                                   "range": [self.out_frac_min, self.out_frac_max],
-                                   "reset": self.out_frac_init},
-            },
+    def describe(self, metadata: dict) -> dict[str, object]:
+        """Ports and payload fields as plain data (for the export sidecar and the header).
+
+        The ports, their directions and widths come from the component's own metadata
+        (``component.metadata.as_json()``, so they cannot drift from the design); this adds what a
+        width does not say: payload fields, selector values, the ``out_frac`` range. A stream's
+        handshake is listed before its payload.
+        """
+        notes: dict[str, dict] = {
+            "i_stream__payload": {"fields": {"codes": {"offset": 0, "lane_width": self.adc_bits, "lanes": self.lanes,
+                                                       "signed": True},
+                                             "group": {"offset": self.lanes * self.adc_bits, "width": self.group_bits}}},
+            "o_stream__payload": {"fields": {"codes": {"offset": 0, "lane_width": self.out_bits, "lanes": self.lanes,
+                                                       "signed": self.out_signed}}},
+            "coef__sel": {"values": {s.coef_name: s.value for s in CoefSel}},
+            "out_frac__data": {"signed": True, "range": [self.out_frac_min, self.out_frac_max],
+                               "reset": self.out_frac_init},
         }
+        ports: dict[str, dict] = {"clk": {"dir": "in", "width": 1},
+                                  "rst": {"dir": "in", "width": 1, "note": "synchronous, active high"}}
+
+        def walk(members: dict) -> None:
+            order = sorted(members, key=lambda k: k == "payload")          # valid, ready, then payload
+            for k in order:
+                m = members[k]
+                if m["type"] == "interface":
+                    walk(m["members"])
+                else:
+                    ports[m["name"]] = {"dir": m["dir"], "width": m["width"], **notes.get(m["name"], {})}
+
+        walk(metadata["interface"]["members"])
+        return {"lanes": self.lanes, "columns": self.columns, "groups": self.groups, "ports": ports}
 
 
 def _coef_fmts(config: NMPUConfig) -> dict[str, Fmt]:

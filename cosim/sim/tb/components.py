@@ -44,6 +44,7 @@ class Harness:
         self.dut, self.iface = dut, iface
         self.components: list[Any] = []
         self.cycle = 0
+        self._triggers: tuple | None = None
 
     async def start(self) -> None:
         """Start the clock, every input port idle, two cycles of reset; ends at a falling edge."""
@@ -62,13 +63,16 @@ class Harness:
 
     async def step(self) -> None:
         """One clock cycle: drive at the falling edge, sample what the next rising edge will see."""
-        from cocotb.triggers import FallingEdge, ReadOnly
+        if self._triggers is None:           # built once: this loop runs every simulated cycle
+            from cocotb.triggers import FallingEdge, ReadOnly
+            self._triggers = (ReadOnly(), FallingEdge(self.dut.clk))
+        read_only, falling = self._triggers
         for c in self.components:
             c.drive()
-        await ReadOnly()
+        await read_only
         for c in self.components:
             c.sample()
-        await FallingEdge(self.dut.clk)
+        await falling
         self.cycle += 1
 
 
@@ -261,6 +265,104 @@ def edge_biased(rng: np.random.Generator, lo: int, hi: int, size: int, p_edge: f
     return vals
 
 
+class StreamTestbench:
+    """The random-vector testbench of a unit with the NMPU's interface, wired in one place.
+
+    As in cocotb's ``examples/matrix_multiplier``: the driver hands every accepted beat to the
+    scoreboard, which predicts it with ``model``; the monitor's beats go to the scoreboard's check
+    each cycle; the writer's shadow is the state the model sees. The phases of a test are methods:
+    :meth:`reset`, :meth:`load_layer`, :meth:`stream`, :meth:`result`.
+    """
+
+    def __init__(self, dut: Any, iface: Any, model: Model, coef_names: list[str], out_frac_init: int,
+                 latency: int, rng: np.random.Generator, p_valid: float = 0.8, p_ready: float = 0.7) -> None:
+        self.h = Harness(dut, iface)
+        self.rng = rng
+        self.driver = StreamDriver(self.h, rng, p_valid)
+        self.monitor = StreamMonitor(self.h, rng, p_ready)
+        self.writer = ConfigWriter(self.h, coef_names, out_frac_init)
+        self.scoreboard = Scoreboard(self.h, self.writer, model, coef_names)
+        self.driver.on_accept = self.scoreboard.accept
+        self.h.components = [self.writer, self.driver, self.monitor]
+        self.out_frac_init = out_frac_init
+        self.budget = 200 * latency + 50          # cycles without an output beat that mean a deadlock
+        self.resets = 0
+        self.layers = 0
+        self._t0 = time.perf_counter()
+
+    async def cycle(self) -> None:
+        """One clock cycle; register writes land, output beats are checked."""
+        await self.h.step()
+        self.writer.commit()
+        self.scoreboard.check(self.monitor.beats)
+
+    async def reset(self) -> None:
+        """The first reset (clock started); later calls reset mid-stream: the beats in flight are lost,
+        ``out_frac`` returns to its reset value, the coefficient memory keeps its contents."""
+        if self.h.cycle == 0 and not self.resets:
+            await self.h.start()
+            self._t0 = time.perf_counter()
+            return
+        drv, mon, sb = self.driver, self.monitor, self.scoreboard
+        drv.paused = mon.paused = mon.in_reset = True
+        drv.drop_offer()
+        self.writer.queue.clear()             # no register writes while in reset
+        self.h.dut.rst.value = 1
+        await self.h.step()
+        await self.h.step()
+        self.h.dut.rst.value = 0
+        self.writer.out_frac = self.out_frac_init
+        sb.check(mon.beats)                   # (none: ready was low during the reset)
+        sb.expected.clear()
+        drv.paused = mon.paused = mon.in_reset = False
+        self.resets += 1
+
+    async def load_layer(self, writes: list[tuple]) -> None:
+        """Write coefficients and ``out_frac`` (``("coef", sel, addr, raw, value)`` / ``("frac", v)``) and wait until done."""
+        wr = self.writer
+        wr.queue.extend(writes)
+        limit = 10 * len(wr.queue) + 10
+        for _ in range(limit):
+            if wr.idle:
+                self.layers += 1
+                return
+            await self.cycle()
+        raise RuntimeError(f"timeout after {limit} cycles waiting for coefficient writes (cycle {self.h.cycle}); "
+                           f"{len(self.scoreboard.expected)} beats in flight, {len(self.driver.queue)} queued")
+
+    async def stream(self, beats: list[tuple], each_cycle: Callable[[], Any] | None = None) -> None:
+        """Offer ``beats`` (``(codes, group)``) and run until every one has left the unit and been checked.
+
+        ``each_cycle()`` runs before every cycle (mid-stream rewrites); an awaitable it returns (a
+        reset) is awaited instead of that cycle. A unit that gives no output beat for ``budget``
+        cycles with beats in flight is a deadlock (``RuntimeError``), not a hang.
+        """
+        drv, sb = self.driver, self.scoreboard
+        drv.queue.extend(beats)
+        stalled_for = 0
+        while drv.queue or drv.current is not None or sb.expected:
+            instead = each_cycle() if each_cycle is not None else None
+            if instead is not None:
+                await instead
+                continue
+            before = sb.vectors
+            await self.cycle()
+            stalled_for = 0 if sb.vectors != before or not sb.expected else stalled_for + 1
+            if stalled_for > self.budget:
+                raise RuntimeError(f"deadlock: no output beat for {self.budget} cycles with {len(sb.expected)} in "
+                                   f"flight (cycle {self.h.cycle})")
+
+    def result(self) -> dict:
+        """Counts, the first mismatch and the measured timing, as the host reads them."""
+        sb, mon, h = self.scoreboard, self.monitor, self.h
+        elapsed = time.perf_counter() - self._t0
+        return {"vectors": sb.vectors, "codes": sb.vectors * h.iface.lanes,
+                "mismatches": sb.mismatches + len(mon.protocol_errors), "protocol_errors": mon.protocol_errors[:10],
+                "cycles": h.cycle, "layers": self.layers, "resets": self.resets, "first_mismatch": sb.first_mismatch,
+                "latency_min": sb.latency_min, "longest_back_to_back": sb.longest_run, "wall_s": round(elapsed, 3),
+                "cycles_per_s": round(h.cycle / elapsed, 1) if elapsed else None}
+
+
 async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: list[str],
                           coef_values: Callable[[np.random.Generator, int, int], tuple[np.ndarray, np.ndarray]],
                           vectors: int, seed: int, out_frac_init: int, latency: int,
@@ -275,63 +377,42 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
     vectors : int
         Output beats to check (beats lost to the reset are re-driven and not counted).
     """
-
     rng = np.random.default_rng(seed)
-    h = Harness(dut, iface)
-    drv = StreamDriver(h, rng, p_valid)
-    mon = StreamMonitor(h, rng, p_ready)
-    wr = ConfigWriter(h, coef_names, out_frac_init)
-    sb = Scoreboard(h, wr, model, coef_names)
-    drv.on_accept = sb.accept
-    h.components = [wr, drv, mon]
-
-    await h.start()
+    tb = StreamTestbench(dut, iface, model, coef_names, out_frac_init, latency, rng, p_valid, p_ready)
+    sb, wr = tb.scoreboard, tb.writer
+    await tb.reset()
 
     L, G = iface.lanes, iface.groups
     n_layers = int(np.clip(vectors // 120, 3, 24))
     per_layer = -(-vectors // n_layers)
     fmin, fmax = iface.out_frac_min, iface.out_frac_max
     reset_layer = 1 if reset_mid_stream else -1
-    t0 = time.perf_counter()
-    stalled_for = 0
+    # an out-of-range out_frac write that the unit must ignore, when the port can express one
+    lo_rep, hi_rep = -(1 << (iface.out_frac_bits - 1)), (1 << (iface.out_frac_bits - 1)) - 1
+    bad = [v for v in (fmin - 1, fmax + 1, lo_rep, hi_rep) if lo_rep <= v <= hi_rep and not fmin <= v <= fmax]
     layer = 0
-    resets = 0
-
-    async def run_until(cond: Callable[[], bool], what: str, limit: int) -> None:
-        for _ in range(limit):
-            if cond():
-                return
-            await h.step()
-            wr.commit()
-            sb.check(mon.beats)
-        raise RuntimeError(f"timeout after {limit} cycles waiting for {what} (cycle {h.cycle}); "
-                           f"{len(sb.expected)} beats in flight, {len(drv.queue)} queued")
-
-    budget = 200 * latency + 50
     while sb.vectors < vectors:
         # -- a new layer: rewrite the coefficients of a few random groups and the out_frac
         n_groups = int(min(G, rng.integers(1, 9)))
         groups = rng.choice(G, n_groups, replace=False)
         cols = (groups[:, None] * L + np.arange(L)).reshape(-1)
+        writes: list[tuple] = []
         for sel in range(len(coef_names)):
             raw, value = coef_values(rng, sel, len(cols))
-            wr.queue.extend(("coef", sel, int(c), int(r), int(v)) for c, r, v in zip(cols, raw, value))
-        out_frac = [fmin, fmax][layer] if layer < 2 else int(rng.integers(fmin, fmax + 1))
-        wr.queue.append(("frac", out_frac))
-        # an out-of-range out_frac write that the unit must ignore, when the port can express one
-        lo_rep, hi_rep = -(1 << (iface.out_frac_bits - 1)), (1 << (iface.out_frac_bits - 1)) - 1
-        bad = [v for v in (fmin - 1, fmax + 1, lo_rep, hi_rep) if lo_rep <= v <= hi_rep and not fmin <= v <= fmax]
+            writes.extend(("coef", sel, int(c), int(r), int(v)) for c, r, v in zip(cols, raw, value))
+        writes.append(("frac", [fmin, fmax][layer] if layer < 2 else int(rng.integers(fmin, fmax + 1))))
         if bad:
-            wr.queue.append(("frac", int(rng.choice(bad))))
-        await run_until(lambda: wr.idle, "coefficient writes", 10 * len(wr.queue) + 10)
+            writes.append(("frac", int(rng.choice(bad))))
+        await tb.load_layer(writes)
         # -- stream this layer's beats; occasionally change out_frac or a coefficient mid-stream
         n = min(per_layer, vectors - sb.vectors)
         codes = edge_biased(rng, iface.adc_min, iface.adc_max, n * L).reshape(n, L)
         beat_groups = rng.choice(groups, n)
-        drv.queue.extend(zip(map(tuple, codes.tolist()), beat_groups.tolist()))
         reset_at = int(rng.integers(1, max(2, n))) if layer == reset_layer else -1
         sent_before = sb.vectors
-        while drv.queue or drv.current is not None or sb.expected:
+
+        def each_cycle() -> Any:
+            nonlocal reset_at
             if rng.random() < 0.01:
                 wr.queue.append(("frac", int(rng.integers(fmin, fmax + 1))))
             if rng.random() < 0.01:
@@ -339,35 +420,10 @@ async def run_stream_test(dut: Any, *, iface: Any, model: Model, coef_names: lis
                 raw, value = coef_values(rng, sel, 1)
                 wr.queue.append(("coef", sel, int(rng.choice(cols)), int(raw[0]), int(value[0])))
             if reset_at >= 0 and sb.vectors - sent_before >= reset_at and sb.expected:
-                # -- reset mid-stream: the beats in flight are lost, out_frac returns to its reset value,
-                # the coefficient memory keeps its contents
-                drv.paused = mon.paused = mon.in_reset = True
-                drv.drop_offer()
-                wr.queue.clear()             # no register writes while in reset
-                dut.rst.value = 1
-                await h.step()
-                await h.step()
-                dut.rst.value = 0
-                wr.out_frac = out_frac_init
-                sb.check(mon.beats)          # (none: ready was low during the reset)
-                sb.expected.clear()
-                drv.paused = mon.paused = mon.in_reset = False
                 reset_at = -1
-                resets += 1
-                continue
-            before = sb.vectors
-            await h.step()
-            wr.commit()
-            sb.check(mon.beats)
-            stalled_for = 0 if sb.vectors != before or not sb.expected else stalled_for + 1
-            if stalled_for > budget:
-                raise RuntimeError(f"deadlock: no output beat for {budget} cycles with {len(sb.expected)} in flight "
-                                   f"(cycle {h.cycle})")
-        layer += 1
+                return tb.reset()
+            return None
 
-    elapsed = time.perf_counter() - t0
-    return {"vectors": sb.vectors, "codes": sb.vectors * L, "mismatches": sb.mismatches + len(mon.protocol_errors),
-            "protocol_errors": mon.protocol_errors[:10], "cycles": h.cycle, "layers": layer, "resets": resets,
-            "first_mismatch": sb.first_mismatch, "latency_min": sb.latency_min,
-            "longest_back_to_back": sb.longest_run, "wall_s": round(elapsed, 3),
-            "cycles_per_s": round(h.cycle / elapsed, 1) if elapsed else None}
+        await tb.stream(list(zip(map(tuple, codes.tolist()), beat_groups.tolist())), each_cycle)
+        layer += 1
+    return tb.result()
