@@ -52,10 +52,39 @@ GRID_OPS = {aten.max_pool2d.default, aten.max_pool1d.default, aten.dropout.defau
             aten.contiguous.default, aten.detach.default, *RELU_OPS}
 
 
+class AtenOp:
+    """An ATen overload kept by its name (``aten.conv2d.default``): callable like the op, and picklable
+    (an ``OpOverload`` is not), so a parsed network can go to Dask workers."""
+
+    def __init__(self, qualname: str) -> None:
+        self.qualname = qualname
+        self._op = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._op is None:
+            ns, name, overload = self.qualname.split(".")
+            self._op = getattr(getattr(getattr(torch.ops, ns), name), overload)
+        return self._op(*args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        return {"qualname": self.qualname, "_op": None}
+
+    def __str__(self) -> str:
+        return self.qualname
+
+    __repr__ = __str__
+
+
+def _portable(target: Any) -> Any:
+    return AtenOp(str(target)) if isinstance(target, torch._ops.OpOverload) else target
+
+
 def op_name(target: Any) -> str:
     """``aten.conv2d`` for an ATen overload, the function's name otherwise."""
     if isinstance(target, torch._ops.OpOverload):
         return f"aten.{target._schema.name.split('::')[-1]}"
+    if isinstance(target, AtenOp):
+        return ".".join(target.qualname.split(".")[:2])
     return getattr(target, "__name__", str(target))
 
 
@@ -145,7 +174,12 @@ class LayerSpec:
 
 
 class _Input:
+    """The place of a fused call's input (one object, also after unpickling)."""
+
     def __repr__(self) -> str:
+        return "INPUT"
+
+    def __reduce__(self) -> str:
         return "INPUT"
 
 
@@ -325,7 +359,7 @@ def parse(model: Any, example: torch.Tensor) -> Graph:
             steps.append(Step(node.name, "layer", args=(conv(node.args[0]),), spec=spec, path=path))
             continue
         kind = "grid" if node.target in GRID_OPS else "op"
-        steps.append(Step(node.name, kind, fn=node.target, args=conv(tuple(node.args)),
+        steps.append(Step(node.name, kind, fn=_portable(node.target), args=conv(tuple(node.args)),
                           kwargs=conv(dict(node.kwargs)), path=path))
     _name_layers(layers, steps)
     if not layers:
@@ -341,7 +375,8 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
     is_conv = node.target in CONV_OPS
     op = op_name(node.target)
     spec = LayerSpec(name=path, index=index, kind="conv" if is_conv else "linear", weight=weight, bias=bias,
-                     op=op, calls=[(node.target, (INPUT, *_consts(gm, node.args[1:], path)), dict(node.kwargs))])
+                     op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
+                                    dict(node.kwargs))])
     if is_conv:
         spec.stride, spec.padding = _pair(a["stride"]), _pair(a["padding"])
         if int(a["groups"]) != 1:
@@ -364,7 +399,8 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
             g = inv * (w.double() if w is not None else 1.0)
             spec.g = g
             spec.h = (bb.double() if bb is not None else 0.0) - _attr(gm, b["running_mean"]).double() * g
-            spec.calls.append((user.target, (INPUT, *_consts(gm, user.args[1:], path)), dict(user.kwargs)))
+            spec.calls.append((_portable(user.target), (INPUT, *_consts(gm, user.args[1:], path)),
+                               dict(user.kwargs)))
             fused[user] = node.name
             tail = user
             if user.target is aten._native_batch_norm_legit_no_training.default:
@@ -378,7 +414,7 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
     user = _only_user(tail)
     if user is not None and user.op == "call_function" and user.target in RELU_OPS and user.args[0] is tail:
         spec.relu = True
-        spec.calls.append((user.target, (INPUT,), {}))
+        spec.calls.append((_portable(user.target), (INPUT,), {}))
         fused[user] = node.name
     return spec
 

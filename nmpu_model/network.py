@@ -323,7 +323,6 @@ class AnalogNetwork:
     """
 
     def __init__(self) -> None:  # use build()
-        self.model: nn.Module
         self.steps: list[Step]
         self.layers: list[LayerSpec]
         self.tile: TileParams
@@ -364,7 +363,9 @@ class AnalogNetwork:
         """
         net = cls()
         graph = parse(model, calib_x[:2])
-        net.model, net.steps, net.layers = graph.module, graph.steps, graph.layers
+        # the steps hold the ATen ops and constant tensors they need: the graph module itself (not picklable,
+        # and a sweep ships networks to Dask workers) is not kept
+        net.steps, net.layers = graph.steps, graph.layers
         mark_digital(net.layers, digital)
         net.tile = tile or TileParams()
         net.seed = int(seed)

@@ -284,3 +284,13 @@ def test_mnist_resnet_workload() -> None:
     graph = parse(work.model, work.x_cal[:2])
     net_layers = [l.name for l in graph.layers]
     assert len(net_layers) - 2 == 8 and "layer2.downsample.0" in net_layers
+
+
+def test_a_built_network_pickles_and_runs_the_same() -> None:
+    """A sweep ships built networks to Dask workers: the parsed graph must survive pickling."""
+    import pickle
+
+    model = _init(TinyResNet())
+    net = AnalogNetwork.build(model, X[:16], seed=2)
+    other = pickle.loads(pickle.dumps(net))
+    assert torch.equal(net.run(X, NMPUConfig())[0], other.run(X, NMPUConfig())[0])
