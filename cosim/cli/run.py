@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "synthesis against the FP16 unit; writes OUT/report.md and OUT/report.html.")
     p.add_argument("--config", help="configuration TOML (default: examples/default.toml)")
     p.add_argument("--out", default="out", help="output folder (default: out)")
+    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE.pt2",
+                   help="the network of the accuracy, sweep and RTL-in-the-loop stages (default digits-cnn; as in "
+                   "`nmpu eval`: a built-in name or a .pt2 file with --data)")
+    p.add_argument("--data", metavar="FILE.npz", help="with a .pt2 --model: its data (see `nmpu eval --help`)")
     p.add_argument("--quick", action="store_true", help="reduced settings (fewer seeds, images, vectors, a 2x2 "
                    "sweep): a smoke test of the whole chain in about a minute")
 
@@ -43,6 +47,8 @@ class Run:
     out: Path
     config: str
     quick: bool
+    model: str = "digits-cnn"
+    data: str | None = None
     sections: list[tuple[str, list[str]]] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
 
@@ -55,6 +61,10 @@ class Run:
         rc = main(list(argv))
         if rc != 0:
             raise StageFailed(f"`{line}` exited with status {rc}")
+
+    def model_args(self) -> list[str]:
+        """``--model`` (and ``--data``) for the stages that take a network."""
+        return ["--model", self.model] + (["--data", self.data] if self.data else [])
 
     def path(self, name: str) -> str:
         return display_path(self.out / name)
@@ -88,7 +98,7 @@ def stage_example(run: Run) -> list[str]:
 
 def stage_eval(run: Run) -> list[str]:
     from ..report.plots import LABELS, drift_plot
-    argv = ["eval", "--config", run.config, "--json", run.path("eval.json")]
+    argv = ["eval", *run.model_args(), "--config", run.config, "--json", run.path("eval.json")]
     argv += ["--seeds", "2", "--images", "120", "--drift", "1,3600"] if run.quick else ["--seeds", "5"]
     run.nmpu(*argv)
     ev = run.json("eval.json")
@@ -119,14 +129,14 @@ def _error_histograms(run: Run) -> list[str]:
     import torch
 
     from nmpu_model import load_config
-    from nmpu_model.evaluate import digits_workload
+    from nmpu_model.evaluate import load_workload
     from nmpu_model.network import capture, replay
 
     from ..report.plots import error_histograms
     torch.set_num_threads(1)
     config = load_config(run.config)
-    work = digits_workload(120 if run.quick else None)
-    net, _, trace = capture(work.model, work.x_test, work.x_cal, config, seed=0, t=3600.0)
+    work = load_workload(run.model, run.data, 120 if run.quick else None)
+    net, _, trace = capture(work.model, work.x_test, work.x_cal, config, seed=0, t=3600.0, digital=work.digital)
     fp32 = replay(trace, net, config, "fp32")
     diffs = {name: lt.out_codes - fp32[name] for name, lt in trace.items()}
     error_histograms(diffs, run.out / "error_histograms.png")
@@ -136,7 +146,8 @@ def _error_histograms(run: Run) -> list[str]:
 
 
 def stage_sweep(run: Run) -> list[str]:
-    argv = ["sweep", "--config", run.config, "--json", run.path("sweep.json"), "--plot", run.path("sweep.png")]
+    argv = ["sweep", *run.model_args(), "--config", run.config, "--json", run.path("sweep.json"),
+            "--plot", run.path("sweep.png")]
     if run.quick:
         grid = run.out / "grid_quick.toml"
         grid.write_text('[grid]\n"scale.bits" = [2, 8]\n"offset.bits" = [1, 8]\n')
@@ -170,12 +181,13 @@ def stage_verify(run: Run) -> list[str]:
 
 
 def stage_cosim(run: Run) -> list[str]:
-    argv = ["cosim", "--config", run.config, "--layers", "all", "--mode", "bulk", "--json", run.path("cosim.json")]
+    argv = ["cosim", *run.model_args(), "--config", run.config, "--layers", "all", "--mode", "bulk",
+            "--json", run.path("cosim.json")]
     if run.quick:
         argv += ["--images", "40"]
     run.nmpu(*argv)
     c = run.json("cosim.json")
-    lines = ["The digits network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
+    lines = [f"The {c['model']} network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
              "layer (each layer's inputs are the RTL's outputs of the layer before):", "",
              "| layer | values | mismatches | cycles | values/s |", "|---|---:|---:|---:|---:|"]
     for r in c["layers"]:
@@ -247,11 +259,14 @@ def write_report(run: Run, failed: str | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     config = args.config or display_path(EXAMPLES / "default.toml")
     from nmpu_model import load_config
+    from nmpu_model.evaluate import MODELS, load_workload
     load_config(config)  # a bad configuration stops here, before any stage
-    r = Run(out=out, config=config, quick=args.quick)
+    if args.model not in MODELS or args.data:
+        load_workload(args.model, args.data)     # a bad network or data file stops here, before any stage
+    out.mkdir(parents=True, exist_ok=True)
+    r = Run(out=out, config=config, quick=args.quick, model=args.model, data=args.data)
     failed = None
     t_all = time.perf_counter()
     for i, stage in enumerate(STAGES, 1):

@@ -52,3 +52,11 @@ def test_bad_config_stops_before_any_stage(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "adc_bits must be an integer >= 1" in err
     assert not (tmp_path / "o" / "report.md").exists()
+
+
+def test_bad_model_stops_before_any_stage(tmp_path, capsys):
+    rc = main(["run", "--model", str(tmp_path / "net.pt2"), "--data", str(tmp_path / "d.npz"),
+               "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "neither a built-in network" in err
+    assert not (tmp_path / "o").exists()
