@@ -40,6 +40,8 @@ class Workload:
     batch_size: int | None = None
     digital: tuple[str, ...] = ("first", "last")
     note: str = ""
+    table: str = ""
+    analog: tuple[str, ...] | list[str] = ()
 
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:

@@ -115,6 +115,12 @@ def layer_table(model: object, calib_x: torch.Tensor, tile: TileParams | None = 
                 digital: Iterable[str] | str = ("first", "last")) -> str:
     """The network as it will be mapped: per conv/linear its name (module path), kind, K x C, row x
     column tiles and analog or digital with why; then the ops that run digitally in float32."""
+    return mapping(model, calib_x, tile, digital)[0]
+
+
+def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None,
+            digital: Iterable[str] | str = ("first", "last")) -> tuple[str, list[str]]:
+    """:func:`layer_table`'s text and the names of the analog layers, in order (one parse for both)."""
     from .graph import op_name
 
     graph = parse(model, calib_x[:2])
@@ -137,7 +143,7 @@ def layer_table(model: object, calib_x: torch.Tensor, tile: TileParams | None = 
         lines.append("digital float32 ops: " + "; ".join(
             f"{k} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in ops.items()
             if k not in ("aten.sym_size", "getitem")))
-    return "\n".join(lines)
+    return "\n".join(lines), [l.name for l in graph.layers if not l.digital]
 
 
 # ---- activations carried between steps -----------------------------------------------------------

@@ -58,7 +58,7 @@ def parse_window(text: str | None, waves: bool) -> tuple[int, int] | None:
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
 
-    from ..sim.network import MODES, cosim_network, format_report
+    from ..sim.network import MODES, cosim_network, format_report, select_layers
 
     if args.mode not in MODES:
         raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {args.mode!r}")
@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = workload.load(args, progress=tty)
+    select_layers(args.layers, work.analog)  # a bad --layers is one line, before the table
+    workload.show(work)
     bar = None
     if tty:
         from tqdm import tqdm

@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = workload.load(args, progress=tty)
+    workload.show(work)
     bar = None
     if tty:
         from tqdm import tqdm

@@ -54,7 +54,7 @@ def _pct(v: float) -> str:
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
     from ..report.plots import layer_plot, sweep_plot
-    from nmpu_model.sweep import Setup, layer_sensitivity, load_grid, point_config, precision_sweep
+    from nmpu_model.sweep import Setup, grid_points, layer_sensitivity, load_grid, point_config, precision_sweep
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
@@ -65,18 +65,25 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         raise ValueError("--weights: nmpu sweep takes a trained network (a built-in one or a .pt2 file)")
     base = load_config(args.config)
-    work = workload.load(args)               # checks the model and data, prints the layer table
+    if args.per_layer:
+        low = point_config(base, parse_lower(args.lower))
+    else:
+        grid = load_grid(args.grid)
+        for point in grid_points(grid):      # every point's configuration is valid, before any work
+            point_config(base, point)
+    work = workload.load(args)               # checks the model and data
+    workload.show(work)
     setup = Setup(args.model, args.data, args.images, args.drift, work.digital)
     progress = sys.stderr.isatty()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
     if args.per_layer:
-        low = point_config(base, parse_lower(args.lower))
         res = layer_sensitivity(base, low, setup, args.seeds, keep_fp16=args.keep_fp16, **common)
         print(f"per-layer sensitivity, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
               f"lowered: {args.lower}")
-        print(f"{'layer':>10s} {'acc %':>7s} {'std':>6s} {'drop pp':>8s}")
+        w = max([10] + [len(r["layer"]) for r in res["ranking"]])
+        print(f"{'layer':>{w}s} {'acc %':>7s} {'std':>6s} {'drop pp':>8s}")
         for r in res["ranking"]:
-            print(f"{r['layer']:>10s} {_pct(r['mean'])} {_pct(r['std'])} {100 * r['drop']:8.2f}")
+            print(f"{r['layer']:>{w}s} {_pct(r['mean'])} {_pct(r['std'])} {100 * r['drop']:8.2f}")
         h = res["hetero"]
         print(f"reference {_pct(res['reference']['mean'])}%  all layers lowered {_pct(res['all_low']['mean'])}%  "
               f"lowered + {', '.join(h['fp16_layers']) or 'none'} in fp16 {_pct(h['mean'])}% "
@@ -84,7 +91,6 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             layer_plot(res["ranking"], args.plot, f"{args.model}: accuracy drop when one layer alone\nruns at {args.lower} (others at the base config)")
     else:
-        grid = load_grid(args.grid)
         res = precision_sweep(base, grid, setup, args.seeds, tolerance=args.tolerance, **common)
         fields = list(grid)
         fp16 = res["fp16"]

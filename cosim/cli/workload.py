@@ -32,17 +32,25 @@ def digital_layers(text: str | None) -> tuple[str, ...] | None:
 
 
 def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> Any:
-    """The workload of the options, after printing its layer table (and where calibration came from) to stderr."""
+    """The workload of the options, its layer table (``work.table``) and analog layer names (``work.analog``).
+
+    Nothing is printed: a command checks the rest of its input first, then :func:`show` prints the table,
+    so a bad argument is still one line.
+    """
     from nmpu_model.evaluate import load_workload
-    from nmpu_model.network import layer_table
+    from nmpu_model.network import mapping
 
     if args.images is not None and args.images < 1:
         raise ValueError(f"--images must be >= 1, not {args.images}")
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
                          digital=digital_layers(args.digital))
-    table = layer_table(work.model, work.x_cal, tile, work.digital)     # a refusal stops here, before any output
+    work.table, work.analog = mapping(work.model, work.x_cal, tile, work.digital)   # a refusal stops here
+    return work
+
+
+def show(work: Any) -> None:
+    """The workload's size, layer table and where its calibration images came from, on stderr."""
     print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images", file=sys.stderr)
-    print(table, file=sys.stderr)
+    print(work.table, file=sys.stderr)
     if work.note:
         print(work.note, file=sys.stderr)
-    return work
