@@ -62,8 +62,11 @@ class VerifyResult:
 
 
 # a gate-level netlist's tie cell leaves one of its two outputs open (PINMISSING); bits of one netlist
-# bus feeding other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning)
-NETLIST_VERILATOR_ARGS = ["-Wno-PINMISSING", "-Wno-UNOPTFLAT"]
+# bus feeding other bits of it look like a loop to Verilator (UNOPTFLAT, a speed warning); a cell library's
+# own Verilog models (OSU 0.18 um) carry specify blocks with min:typ:max delays (timing checks, which a
+# zero-delay simulation ignores), nets declared by use and a `timescale the netlist lacks
+NETLIST_VERILATOR_ARGS = ["-Wno-PINMISSING", "-Wno-UNOPTFLAT", "-Wno-SPECIFYIGN", "-Wno-MINTYPMAXDLY",
+                          "-Wno-IMPLICIT", "-Wno-TIMESCALEMOD"]
 
 
 def netlist_identity(netlist: list[Path] | None) -> tuple[list[Path] | None, str]:
