@@ -143,7 +143,7 @@ def fst_supported() -> bool:
 
 
 def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False,
-          netlist: list[Path] | None = None, unit: str = "fixed") -> Build:
+          netlist: list[Path] | None = None, unit: str = "fixed", trace: str | None = None) -> Build:
     """Export unit ``unit``'s Verilog for ``config`` and build the simulator (cached).
 
     Parameters
@@ -156,6 +156,8 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
         A deliberately broken RTL variant (see the unit's ``FAULTS``), for tests of the verification.
     waves : bool
         Build with FST tracing (Verilator: a separate build).
+    trace : {"fst", "vcd"} or None
+        With ``waves``, the trace format (default: FST where Verilator can write it, else VCD).
     netlist : list of paths, optional
         Simulate these Verilog files (a gate-level netlist of ``config``'s unit and its cell
         models, from ``nmpu synth``) instead of the RTL; the ports are the RTL's.
@@ -167,7 +169,9 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
     check_sim(sim)
     require_sim(sim)
     top = unit_spec(unit).top
-    fmt = ("fst" if fst_supported() else "vcd") if waves and sim == "verilator" else ""
+    if trace not in (None, "fst", "vcd"):
+        raise ValueError(f"trace must be fst or vcd, not {trace!r}")
+    fmt = (trace or ("fst" if fst_supported() else "vcd")) if waves and sim == "verilator" else ""
     netlist, suffix = netlist_identity(netlist)
     ident = ((f"{unit}-" if unit != "fixed" else "") + config.identity() + (f"-fault-{fault}" if fault else "")
              + (f"-{fmt}" if fmt else "") + suffix)

@@ -344,25 +344,30 @@ def timing(n: LibertyNetlist, period_ns: float = 10.0) -> dict[str, Any]:
 
 
 def _activity_tcl(act: Activity) -> str:
-    lines = []
-    for net, (a, d) in sorted(act.nets.items()):
-        q = "{" + net + "}"
-        lines.append(f"set_act {q} {a:.6g} {min(max(d, 0.0), 1.0):.6g}")
+    lines = [f"set_act {{{net}}} {a:.6g} {min(max(d, 0.0), 1.0):.6g}" for net, (a, d) in sorted(act.nets.items())]
     return "\n".join([
-        # a net's activity on its port (input ports) or on every pin on it (driver and loads)
+        # a net's activity on its input port and on every pin on it (driver and loads). The Tcl
+        # `set_power_activity -pins` of this OpenSTA build calls an undefined helper: its commands instead
+        "set ::missing 0",
         "proc set_act {net a d} {",
         "  set port [get_ports -quiet $net]",
         "  if {$port != \"\" && [get_property $port direction] == \"input\"} {",
-        "    set_power_activity -input_ports $port -activity $a -duty $d",
+        "    sta::set_power_input_port_activity $port $a $d",
         "  }",
-        "  set pins [get_pins -quiet -of_objects [get_nets -quiet $net]]",
-        "  if {$pins != \"\"} { set_power_activity -pins $pins -activity $a -duty $d }",
+        "  set nets [get_nets -quiet $net]",
+        "  if {$nets == \"\"} { incr ::missing; return }",
+        "  foreach pin [get_pins -of_objects $nets] { sta::set_power_pin_activity $pin $a $d }",
         "}",
-        *lines])
+        *lines,
+        "puts \"activity: nets not in the netlist: $::missing\""])
 
 
-def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float) -> dict[str, Any]:
+def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock_running: bool = True) -> dict[str, Any]:
     """OpenSTA ``report_power`` at ``clock_mhz`` with per-net ``activity`` (or one toggle rate for every net).
+
+    The activity is in toggles per clock cycle (OpenSTA's ``set_power_activity`` unit: at the same activity,
+    twice the period is half the dynamic power). ``clock_running=False`` holds the clock at 0 (its pins
+    then toggle no more than the activity says): with zero activity, what remains is leakage.
 
     Returns ``mw`` (total), ``internal_mw``, ``switching_mw``, ``leakage_mw``, ``clock_mhz``, ``activity``
     (where the activity came from) and ``energy_pj_per_value`` (power / (clock x lanes): one value per lane
@@ -378,14 +383,24 @@ def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float) -> di
         act_tcl = f"set_power_activity -global -activity {activity:g} -duty 0.5\n" \
                   f"set_power_activity -input -activity {activity:g} -duty 0.5"
         source = f"one toggle rate for every net and input: {activity:g} per clock cycle"
-    out = _run_sta(n.folder, _sta_setup(n, 1000.0 / clock_mhz) + "\n" + act_tcl + "\nreport_power -digits 8",
+    stop = "" if clock_running else "\nset_case_analysis 0 [get_ports clk]"
+    out = _run_sta(n.folder, _sta_setup(n, 1000.0 / clock_mhz) + stop + "\n" + act_tcl + "\nreport_power -digits 8",
                    "sta_power")
+    matched = None
+    if isinstance(activity, Activity):
+        # a traced wire whose bits drive nothing (a constant, a dead bit) is no net of OpenSTA's; a
+        # naming mismatch between trace and netlist would leave most nets unmatched
+        missing = int(re.search(r"nets not in the netlist: (\d+)", out).group(1))
+        matched = f"{len(activity.nets) - missing} of {len(activity.nets)} traced nets"
+        if missing > len(activity.nets) / 2:
+            raise RuntimeError(f"{missing} of {len(activity.nets)} traced nets are not in {n.netlist} "
+                               f"({n.folder / 'sta_power.log'})")
     m = re.search(r"^Total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
     if not m:
         raise RuntimeError(f"OpenSTA printed no power total ({n.folder / 'sta_power.log'})")
     internal, switching, leakage, total = (float(v) * 1e3 for v in m.groups())    # W -> mW
     return {"mw": total, "internal_mw": internal, "switching_mw": switching, "leakage_mw": leakage,
-            "clock_mhz": clock_mhz, "activity": source,
+            "clock_mhz": clock_mhz, "activity": source, "activity_nets": matched,
             "energy_pj_per_value": total * 1e-3 / (clock_mhz * 1e6 * n.lanes) * 1e12}
 
 
