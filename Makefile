@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: install demo test bench export synth clean
 
 install: $(STAMP)
-	@scripts/system-deps.sh
+	@scripts/system-deps.sh $(VENV)
 
 $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

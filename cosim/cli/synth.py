@@ -45,6 +45,17 @@ def register(subparsers) -> None:
                         "{field: value, ..., \"mean\": acc}); adds area vs accuracy and a PNG scatter plot. "
                         "Without --config, the sweep file's base configuration (meta.base) is used")
     p.add_argument("--plot", metavar="PNG", help="where the area vs accuracy plot goes (default OUT/area_vs_accuracy.png)")
+    g = p.add_argument_group("power, performance, area in a library with timing and power (OSU 0.18 um, OpenSTA)")
+    g.add_argument("--no-ppa", action="store_true", help="skip the timing and power flow (generic target)")
+    g.add_argument("--activity", choices=("layer", "random"), default="layer",
+                   help="switching activity from simulating the netlist on a real layer of --model (default) or on "
+                        "uniform random ADC codes with that layer's coefficients")
+    g.add_argument("--layer", metavar="NAME", help="the analog layer whose data drives the activity run (default: the "
+                   "first analog layer with the configuration's ReLU)")
+    g.add_argument("--samples", type=int, default=64, metavar="N",
+                   help="samples of the layer streamed through the netlist (default %(default)s)")
+    from .workload import add_args
+    add_args(g)
 
 
 def _notify(msg: str) -> None:
@@ -101,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..synth import flow as synth
 
+    if args.samples < 1:
+        raise ValueError(f"--samples must be a positive integer, not {args.samples}")
     if args.sweep and not args.compare:
         raise ValueError("--sweep needs --compare (it plots the fixed unit's area against accuracy)")
     if args.breakdown and args.target != "generic":
@@ -175,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
             plot_area_accuracy(rows, png, {"area": fp["area"], "mean": sweep["fp16"]})
             doc["sweep"]["plot"] = str(png)
             print(f"plot: {png}")
+    if args.target == "generic" and not args.no_ppa:
+        units = ("fixed", "fp16") if args.compare else (args.unit,)
+        _ppa(doc, config, units, args, out)
     if args.breakdown:
         units = ("fixed", "fp16") if args.compare else (args.unit,)
         doc["breakdown"] = {u: synth.breakdown(config, u, out, _notify) for u in units}
@@ -194,3 +210,71 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argparse.Namespace, out: Path) -> None:
+    """Timing, power and energy per value of ``units`` in the OSU 0.18 um library; adds to ``doc`` per unit
+    (``timing``, ``power``, ``energy_pj_per_value``, ``osu018``, ``throughput_per_mm2``) and, for both units,
+    ``ppa`` (ratios, the equal-clock comparison)."""
+    from ..sim import activity as act
+    from ..synth import ppa
+    from .workload import load
+
+    work = load(args)
+    stim = act.layer_stimulus(work, config, args.layer, args.samples)
+    if args.activity == "random":
+        stim = act.random_codes(stim, config)
+    print(f"\npower, performance, area in {ppa.osu018.NAME}; activity: {args.activity} ({stim.name})", flush=True)
+    nets, acts = {}, {}
+    for u in units:
+        n = nets[u] = ppa.map_netlist(config, u, out, notify=_notify)
+        t = ppa.timing(n)
+        m = act.measure(config, u, [n.netlist] + n.models, stim, n.top)
+        a = acts[u] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
+        pw = ppa.power(n, t["fmax_mhz"], a)
+        r = doc.setdefault(u, {"unit": u})
+        r.update(timing=t, power=pw, energy_pj_per_value=pw["energy_pj_per_value"], osu018=ppa.netlist_dict(n),
+                 activity_kind=args.activity,
+                 throughput_per_mm2=t["fmax_mhz"] * 1e6 * n.lanes / (n.area * 1e-6))
+    if len(units) == 2:
+        fx, fp = doc["fixed"], doc["fp16"]
+        clock = min(fx["timing"]["fmax_mhz"], fp["timing"]["fmax_mhz"])
+        equal = {u: ppa.power(nets[u], clock, acts[u]) for u in units}
+        lanes_fit = fp["osu018"]["area"] / fx["osu018"]["area"]
+        doc["ppa"] = {
+            "library": ppa.osu018.NAME, "activity": args.activity, "stimulus": stim.name,
+            "fmax_ratio": fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
+            "energy_ratio": fp["energy_pj_per_value"] / fx["energy_pj_per_value"],
+            "area_ratio": lanes_fit,
+            "throughput_per_area_ratio": fx["throughput_per_mm2"] / fp["throughput_per_mm2"],
+            "equal_clock": {"clock_mhz": clock, **{u: equal[u] for u in units},
+                            "energy_ratio": equal["fp16"]["energy_pj_per_value"] / equal["fixed"]["energy_pj_per_value"]},
+            "fixed_lanes_in_fp16_area": lanes_fit,
+            "throughput_in_fp16_area_ratio": lanes_fit * fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
+        }
+    print(_ppa_table(doc, units))
+
+
+def _ppa_table(doc: dict[str, Any], units: tuple[str, ...]) -> str:
+    rows = []
+    for u in units:
+        r = doc[u]
+        t, p = r["timing"], r["power"]
+        rows.append([u, _fmt(r["osu018"]["area"]), f"{t['critical_path_ns']:.2f}", f"{t['fmax_mhz']:.1f}",
+                     f"{p['mw']:.3f}", f"{r['energy_pj_per_value']:.2f}", f"{r['throughput_per_mm2'] / 1e9:.2f}"])
+    text = _table(["unit", "area (um^2, osu018)", "critical path (ns)", "fmax (MHz)", "power at fmax (mW)",
+                   "energy (pJ/value)", "throughput (Gvalues/s/mm^2)"], rows)
+    for u in units:
+        t = doc[u]["timing"]
+        text += f"\n{u}: worst path {t['startpoint']} -> {t['endpoint']}; netlist {t['netlist']}"
+    text += f"\nactivity: {doc[units[0]]['power']['activity']}"
+    if "ppa" in doc:
+        q = doc["ppa"]
+        e = q["equal_clock"]
+        text += (f"\nfixed / FP16: fmax {q['fmax_ratio']:.2f}x, energy per value {q['energy_ratio']:.2f}x lower, "
+                 f"throughput per area {q['throughput_per_area_ratio']:.2f}x; area FP16 / fixed {q['area_ratio']:.2f}x "
+                 f"(osu018)\nat one clock ({e['clock_mhz']:.1f} MHz, the slower unit's fmax): fixed {e['fixed']['mw']:.3f} mW, "
+                 f"FP16 {e['fp16']['mw']:.3f} mW, energy per value {e['energy_ratio']:.2f}x lower\n"
+                 f"{q['fixed_lanes_in_fp16_area']:.1f} fixed-point lanes fit in the FP16 unit's area: "
+                 f"{q['throughput_in_fp16_area_ratio']:.1f}x its throughput at each unit's own fmax")
+    return text

@@ -132,7 +132,7 @@ def test_cli_compare_writes_json_and_plot(tmp_path: Path, capsys) -> None:
                                             {"point": {"scale.bits": 6}, "mean": 0.88},
                                             {"point": {"scale.bits": 8}, "std": 0.1}]}))
     out_json = tmp_path / "c.json"
-    rc = main(["synth", "--config", str(cfg), "--compare", "--no-precisions", "--out", str(tmp_path / "o"),
+    rc = main(["synth", "--config", str(cfg), "--compare", "--no-precisions", "--no-ppa", "--out", str(tmp_path / "o"),
                "--json", str(out_json), "--sweep", str(sweep)])
     text = capsys.readouterr().out
     assert rc == 0
