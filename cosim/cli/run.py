@@ -201,8 +201,8 @@ def stage_cosim(run: Run) -> list[str]:
 
 def stage_synth(run: Run) -> list[str]:
     from ..report.plots import area_plot
-    argv = ["synth", "--compare", "--breakdown", "--config", run.config, "--out", run.path("synth"),
-            "--json", run.path("synth.json")]
+    argv = ["synth", *run.model_args(), "--compare", "--breakdown", "--config", run.config, "--out",
+            run.path("synth"), "--json", run.path("synth.json")]
     argv += ["--no-precisions"] if run.quick else ["--sweep", run.path("sweep.json"),
                                                   "--plot", run.path("area_vs_accuracy.png")]
     run.nmpu(*argv)
@@ -217,6 +217,8 @@ def stage_synth(run: Run) -> list[str]:
              f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
              "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
              f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
+    if s.get("ppa"):
+        lines += [""] + ppa_markdown(s)
     if s.get("breakdown"):
         lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
                   "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
@@ -225,6 +227,23 @@ def stage_synth(run: Run) -> list[str]:
     if not run.quick and (run.out / "area_vs_accuracy.png").exists():
         lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
     return lines
+
+
+def ppa_markdown(s: dict) -> list[str]:
+    """The PPA table of ``nmpu synth --compare --json`` (both units, OSU 0.18 um, OpenSTA)."""
+    q, e = s["ppa"], s["ppa"]["equal_clock"]
+    rows = [f"| {name} | {s[u]['osu018']['area']:,.0f} | {s[u]['timing']['critical_path_ns']:.2f} | "
+            f"{s[u]['timing']['fmax_mhz']:.1f} | {s[u]['power']['mw']:.2f} | {s[u]['energy_pj_per_value']:.1f} | "
+            f"{s[u]['throughput_per_mm2'] / 1e9:.2f} | {e[u]['mw']:.2f} |"
+            for u, name in (("fixed", "fixed-point NMPU"), ("fp16", "FP16 unit"))]
+    return [f"Power, performance and area in {q['library']} (Yosys timing-driven mapping, OpenSTA; memories as "
+            f"macros, excluded). Activity: {s['fixed']['power']['activity']}.", "",
+            "| unit | area (µm²) | critical path (ns) | fmax (MHz) | power at fmax (mW) | energy (pJ/value) | "
+            f"throughput (Gvalues/s/mm²) | power at {e['clock_mhz']:.1f} MHz (mW) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+            f"fixed / FP16: fmax **{q['fmax_ratio']:.2f}x**, energy per value **{q['energy_ratio']:.2f}x** lower, "
+            f"throughput per area **{q['throughput_per_area_ratio']:.1f}x**; {q['fixed_lanes_in_fp16_area']:.1f} "
+            f"fixed-point lanes fit in the FP16 unit's area ({q['throughput_in_fp16_area_ratio']:.1f}x its throughput)."]
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 ``--unit fp16`` checks the FP16 baseline unit instead (against ``apply(..., arith="fp16")``);
 ``--gate-level`` simulates the unit's netlist in SkyWater 130 nm cells, as ``nmpu synth`` maps it
-(the netlist whose area ``nmpu synth`` reports), instead of the RTL.
+(the netlist whose area ``nmpu synth`` reports), instead of the RTL; ``--library osu018`` the netlist in
+OSU 0.18 um cells whose timing and power ``nmpu synth`` reports.
 """
 from __future__ import annotations
 
@@ -23,14 +24,24 @@ def register(subparsers) -> None:
     p.add_argument("--unit", choices=("fixed", "fp16"), default="fixed",
                    help="the NMPU (default) or the FP16 baseline unit")
     p.add_argument("--gate-level", action="store_true",
-                   help="synthesize (as `nmpu synth`) and simulate the sky130 netlist instead of the RTL")
+                   help="synthesize (as `nmpu synth`) and simulate the gate-level netlist instead of the RTL")
+    p.add_argument("--library", choices=("sky130", "osu018"), default="sky130",
+                   help="with --gate-level: the netlist in SkyWater 130 nm cells (the area figure; default) or in "
+                        "OSU 0.18 um cells (the timing and power figures), with the library's cell models")
 
 
-def _gate_level_netlist(config, unit: str) -> list[Path]:
-    """Synthesize ``unit`` as ``nmpu synth`` does (into the build cache); return its sky130 netlist and cell models."""
+def _gate_level_netlist(config, unit: str, library: str = "sky130") -> list[Path]:
+    """Synthesize ``unit`` as ``nmpu synth`` does (into the build cache); return its netlist and cell models."""
     from ..sim.toolchain import build_dir
     from ..synth.flow import synthesize
 
+    if library == "osu018":
+        from ..synth.ppa import map_netlist
+        n = map_netlist(config, unit, build_dir("gate-level", config.identity()),
+                        notify=lambda m: print(m, file=sys.stderr, flush=True))
+        print(f"gate-level: {n.netlist} ({n.cells} OSU 0.18 um cells, {n.area:,.0f} um^2, memories as macros)",
+              file=sys.stderr)
+        return [n.netlist] + n.models
     r = synthesize(config, unit, "generic", build_dir("gate-level", config.identity()),
                    notify=lambda m: print(m, file=sys.stderr, flush=True))
     print(f"gate-level: {r.files['netlist_sky130']} ({r.std_cells} sky130_fd_sc_hd cells, {r.area:,.0f} um^2)",
@@ -53,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
     check_parent(args.json, "--json")
     config = load_config(args.config)
     require_sim(args.sim)
-    netlist = _gate_level_netlist(config, args.unit) if args.gate_level else None
+    if args.library != "sky130" and not args.gate_level:
+        raise ValueError("--library chooses the gate-level netlist: use it with --gate-level")
+    netlist = _gate_level_netlist(config, args.unit, args.library) if args.gate_level else None
     res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves, netlist=netlist,
                  unit=args.unit)
     print(res.line())

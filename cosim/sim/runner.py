@@ -215,13 +215,14 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
 def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "verilator", *,
            waves: bool = False, fault: str | None = None, tag: str | None = None,
            p_valid: float = 0.8, p_ready: float = 0.7, netlist: list[Path] | None = None,
-           unit: str = "fixed", stimulus: str = "random") -> VerifyResult:
+           unit: str = "fixed", stimulus: str = "random", trace: str | None = None) -> VerifyResult:
     """Build (cached) and run unit ``unit``'s cocotb testbench; every output beat is checked against
     ``nmpu_model.apply`` (with the unit's ``arith``: ``fixed`` or ``fp16``).
 
     ``p_valid`` and ``p_ready`` are the per-cycle probabilities of offering an input beat and of
     taking an output beat (1.0 and 1.0: full throughput, to measure the initiation interval).
-    ``netlist`` simulates a gate-level netlist instead of the RTL (see :func:`build`).
+    ``netlist`` simulates a gate-level netlist instead of the RTL (see :func:`build`); ``trace`` picks
+    the waveform format with ``waves`` (see :func:`build`).
     ``stimulus`` (FP16 unit only): ``"random"`` or ``"ties"`` (coefficients that make binary16 ties
     at output rounding boundaries, :func:`cosim.sim.tb.fp16.tie_coef_values`).
     Returns the counts the testbench wrote; a crashed simulation or a missing result is a ``RuntimeError``.
@@ -237,7 +238,7 @@ def verify(config: NMPUConfig, vectors: int = 2000, seed: int = 1, sim: str = "v
         raise ValueError(f"--seed must be a non-negative integer, not {seed!r}")
     if stimulus not in STIMULI or (stimulus != "random" and unit != "fp16"):
         raise ValueError(f"stimulus must be one of {', '.join(STIMULI)} (ties: FP16 unit only), not {stimulus!r}")
-    b = build(config, sim, fault=fault, waves=waves, netlist=netlist, unit=unit)
+    b = build(config, sim, fault=fault, waves=waves, netlist=netlist, unit=unit, trace=trace)
     params = {"config": str(b.folder / "config.toml"), "seed": seed, "vectors": vectors,
               "p_valid": p_valid, "p_ready": p_ready, "stimulus": stimulus}
     res, run_s, run_dir = run_testbench(TESTBENCHES[unit], b, tag or f"seed{seed}-n{vectors}-pid{os.getpid()}",

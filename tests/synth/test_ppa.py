@@ -1,0 +1,159 @@
+"""Timing, power and energy in the OSU 0.18 um library (``nmpu synth`` PPA): against an independent OpenSTA
+run, power laws that must hold, the activity source, and the VCD toggle counter on a hand-written trace."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cosim.cli import main
+from cosim.sim.activity import toggle_counts
+from cosim.synth import ppa
+from nmpu_model.config import load_config
+
+pytestmark = pytest.mark.xdist_group("ppa")
+
+
+@pytest.fixture(scope="module")
+def synth_doc(tmp_path_factory) -> dict:
+    """`nmpu synth --compare` on the default configuration, activity from a real layer (builds shared with
+    `nmpu run --quick`: same configuration, same netlists)."""
+    d = tmp_path_factory.mktemp("ppa")
+    out = d / "synth.json"
+    assert main(["synth", "--compare", "--no-precisions", "--out", str(d / "o"), "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.slow
+def test_critical_path_reproduced_by_an_independent_opensta_run(synth_doc: dict, tmp_path: Path) -> None:
+    """OpenSTA, given only the netlist and Liberty files the JSON names, finds the same critical path (5%)."""
+    for unit in ("fixed", "fp16"):
+        t = synth_doc[unit]["timing"]
+        top = synth_doc[unit]["osu018"]["top"]
+        period = 2 * t["critical_path_ns"]
+        script = tmp_path / f"{unit}.tcl"
+        script.write_text("\n".join([
+            f"read_liberty {t['liberty']}", f"read_liberty {t['macro_liberty']}", f"read_verilog {t['netlist']}",
+            f"link_design {top}", f"create_clock -name c -period {period} [get_ports clk]",
+            "set_input_delay 0 -clock c [delete_from_list [all_inputs] [get_ports clk]]",
+            "set_output_delay 0 -clock c [all_outputs]", "report_checks -path_delay max -digits 4", "exit"]) + "\n")
+        out = subprocess.run(["sta", "-no_splash", "-no_init", "-exit", str(script)], capture_output=True,
+                             text=True).stdout
+        m = re.search(r"(-?[\d.]+)\s+slack", out)
+        assert m, out[-2000:]
+        crit = period - float(m.group(1))
+        assert crit == pytest.approx(t["critical_path_ns"], rel=0.05), unit
+        assert t["fmax_mhz"] == pytest.approx(1000 / t["critical_path_ns"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_fixed_unit_is_faster_and_cheaper_per_value(synth_doc: dict) -> None:
+    fx, fp = synth_doc["fixed"], synth_doc["fp16"]
+    assert fx["timing"]["fmax_mhz"] > fp["timing"]["fmax_mhz"]
+    assert fx["energy_pj_per_value"] < fp["energy_pj_per_value"]
+    for u in (fx, fp):
+        p = u["power"]
+        assert p["mw"] == pytest.approx(p["internal_mw"] + p["switching_mw"] + p["leakage_mw"], rel=1e-6)
+        # energy per value = power / (clock x lanes): one value per lane and cycle at full throughput
+        assert u["energy_pj_per_value"] == pytest.approx(p["mw"] * 1e-3 / (p["clock_mhz"] * 1e6) * 1e12, rel=1e-9)
+        assert p["activity"].startswith("gate-level simulation") and "digits-cnn layer" in p["activity"]
+        assert Path(u["timing"]["netlist"]).exists() and Path(u["timing"]["liberty"]).name == "osu018_stdcells.lib"
+    q = synth_doc["ppa"]
+    assert q["energy_ratio"] == pytest.approx(fp["energy_pj_per_value"] / fx["energy_pj_per_value"])
+    assert q["equal_clock"]["clock_mhz"] == pytest.approx(fp["timing"]["fmax_mhz"])
+
+
+@pytest.mark.slow
+def test_power_follows_the_activity(synth_doc: dict) -> None:
+    """Zero activity with the clock held: leakage only; doubling every toggle rate raises dynamic power;
+    a real layer's activity differs from random codes', and each report says which it used."""
+    from cosim.sim import activity as act
+    from nmpu_model.evaluate import load_workload
+
+    config = load_config(None)
+    d = Path(synth_doc["fixed"]["osu018"]["folder"])
+    n = ppa.map_netlist(config, "fixed", d.parent)
+    clock = synth_doc["fixed"]["timing"]["fmax_mhz"]
+    stim = act.layer_stimulus(load_workload("digits-cnn"), config, samples=32)
+    acts = {}
+    for kind, s in (("layer", stim), ("random", act.random_codes(stim, config))):
+        m = act.measure(config, "fixed", [n.netlist] + n.models, s, n.top)
+        acts[kind] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
+    base = ppa.power(n, clock, acts["layer"])
+    zero = ppa.power(n, clock, acts["layer"].scaled(0), clock_running=False)
+    assert zero["leakage_mw"] > 0 and zero["mw"] == pytest.approx(zero["leakage_mw"], rel=1e-3)
+    double = ppa.power(n, clock, acts["layer"].scaled(2))
+    dyn = lambda p: p["internal_mw"] + p["switching_mw"]   # noqa: E731
+    assert dyn(double) > 1.3 * dyn(base) and double["switching_mw"] == pytest.approx(2 * base["switching_mw"], rel=1e-3)
+    rand = ppa.power(n, clock, acts["random"])
+    assert rand["mw"] != pytest.approx(base["mw"], rel=1e-4)
+    assert "uniform random ADC codes" in rand["activity"] and "uniform random" not in base["activity"]
+    assert acts["layer"].nets != acts["random"].nets
+
+
+def test_toggle_counter_on_a_hand_written_trace(tmp_path: Path) -> None:
+    """Toggles and time high per net bit inside the window, against counts worked by hand."""
+    vcd = tmp_path / "t.vcd"
+    vcd.write_text("""$timescale 1ps $end
+$scope module TOP $end
+$scope module top $end
+$var wire 1 ! a $end
+$var wire 2 " bus [1:0] $end
+$scope module cell $end
+$var wire 1 # inside $end
+$upscope $end
+$upscope $end
+$upscope $end
+$enddefinitions $end
+#0
+0!
+b00 "
+0#
+#10
+1!
+b01 "
+1#
+#20
+0!
+b11 "
+#30
+1!
+b10 "
+#40
+0!
+#50
+""")
+    counts, span = toggle_counts(vcd, "top", (5.0, 45.0))
+    assert span == 40.0
+    assert set(counts) == {"a", "bus[0]", "bus[1]"}               # the cell's insides are not nets of top
+    # a: rises at 10, 30, falls at 20, 40 -> 4 toggles; high 10..20 and 30..40 = 20 ps
+    assert counts["a"] == (4, 20.0)
+    # bus[0]: 0 ->1 at 10, stays at 20, ->0 at 30: 2 toggles, high 10..30 = 20 ps
+    assert counts["bus[0]"] == (2, 20.0)
+    # bus[1]: ->1 at 20, stays: 1 toggle, high 20..45 = 25 ps
+    assert counts["bus[1]"] == (1, 25.0)
+
+
+def test_bad_input_is_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["synth", "--samples", "0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["nmpu synth: error: --samples must be a positive integer, not 0"]
+    with pytest.raises(ValueError, match="clock must be a positive number of MHz"):
+        ppa.power(None, 0.0, 0.1)   # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_osu018_netlists_compute_the_units_bit_for_bit(synth_doc: dict) -> None:
+    """The netlists whose timing and power are reported, with the library's cell models and the memory
+    macros' models, in the random-vector testbench (the activity run's build: traced, VCD)."""
+    from cosim.sim.runner import verify
+
+    config = load_config(None)
+    for unit, seed in (("fixed", 21), ("fp16", 22)):
+        o = synth_doc[unit]["osu018"]
+        files = [Path(o["netlist"])] + [Path(p) for p in o["models"]]
+        res = verify(config, vectors=1500, seed=seed, netlist=files, unit=unit, waves=True, trace="vcd")
+        assert res.details.get("error") is None and res.vectors == 1500 and res.mismatches == 0, res.details
