@@ -194,13 +194,16 @@ def unit_verilog(config: NMPUConfig, unit: str) -> tuple[str, str, int]:
 
 
 # ---- Yosys scripts and reports --------------------------------------------------------------------
+def gate_level_steps(top: str, flatten: bool = True) -> list[str]:
+    """Read ``top.v`` and make it Yosys' gates: the ``fine`` step of ``synth`` without ``memory_map``
+    (memories stay ``$mem_v2`` cells); every flow of both cell libraries starts here."""
+    return [f"read_verilog {top}.v", f"synth{' -flatten' if flatten else ''} -top {top} -run :fine",
+            "opt -fast -full", "opt -full", "techmap", "opt -fast", "delete t:$scopeinfo"]
+
+
 def _generic_script(top: str) -> str:
     return "\n".join([
-        f"read_verilog {top}.v",
-        f"synth -flatten -top {top} -run :fine",
-        # the `fine` step of `synth` without memory_map: memories stay $mem_v2 cells
-        "opt -fast -full", "opt -full", "techmap", "opt -fast",
-        "delete t:$scopeinfo",
+        *gate_level_steps(top),
         "design -save fine",
         # 1. Yosys' internal gates and its transistor estimate
         "abc", "opt -fast",
@@ -244,10 +247,7 @@ def _sky130_steps() -> list[str]:
 
 def _breakdown_script(top: str) -> str:
     return "\n".join([
-        f"read_verilog {top}.v",
-        f"synth -top {top} -run :fine",          # no -flatten: one netlist per submodule
-        "opt -fast -full", "opt -full", "techmap", "opt -fast",
-        "delete t:$scopeinfo",
+        *gate_level_steps(top, flatten=False),    # one netlist per submodule
         *_sky130_steps(),
         "tee -q -o stat_breakdown.json stat -json",
     ]) + "\n"

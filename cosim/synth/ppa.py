@@ -35,7 +35,7 @@ from typing import Any, Callable
 from nmpu_model.config import NMPUConfig
 
 from . import osu018
-from .flow import run_yosys, unit_verilog
+from .flow import gate_level_steps, run_yosys, unit_verilog
 
 __all__ = ["LibertyNetlist", "Activity", "map_netlist", "timing", "power", "sta_command", "DEFAULT_TARGET_NS",
            "RAM_PREFIX"]
@@ -104,11 +104,7 @@ class Activity:
 # ---- step 1: mapping -----------------------------------------------------------------------------
 def _map_script(top: str, target_ps: int) -> str:
     return "\n".join([
-        f"read_verilog {top}.v",
-        f"synth -flatten -top {top} -run :fine",
-        # the `fine` step of `synth` without memory_map: memories stay $mem_v2 cells (-> macros)
-        "opt -fast -full", "opt -full", "techmap", "opt -fast",
-        "delete t:$scopeinfo",
+        *gate_level_steps(top),                   # memories stay $mem_v2 cells (-> macros)
         # the library has one plain positive-edge flip-flop: enables and resets become logic
         "dfflegalize -cell $_DFF_P_ 01",
         f"dfflibmap -liberty {osu018.LIBERTY}",
