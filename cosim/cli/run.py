@@ -218,7 +218,9 @@ def stage_synth(run: Run) -> list[str]:
              "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
              f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
     if s.get("ppa"):
-        lines += [""] + ppa_markdown(s)
+        from ..report.plots import ppa_plot
+        ppa_plot(s, run.out / "ppa.png")
+        lines += [""] + ppa_markdown(s) + ["", "![power, performance, area](ppa.png)"]
     if s.get("breakdown"):
         lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
                   "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]

@@ -253,6 +253,10 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
             "throughput_in_fp16_area_ratio": lanes_fit * fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
         }
     print(_ppa_table(doc, units))
+    if len(units) == 2:
+        from ..report.plots import ppa_plot
+        doc["ppa"]["plot"] = str(ppa_plot(doc, out / "ppa.png"))
+        print(f"plot: {doc['ppa']['plot']}")
 
 
 def _ppa_table(doc: dict[str, Any], units: tuple[str, ...]) -> str:

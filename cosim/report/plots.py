@@ -100,6 +100,51 @@ def area_plot(syn: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
+    """Both units in OSU 0.18 um: energy per value against area (lines of equal energy x area product), and
+    the four figures side by side as FP16 / fixed ratios (how many times better the fixed unit is)."""
+    units, names, colors = ["fixed", "fp16"], ["fixed-point NMPU", "FP16 unit"], ["tab:green", "tab:red"]
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
+    ax = axes[0]
+    area = [syn[u]["osu018"]["area"] for u in units]
+    energy = [syn[u]["energy_pj_per_value"] for u in units]
+    for a, e, n, c, u in zip(area, energy, names, colors, units):
+        ax.scatter([a], [e], s=60, color=c, zorder=3)
+        ax.annotate(f"{n}\n{syn[u]['timing']['fmax_mhz']:.0f} MHz", (a, e), textcoords="offset points",
+                    xytext=(6, 4), fontsize=8)
+    lo, hi = min(area) / 2, max(area) * 2
+    xs = np.geomspace(lo, hi, 50)
+    for k in (0.5, 1, 2, 4, 8, 16, 32):
+        ax.plot(xs, area[0] * energy[0] * k / xs, color="0.85", lw=0.8, zorder=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(min(energy) / 3, max(energy) * 3)
+    from matplotlib.ticker import FuncFormatter
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if f"{v:.0e}"[0] in "25" else ""))
+    ax.set_xlabel("area (µm², OSU 0.18 um, memories excluded)", fontsize=8)
+    ax.set_ylabel("energy per value (pJ, at fmax)", fontsize=8)
+    ax.set_title("lower left is better (grey: equal area x energy)", fontsize=8)
+    q = syn["ppa"]
+    labels = ["clock\n(fmax)", "energy\nper value", "area", "throughput\nper area"]
+    vals = [q["fmax_ratio"], q["energy_ratio"], q["area_ratio"], q["throughput_per_area_ratio"]]
+    axes[1].bar(labels, vals, color="tab:green")
+    axes[1].axhline(1.0, color="0.3", lw=0.8)
+    for i, v in enumerate(vals):
+        axes[1].text(i, v, f"{v:.1f}x", ha="center", va="bottom", fontsize=8)
+    axes[1].set_yscale("log")
+    axes[1].set_title("fixed-point NMPU better by (x)", fontsize=8)
+    for a in axes:
+        a.tick_params(labelsize=8)
+    fig.suptitle(f"{syn['lanes']} lane(s), activity: {q['activity']} ({q['stimulus'].split(' (')[0]})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[float, float], path: str | Path,
                title: str) -> Path:
     """Accuracy against each grid field (others at their best value) with error bars and the fp16 line;

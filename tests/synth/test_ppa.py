@@ -64,6 +64,7 @@ def test_fixed_unit_is_faster_and_cheaper_per_value(synth_doc: dict) -> None:
     q = synth_doc["ppa"]
     assert q["energy_ratio"] == pytest.approx(fp["energy_pj_per_value"] / fx["energy_pj_per_value"])
     assert q["equal_clock"]["clock_mhz"] == pytest.approx(fp["timing"]["fmax_mhz"])
+    assert Path(q["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
