@@ -41,7 +41,7 @@ class GraphError(ValueError):
     """A network that cannot be mapped (one line: the node, the op, why)."""
 
 
-CONV_OPS = {aten.conv2d.default}
+CONV_OPS = {aten.conv2d.default, aten.conv2d.padding}     # .padding: padding="same" / "valid"
 LINEAR_OPS = {aten.linear.default}
 BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 RELU_OPS = {aten.relu.default, aten.relu_.default}
@@ -304,6 +304,17 @@ def _norm_args(node: torch.fx.Node) -> dict[str, Any]:
     return out
 
 
+def _conv_padding(padding: Any, dilation: Any, wshape: Any) -> tuple[int, int] | None:
+    """The zero padding of a conv2d, also for ``padding="valid"`` / ``"same"`` (``aten.conv2d.padding``);
+    None when ``"same"`` pads one side more than the other (an even kernel extent)."""
+    if not isinstance(padding, str):
+        return _pair(padding)
+    if padding == "valid":
+        return (0, 0)
+    total = [d * (k - 1) for d, k in zip(_pair(dilation), (int(wshape[2]), int(wshape[3])))]
+    return None if any(t % 2 for t in total) else (total[0] // 2, total[1] // 2)
+
+
 def _pair(v: Any) -> tuple[int, int]:
     v = list(v) if isinstance(v, (list, tuple)) else [v]
     return (int(v[0]), int(v[-1]))
@@ -378,8 +389,11 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
                      op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
                                     dict(node.kwargs))])
     if is_conv:
-        spec.stride, spec.padding = _pair(a["stride"]), _pair(a["padding"])
-        if int(a["groups"]) != 1:
+        spec.stride, spec.padding = _pair(a["stride"]), _conv_padding(a["padding"], a["dilation"], weight.shape)
+        if spec.padding is None:
+            spec.padding = (0, 0)
+            spec.problem = "padding='same' with an even kernel (zero padding on one side only)"
+        elif int(a["groups"]) != 1:
             spec.problem = f"grouped convolution (groups={int(a['groups'])})"
         elif _pair(a["dilation"]) != (1, 1):
             spec.problem = f"dilated convolution (dilation={list(a['dilation'])})"

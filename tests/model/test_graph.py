@@ -157,6 +157,36 @@ class SeqLinear(nn.Module):
         return self.last(torch.flatten(self.mid(F.relu(self.first(x[:, 0]))), 1))
 
 
+class SameConv(nn.Module):
+    """``padding="same"`` (``aten.conv2d.padding`` in the graph) on the middle layer."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.first = nn.Conv2d(1, 8, 3, padding=1)
+        self.mid = nn.Conv2d(8, 8, k, padding="same")
+        self.last = nn.Linear(8 * 64, 10)
+
+    def forward(self, x):
+        return self.last(torch.flatten(F.relu(self.mid(F.relu(self.first(x)))), 1))
+
+
+def test_padding_same_is_a_layer_on_tiles() -> None:
+    """An odd kernel's ``padding="same"`` is symmetric zero padding: the conv goes onto tiles (not a float op)."""
+    model = _init(SameConv(3))
+    graph = parse(model, X[:2])
+    mid = next(l for l in graph.layers if l.name == "mid")
+    assert mid.padding == (1, 1) and not mid.problem
+    assert not any("conv2d" in str(s.fn) for s in graph.ops())
+    net = AnalogNetwork.build(model, X[:32], seed=2)
+    assert "mid" in net.analog_layers
+    with torch.no_grad():
+        ref = model(X)
+    out, _ = net.run(X, NMPUConfig())
+    assert float((out - ref).norm() / ref.norm()) < 0.35
+    digital, _ = AnalogNetwork.build(model, X[:32], digital=["first", "mid", "last"]).run(X, NMPUConfig())
+    assert torch.equal(digital, ref)
+
+
 class Untraceable(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -173,6 +203,8 @@ class Untraceable(nn.Module):
                         "keep it digital (--digital mid)"),
     (Grouped(dilation=2, padding=2), "network: mid (aten.conv2d): dilated convolution (dilation=[2, 2]) cannot be "
                                      "mapped onto tiles; keep it digital (--digital mid)"),
+    (SameConv(2), "network: mid (aten.conv2d): padding='same' with an even kernel (zero padding on one side only) "
+                  "cannot be mapped onto tiles; keep it digital (--digital mid)"),
     (SeqLinear(), "network: mid (aten.linear): its input has 3 dimensions; the tiles take one vector per sample "
                   "(flatten first) cannot be mapped onto tiles; keep it digital (--digital mid)"),
 ])
