@@ -326,3 +326,22 @@ def test_a_built_network_pickles_and_runs_the_same() -> None:
     net = AnalogNetwork.build(model, X[:16], seed=2)
     other = pickle.loads(pickle.dumps(net))
     assert torch.equal(net.run(X, NMPUConfig())[0], other.run(X, NMPUConfig())[0])
+
+
+def test_cli_sweep_on_an_exported_program_agrees_with_eval(exported, tmp_path: Path) -> None:
+    """`nmpu sweep` takes the user's .pt2 too: its default-format point and its fp16 reference are exactly
+    what `nmpu eval` measures on the same seed and drift (two commands, one set of tiles)."""
+    pt2, data, _ = exported
+    grid = tmp_path / "g.toml"
+    grid.write_text('[grid]\n"scale.bits" = [2, 8]\n')
+    r = nmpu("sweep", "--model", str(pt2), "--data", str(data), "--grid", str(grid), "--seeds", "1",
+             "--drift", "3600", "--workers", "0", "--json", str(tmp_path / "s.json"))
+    assert r.returncode == 0, r.stderr
+    e = nmpu("eval", "--model", str(pt2), "--data", str(data), "--seeds", "1", "--drift", "3600",
+             "--json", str(tmp_path / "e.json"))
+    assert e.returncode == 0, e.stderr
+    sweep, ev = json.loads((tmp_path / "s.json").read_text()), json.loads((tmp_path / "e.json").read_text())
+    by_bits = {p["point"]["scale.bits"]: p["mean"] for p in sweep["points"]}
+    assert set(by_bits) == {2, 8}
+    assert by_bits[8] == ev["analog_fixed"][0]["mean"]         # 8 bits: the default scale format
+    assert sweep["fp16"]["mean"] == ev["analog_fp16"][0]["mean"]
