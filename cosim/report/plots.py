@@ -91,9 +91,14 @@ def area_plot(syn: dict[str, Any], path: Path) -> Path:
     for i, x in enumerate(v):
         axes[1].text(i, x, f"{x:,}", ha="center", va="bottom", fontsize=8)
     axes[1].set_title("flip-flops", fontsize=9)
+    return _bar_pair_done(fig, axes, f"{syn['lanes']} lane(s): FP16 / fixed area = {syn['area_ratio']:.2f}x", path, 10)
+
+
+def _bar_pair_done(fig: Any, axes: Any, title: str, path: Path, size: int) -> Path:
+    """Small tick labels, the title, and the figure written to ``path`` (both units' two-panel figures)."""
     for a in axes:
         a.tick_params(labelsize=8)
-    fig.suptitle(f"{syn['lanes']} lane(s): FP16 / fixed area = {syn['area_ratio']:.2f}x", fontsize=10)
+    fig.suptitle(title, fontsize=size)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -136,13 +141,8 @@ def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
         axes[1].text(i, v, f"{v:.1f}x", ha="center", va="bottom", fontsize=8)
     axes[1].set_yscale("log")
     axes[1].set_title("fixed-point NMPU better by (x)", fontsize=8)
-    for a in axes:
-        a.tick_params(labelsize=8)
-    fig.suptitle(f"{syn['lanes']} lane(s), activity: {q['activity']} ({q['stimulus'].split(' (')[0]})", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _bar_pair_done(fig, axes, f"{syn['lanes']} lane(s), activity: {q['activity']} "
+                          f"({q['stimulus'].split(' (')[0]})", path, 9)
 
 
 def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[float, float], path: str | Path,
