@@ -20,6 +20,9 @@ _Q_KEYS = _FMT_KEYS + ("rounding", "overflow", "pre_truncate")
 _TOP_KEYS = {"adc_bits", "relu", "bn_stage", "scale", "offset", "output", "bn_scale", "bn_offset", "mid", "rtl"}
 
 
+FP16_FMA_STAGES = (3, 5)
+
+
 @dataclass(frozen=True)
 class RTLParams:
     """Hardware-only parameters (the golden model ignores them).
@@ -30,10 +33,15 @@ class RTLParams:
         Values processed per cycle.
     columns : int
         Depth of the per-column coefficient memory.
+    fp16_fma_stages : int
+        Pipeline stages of each binary16 FMA of the FP16 baseline unit: 3 (default) or 5 (the alignment
+        and addition, and the normalization and rounding, each cut in two: a faster clock, more
+        flip-flops). The fixed-point NMPU ignores it.
     """
 
     lanes: int = 1
     columns: int = 256
+    fp16_fma_stages: int = 3
 
     def __post_init__(self) -> None:
         for name in ("lanes", "columns"):
@@ -42,6 +50,9 @@ class RTLParams:
                 raise ConfigError(f"rtl.{name} must be a positive integer, not {v!r}")
         if self.columns % self.lanes:
             raise ConfigError(f"rtl.columns ({self.columns}) must be a multiple of rtl.lanes ({self.lanes})")
+        if isinstance(self.fp16_fma_stages, bool) or self.fp16_fma_stages not in FP16_FMA_STAGES:
+            raise ConfigError(f"rtl.fp16_fma_stages must be one of {', '.join(map(str, FP16_FMA_STAGES))}, "
+                              f"not {self.fp16_fma_stages!r}")
 
 
 @dataclass(frozen=True)
@@ -282,6 +293,8 @@ class NMPUConfig:
             d.update(bn_scale=fmt(self.bn_scale, False), bn_offset=fmt(self.bn_offset, False),
                      mid=fmt(self.mid, True))
         d["rtl"] = {"lanes": self.rtl.lanes, "columns": self.rtl.columns}
+        if self.rtl.fp16_fma_stages != 3:       # written only when set: the default's identity stays as it was
+            d["rtl"]["fp16_fma_stages"] = self.rtl.fp16_fma_stages
         return d
 
     def to_toml(self) -> str:

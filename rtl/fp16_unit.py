@@ -134,6 +134,9 @@ class FMA16(wiring.Component):
     a, c : In(16)
         binary16 bit patterns.
     b : In(16) or In(signed(b_int_bits))
+    stages : {3, 5}
+        Pipeline stages (``LATENCY``). 5 adds a register between the alignment shift and the addition,
+        and one between the normalization shift and the rounding: the same result, two cycles later.
     fault : str or None
         ``"tie"`` rounds ties away from zero instead of to even: a deliberately broken unit
         that proves the verification catches one-ULP errors. ``None`` (default) is correct.
@@ -147,14 +150,21 @@ class FMA16(wiring.Component):
     LATENCY = 3
     FAULTS = (None, "tie")
 
-    def __init__(self, b_int_bits: int | None = None, *, fault: str | None = None) -> None:
+    def __init__(self, b_int_bits: int | None = None, *, fault: str | None = None, stages: int = 3) -> None:
         bad_b = b_int_bits is not None and (isinstance(b_int_bits, bool) or not isinstance(b_int_bits, int)
                                             or b_int_bits < 1)
         if bad_b or fault not in self.FAULTS:
             self._MustUse__silence = True      # a refused unit is not an unused one
+        if fault not in self.FAULTS or stages not in (3, 5) or isinstance(stages, bool):
+            self._MustUse__silence = True
         if fault not in self.FAULTS:
             raise ValueError(f"fault must be one of {self.FAULTS}, not {fault!r}")
+        if isinstance(stages, bool) or stages not in (3, 5):
+            raise ValueError(f"stages must be 3 or 5, not {stages!r}")
         self.fault = fault
+        #: the alignment-and-add and the normalize-and-round cycles each cut in two
+        self.split = stages == 5
+        self.LATENCY = stages
         if bad_b:
             raise TypeError(f"b_int_bits must be None or a positive integer, not {b_int_bits!r}")
         self.b_int_bits = b_int_bits
@@ -234,6 +244,12 @@ class FMA16(wiring.Component):
         below = Cat(*[d > i for i in range(W)])          # bit i set when bit i is shifted out
         small_j = Signal(W)
         m.d.comb += small_j.eq((small >> d) | (small & below).any())
+        zsign = p_sign & c1_sign
+        flags = Cat(s1_nan, s1_inf, s1_inf_sign)
+        if self.split:
+            # Cycle 2b (stages=5): the aligned operands to registers, the addition in the next cycle
+            big, small_j, big_neg, small_neg, T, zsign, flags = self._stage(
+                m, "s2b", big, small_j, big_neg, small_neg, T, zsign, flags)
         total = Signal(signed(W + 2))
         m.d.comb += total.eq(Mux(big_neg, -big, big) + Mux(small_neg, -small_j, small_j))
         s2_mag = Signal(W + 1, reset_less=True)
@@ -244,8 +260,8 @@ class FMA16(wiring.Component):
         with m.If(self.en):
             m.d.sync += [
                 s2_mag.eq(Mux(total < 0, -total, total)), s2_neg.eq(total < 0),
-                s2_zsign.eq(p_sign & c1_sign), s2_L.eq(T - W),
-                s2_nan.eq(s1_nan), s2_inf.eq(s1_inf), s2_inf_sign.eq(s1_inf_sign),
+                s2_zsign.eq(zsign), s2_L.eq(T - W),
+                Cat(s2_nan, s2_inf, s2_inf_sign).eq(flags),
             ]
 
         # Cycle 3: normalize (left shift by the leading zeros, limited at the subnormal exponent),
@@ -263,13 +279,19 @@ class FMA16(wiring.Component):
         sh = _clamp_shift(m, Mux(limit < lz, limit, lz), Wn, "norm_shift")
         shifted = Signal(Wn)
         m.d.comb += shifted.eq(magp << sh)
+        r_base = Signal(signed(12))
+        m.d.comb += r_base.eq(s2_L + (W + pad - 10) - sh)         # LSB exponent of sig
+        neg, zsign3, flags3 = s2_neg, s2_zsign, Cat(s2_nan, s2_inf, s2_inf_sign)
+        if self.split:
+            # Cycle 3b (stages=5): the normalized magnitude to registers, the rounding in the next cycle
+            shifted, r_base, all_zero, neg, zsign3, flags3 = self._stage(
+                m, "s3b", shifted, r_base, all_zero, neg, zsign3, flags3)
+        nan3, inf3, inf_sign3 = flags3[0], flags3[1], flags3[2]
         # bit i of `shifted` has the exponent L + i - sh; the significand is the top 11 bits
         sig = shifted[Wn - 11:]
         guard = Signal()
         sticky = Signal()
         m.d.comb += [guard.eq(shifted[Wn - 12]), sticky.eq(shifted[:Wn - 12].any())]
-        r_base = Signal(signed(12))
-        m.d.comb += r_base.eq(s2_L + (W + pad - 10) - sh)         # LSB exponent of sig
         up = guard if self.fault == "tie" else guard & (sticky | sig[0])
         sig_r = Signal(12)
         m.d.comb += sig_r.eq(sig + up)
@@ -280,19 +302,26 @@ class FMA16(wiring.Component):
         efield = Signal(signed(13))
         m.d.comb += efield.eq(Mux(sig_f[10], r_lsb + _BIAS_LSB, 0))
         res = Signal(16)
-        with m.If(s2_nan):
+        with m.If(nan3):
             m.d.comb += res.eq(F16_NAN)
-        with m.Elif(s2_inf | (efield >= 31)):
-            m.d.comb += res.eq(Cat(Const(F16_INF, 15), Mux(s2_inf, s2_inf_sign, s2_neg)))
+        with m.Elif(inf3 | (efield >= 31)):
+            m.d.comb += res.eq(Cat(Const(F16_INF, 15), Mux(inf3, inf_sign3, neg)))
         with m.Elif(all_zero):
-            m.d.comb += res.eq(Cat(Const(0, 15), s2_zsign))
+            m.d.comb += res.eq(Cat(Const(0, 15), zsign3))
         with m.Else():
-            m.d.comb += res.eq(Cat(sig_f[:10], efield[:5], s2_neg))
+            m.d.comb += res.eq(Cat(sig_f[:10], efield[:5], neg))
         r = Signal(16, reset_less=True)
         with m.If(self.en):
             m.d.sync += r.eq(res)
         m.d.comb += self.r.eq(r)
         return m
+
+    def _stage(self, m: Module, name: str, *values: Value) -> list[Signal]:
+        """``values`` registered as ``<name>_<k>`` (clock enable ``en``, no reset: the valid bits live in the unit)."""
+        regs = [Signal(Value.cast(v).shape(), name=f"{name}_{k}", reset_less=True) for k, v in enumerate(values)]
+        with m.If(self.en):
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+        return regs
 
 
 class FP16ToFixed(wiring.Component):
@@ -430,9 +459,9 @@ def latency(config: NMPUConfig) -> int:
     """Cycles from input acceptance to output valid of :class:`FP16Unit`.
 
     ``1`` (coefficient memory read) ``+ FMA16`` ``[+ FMA16`` with the BN stage``]`` ``+ FP16ToFixed``
-    (ReLU included): 6 without the BN stage, 9 with it.
+    (ReLU included): 6 without the BN stage, 9 with it, with 3-stage FMAs (``rtl.fp16_fma_stages``; 5 adds 2 per FMA).
     """
-    return 1 + FMA16.LATENCY * (2 if config.bn_stage else 1) + FP16ToFixed.LATENCY
+    return 1 + config.rtl.fp16_fma_stages * (2 if config.bn_stage else 1) + FP16ToFixed.LATENCY
 
 
 class FP16Unit(wiring.Component):
@@ -500,7 +529,8 @@ class FP16Unit(wiring.Component):
         outs = []
         for j in range(L):
             # Cycles 2-4: a = fma16(s, x, o) (x converted to binary16 in cycle 1 when exact)
-            f1 = FMA16(None if self.x_to_f16 else cfg.adc_bits, fault=self.fault)
+            stages = cfg.rtl.fp16_fma_stages
+            f1 = FMA16(None if self.x_to_f16 else cfg.adc_bits, fault=self.fault, stages=stages)
             m.submodules[f"fma_{j}"] = f1
             m.d.comb += [f1.a.eq(coef["scale"][j]), f1.b.eq(codes1[j]), f1.c.eq(coef["offset"][j]),
                          f1.en.eq(advance)]
@@ -508,9 +538,9 @@ class FP16Unit(wiring.Component):
             if cfg.bn_stage:
                 # Cycles 5-7: b = fma16(g, a, h); g and h wait in registers for a
                 gh = delay_line(m, {f"g_{j}_d{{}}": coef["bn_scale"][j], f"h_{j}_d{{}}": coef["bn_offset"][j]},
-                                FMA16.LATENCY, advance)
+                                stages, advance)
                 g_d, h_d = (line[-1] for line in gh.values())
-                f2 = FMA16(None, fault=self.fault)
+                f2 = FMA16(None, fault=self.fault, stages=stages)
                 m.submodules[f"bn_fma_{j}"] = f2
                 m.d.comb += [f2.a.eq(g_d), f2.b.eq(b), f2.c.eq(h_d), f2.en.eq(advance)]
                 b = f2.r

@@ -22,7 +22,7 @@ def _fmt(rng: np.random.Generator, quantizer: bool, max_bits: int = 12) -> dict:
 
 def draw_config(seed: int, max_lanes: int = 8, max_groups: int = 6) -> NMPUConfig:
     """One configuration the loader accepts: every format, mode, the BN stage or not, lanes 1..``max_lanes``,
-    1..``max_groups`` lane groups (one group: a single-row coefficient memory)."""
+    1..``max_groups`` lane groups (one group: a single-row coefficient memory), 3- or 5-stage FP16 FMAs."""
     rng = np.random.default_rng([seed, 0x6E6D7075])
     while True:
         out = _fmt(rng, True, 16)
@@ -34,6 +34,8 @@ def draw_config(seed: int, max_lanes: int = 8, max_groups: int = 6) -> NMPUConfi
              "rtl": {"lanes": lanes, "columns": lanes * int(rng.integers(1, max_groups + 1))}}
         if d["bn_stage"]:
             d.update(bn_scale=_fmt(rng, False), bn_offset=_fmt(rng, False), mid=_fmt(rng, True, 16))
+        # the FP16 unit's FMA depth from a generator of its own: the draws above stay what they were
+        d["rtl"]["fp16_fma_stages"] = int(np.random.default_rng([seed, 0x666D61]).choice([3, 5]))
         try:
             return NMPUConfig.from_dict(d, source=f"draw {seed}")
         except ConfigError:            # e.g. an intermediate over 62 bits: the loader refuses it, draw again

@@ -108,7 +108,7 @@ def _unit_report(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmpu_model.config import NMPUConfig, RTLParams, load_config
+    from nmpu_model.config import NMPUConfig, load_config
 
     from ..synth import flow as synth
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.lanes is not None:
         if args.lanes < 1:
             raise ValueError(f"--lanes must be a positive integer, not {args.lanes}")
-        config = replace(config, rtl=RTLParams(lanes=args.lanes, columns=config.rtl.columns))
+        config = replace(config, rtl=replace(config.rtl, lanes=args.lanes))
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a folder (--out takes a folder)")
@@ -215,7 +215,10 @@ def run(args: argparse.Namespace) -> int:
 def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argparse.Namespace, out: Path) -> None:
     """Timing, power and energy per value of ``units`` in the OSU 0.18 um library; adds to ``doc`` per unit
     (``timing``, ``power``, ``energy_pj_per_value``, ``osu018``, ``throughput_per_mm2``) and, for both units,
-    ``ppa`` (ratios, the equal-clock comparison)."""
+    ``fp16_pipelined`` (the FP16 unit with 5-stage FMAs, ``rtl.fp16_fma_stages = 5``) and ``ppa`` (ratios;
+    the equal-clock comparison: the fixed unit and the pipelined FP16 unit at the fixed unit's fmax)."""
+    from dataclasses import replace
+
     from ..sim import activity as act
     from ..synth import ppa
     from .workload import load
@@ -225,21 +228,22 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
     if args.activity == "random":
         stim = act.random_codes(stim, config)
     print(f"\npower, performance, area in {ppa.osu018.NAME}; activity: {args.activity} ({stim.name})", flush=True)
+    runs = [(u, u, config, "") for u in units]
+    if len(units) == 2 and config.rtl.fp16_fma_stages == 3:
+        runs.append(("fp16_pipelined", "fp16", replace(config, rtl=replace(config.rtl, fp16_fma_stages=5)), "-5stage"))
     nets, acts = {}, {}
-    for u in units:
-        n = nets[u] = ppa.map_netlist(config, u, out, notify=_notify)
+    for key, unit, cfg, tag in runs:
+        n = nets[key] = ppa.map_netlist(cfg, unit, out, notify=_notify, tag=tag)
         t = ppa.timing(n)
-        m = act.measure(config, u, [n.netlist] + n.models, stim, n.top)
-        a = acts[u] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
+        m = act.measure(cfg, unit, [n.netlist] + n.models, stim, n.top)
+        a = acts[key] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
         pw = ppa.power(n, t["fmax_mhz"], a)
-        r = doc.setdefault(u, {"unit": u})
+        r = doc.setdefault(key, {"unit": unit})
         r.update(timing=t, power=pw, energy_pj_per_value=pw["energy_pj_per_value"], osu018=ppa.netlist_dict(n),
-                 activity_kind=args.activity,
+                 activity_kind=args.activity, latency=n.latency, fp16_fma_stages=cfg.rtl.fp16_fma_stages,
                  throughput_per_mm2=t["fmax_mhz"] * 1e6 * n.lanes / (n.area * 1e-6))
     if len(units) == 2:
         fx, fp = doc["fixed"], doc["fp16"]
-        clock = min(fx["timing"]["fmax_mhz"], fp["timing"]["fmax_mhz"])
-        equal = {u: ppa.power(nets[u], clock, acts[u]) for u in units}
         lanes_fit = fp["osu018"]["area"] / fx["osu018"]["area"]
         doc["ppa"] = {
             "library": ppa.osu018.NAME, "activity": args.activity, "stimulus": stim.name,
@@ -247,12 +251,21 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
             "energy_ratio": fp["energy_pj_per_value"] / fx["energy_pj_per_value"],
             "area_ratio": lanes_fit,
             "throughput_per_area_ratio": fx["throughput_per_mm2"] / fp["throughput_per_mm2"],
-            "equal_clock": {"clock_mhz": clock, **{u: equal[u] for u in units},
-                            "energy_ratio": equal["fp16"]["energy_pj_per_value"] / equal["fixed"]["energy_pj_per_value"]},
             "fixed_lanes_in_fp16_area": lanes_fit,
             "throughput_in_fp16_area_ratio": lanes_fit * fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
         }
-    print(_ppa_table(doc, units))
+        if "fp16_pipelined" in doc:
+            # both units at one clock that both meet: the fixed unit's fmax, or the pipelined FP16 unit's
+            # where that is a little lower
+            pp = doc["fp16_pipelined"]
+            clock = min(fx["timing"]["fmax_mhz"], pp["timing"]["fmax_mhz"])
+            at = {k: ppa.power(nets[k], clock, acts[k]) for k in ("fixed", "fp16_pipelined")}
+            doc["ppa"]["equal_clock"] = {
+                "clock_mhz": clock, "of_fixed_fmax": clock / fx["timing"]["fmax_mhz"], **at,
+                "energy_ratio": at["fp16_pipelined"]["energy_pj_per_value"] / at["fixed"]["energy_pj_per_value"],
+                "area_ratio": pp["osu018"]["area"] / fx["osu018"]["area"],
+                "fp16_flip_flops": pp["osu018"]["flip_flops"], "fp16_latency": pp["latency"]}
+    print(_ppa_table(doc, tuple(k for k, *_ in runs)))
     if len(units) == 2:
         from ..report.plots import ppa_plot
         doc["ppa"]["plot"] = str(ppa_plot(doc, out / "ppa.png"))
@@ -274,11 +287,15 @@ def _ppa_table(doc: dict[str, Any], units: tuple[str, ...]) -> str:
     text += f"\nactivity: {doc[units[0]]['power']['activity']}"
     if "ppa" in doc:
         q = doc["ppa"]
-        e = q["equal_clock"]
         text += (f"\nfixed / FP16: fmax {q['fmax_ratio']:.2f}x, energy per value {q['energy_ratio']:.2f}x lower, "
                  f"throughput per area {q['throughput_per_area_ratio']:.2f}x; area FP16 / fixed {q['area_ratio']:.2f}x "
-                 f"(osu018)\nat one clock ({e['clock_mhz']:.1f} MHz, the slower unit's fmax): fixed {e['fixed']['mw']:.3f} mW, "
-                 f"FP16 {e['fp16']['mw']:.3f} mW, energy per value {e['energy_ratio']:.2f}x lower\n"
-                 f"{q['fixed_lanes_in_fp16_area']:.1f} fixed-point lanes fit in the FP16 unit's area: "
+                 f"(osu018)\n{q['fixed_lanes_in_fp16_area']:.1f} fixed-point lanes fit in the FP16 unit's area: "
                  f"{q['throughput_in_fp16_area_ratio']:.1f}x its throughput at each unit's own fmax")
+        e = q.get("equal_clock")
+        if e:
+            text += (f"\nat one clock, {e['clock_mhz']:.1f} MHz ({100 * e['of_fixed_fmax']:.0f}% of the fixed unit's "
+                     f"fmax), against the FP16 unit with 5-stage FMAs (latency {e['fp16_latency']}, "
+                     f"{e['fp16_flip_flops']} flip-flops): area {e['area_ratio']:.2f}x, power "
+                     f"{e['fp16_pipelined']['mw']:.3f} vs {e['fixed']['mw']:.3f} mW, energy per value "
+                     f"{e['energy_ratio']:.2f}x lower")
     return text

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
 LABELS = {"fp32_digital": "float model (digital)", "analog_fp32": "analog + fp32", "analog_fp16": "analog + fp16",
@@ -109,14 +110,17 @@ def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
     """Both units in OSU 0.18 um: energy per value against area (lines of equal energy x area product), and
     the four figures side by side as FP16 / fixed ratios (how many times better the fixed unit is)."""
     units, names, colors = ["fixed", "fp16"], ["fixed-point NMPU", "FP16 unit"], ["tab:green", "tab:red"]
+    if "timing" in syn.get("fp16_pipelined", {}):
+        units, names, colors = units + ["fp16_pipelined"], names + ["FP16, 5-stage FMAs"], colors + ["tab:orange"]
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6))
     ax = axes[0]
     area = [syn[u]["osu018"]["area"] for u in units]
     energy = [syn[u]["energy_pj_per_value"] for u in units]
-    for a, e, n, c, u in zip(area, energy, names, colors, units):
+    offsets = [((6, 4), "left"), ((8, -22), "left"), ((-8, 8), "right")]      # the FP16 points lie close
+    for a, e, n, c, u, (off, ha) in zip(area, energy, names, colors, units, offsets):
         ax.scatter([a], [e], s=60, color=c, zorder=3)
         ax.annotate(f"{n}\n{syn[u]['timing']['fmax_mhz']:.0f} MHz", (a, e), textcoords="offset points",
-                    xytext=(6, 4), fontsize=8)
+                    xytext=off, fontsize=8, ha=ha)
     lo, hi = min(area) / 2, max(area) * 2
     xs = np.geomspace(lo, hi, 50)
     for k in (0.5, 1, 2, 4, 8, 16, 32):
@@ -125,7 +129,6 @@ def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(min(energy) / 3, max(energy) * 3)
-    from matplotlib.ticker import FuncFormatter
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if f"{v:.0e}"[0] in "25" else ""))
@@ -140,7 +143,9 @@ def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
     for i, v in enumerate(vals):
         axes[1].text(i, v, f"{v:.1f}x", ha="center", va="bottom", fontsize=8)
     axes[1].set_yscale("log")
-    axes[1].set_title("fixed-point NMPU better by (x)", fontsize=8)
+    axes[1].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+    axes[1].yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}x" if f"{v:.0e}"[0] in "25" else ""))
+    axes[1].set_title("fixed-point NMPU better than the FP16 unit by", fontsize=8)
     return _bar_pair_done(fig, axes, f"{syn['lanes']} lane(s), activity: {q['activity']} "
                           f"({q['stimulus'].split(' (')[0]})", path, 9)
 

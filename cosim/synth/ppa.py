@@ -258,8 +258,9 @@ def _ram_liberty(macros: dict[str, tuple[int, int, int]]) -> str:
 
 
 def map_netlist(config: NMPUConfig, unit: str = "fixed", out_dir: str | Path = "build/synth",
-                target_ns: float = DEFAULT_TARGET_NS, notify: Callable[[str], None] | None = None) -> LibertyNetlist:
-    """Map unit ``unit`` of ``config`` onto the OSU 0.18 um library in ``out_dir/<unit>-osu018/``.
+                target_ns: float = DEFAULT_TARGET_NS, notify: Callable[[str], None] | None = None,
+                tag: str = "") -> LibertyNetlist:
+    """Map unit ``unit`` of ``config`` onto the OSU 0.18 um library in ``out_dir/<unit><tag>-osu018/``.
 
     Writes ``netlist_osu018.v`` (structural: library cells and memory macros), ``nmpu_rams.v`` and
     ``nmpu_rams.lib`` (the macros' simulation and timing models) and a copy of the library's files.
@@ -267,7 +268,7 @@ def map_netlist(config: NMPUConfig, unit: str = "fixed", out_dir: str | Path = "
     if not (isinstance(target_ns, (int, float)) and math.isfinite(target_ns) and target_ns > 0):
         raise ValueError(f"--target-ns must be a positive number of ns, not {target_ns!r}")
     text, top, lat = unit_verilog(config, unit)
-    folder = Path(out_dir) / f"{unit}-osu018"
+    folder = Path(out_dir) / f"{unit}{tag}-osu018"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{top}.v").write_text(text)
     shutil.copyfile(osu018.liberty(), folder / osu018.LIBERTY)   # Yosys from PyPI reads only below its folder

@@ -19,6 +19,17 @@ def test_default_file_equals_spec_defaults():
     assert (c.offset.bits, c.offset.frac, c.offset.signed) == (8, 1, True)
 
 
+def test_fp16_fma_stages_round_trip_and_default_identity(tmp_path):
+    """Set, it is written and read back; at its default it is not written, so every existing configuration
+    keeps its identity (the build caches and the Verilog headers name it)."""
+    c = NMPUConfig.from_dict({"rtl": {"fp16_fma_stages": 5}})
+    p = tmp_path / "f.toml"
+    c.save(p)
+    assert "fp16_fma_stages = 5" in p.read_text() and load_config(p).rtl.fp16_fma_stages == 5
+    d = NMPUConfig.from_dict({"rtl": {"fp16_fma_stages": 3}})
+    assert "fp16_fma_stages" not in d.to_toml() and d.identity() == NMPUConfig().identity() != c.identity()
+
+
 def test_round_trip(tmp_path):
     c = NMPUConfig.from_dict({"bn_stage": True, "bn_scale": {"bits": 6, "frac": 4, "signed": True},
                               "bn_offset": {"bits": 6, "frac": 2}, "mid": {"bits": 12, "frac": 3, "rounding": "RND_CONV"},
@@ -40,6 +51,7 @@ def test_round_trip(tmp_path):
     ("[scale]\nbits = 8\nfrac = 7\nsigend = false\n", "unknown field scale.sigend"),
     ("[rtl]\nlanes = 3\ncolumns = 256\n", r"rtl.columns \(256\) must be a multiple of rtl.lanes \(3\)"),
     ("[scale]\nbits = 8\n", "scale.frac is missing"),
+    ("[rtl]\nfp16_fma_stages = 4\n", "rtl.fp16_fma_stages must be one of 3, 5, not 4"),
     ("adc_bits = \n", "not valid TOML"),
 ])
 def test_bad_config_names_field_and_file(tmp_path, text, msg):

@@ -161,8 +161,10 @@ def test_fma_int_random_matches_both_references(adc_bits: int) -> None:
     assert np.isinf(v).sum() > 10 and ((v != 0) & (np.abs(v) < 2.0 ** -14)).sum() > 10 and (v == 0).sum() >= 3
 
 
-def test_fma_f16_random_with_specials() -> None:
-    """The BN-stage FMA: every bit pattern (inf, NaN, subnormals), half the addends near -a*b."""
+@pytest.mark.parametrize("stages", [3, 5])
+def test_fma_f16_random_with_specials(stages: int) -> None:
+    """The BN-stage FMA: every bit pattern (inf, NaN, subnormals), half the addends near -a*b; the same
+    results from the 5-stage FMA (``rtl.fp16_fma_stages``), two cycles later."""
     rng = np.random.default_rng(7)
     n = 8000
     a = rng.integers(0, 0x10000, n)
@@ -170,7 +172,9 @@ def test_fma_f16_random_with_specials() -> None:
     with np.errstate(all="ignore"):
         near = bits16(-(f16(a) * f16(b)).astype(np.float16).astype(np.float64)) + rng.integers(-3, 4, n)
     c = np.where(rng.random(n) < 0.5, near, rng.integers(0, 0x10000, n)) & 0xFFFF
-    got = run_block(FMA16(None), {"a": a, "b": b, "c": c}, "r", FMA16.LATENCY)
+    fma = FMA16(None, stages=stages)
+    assert fma.LATENCY == stages
+    got = run_block(fma, {"a": a, "b": b, "c": c}, "r", fma.LATENCY)
     ref = golden_fma_bits(a, b, c, True)
     bad = np.nonzero(~same_f16(got, ref))[0]
     assert bad.size == 0, [(hex(a[i]), hex(b[i]), hex(c[i]), hex(got[i]), hex(ref[i])) for i in bad[:5]]
@@ -190,8 +194,8 @@ def close_addends(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return bits16(np.clip(np.where(rng.random(len(p)) < 0.5, -o, o), -65504, 65504))
 
 
-@pytest.mark.parametrize("b_int_bits", [8, None])
-def test_fma_close_exponents(b_int_bits: int | None) -> None:
+@pytest.mark.parametrize("b_int_bits, stages", [(8, 3), (None, 3), (8, 5)])
+def test_fma_close_exponents(b_int_bits: int | None, stages: int) -> None:
     """Addends close to the product in magnitude: where the alignment window and the jammed sticky matter."""
     rng = np.random.default_rng(21)
     n = 6000
@@ -203,7 +207,8 @@ def test_fma_close_exponents(b_int_bits: int | None) -> None:
         b = rng.integers(0, 0x7C00, n) | (rng.integers(0, 2, n) << 15)
         p = f16(a) * f16(b)
     c = close_addends(p, rng)
-    got = run_block(FMA16(b_int_bits), {"a": a, "b": b, "c": c}, "r", FMA16.LATENCY)
+    fma = FMA16(b_int_bits, stages=stages)
+    got = run_block(fma, {"a": a, "b": b, "c": c}, "r", fma.LATENCY)
     ref = golden_fma_bits(a, b, c, b_int_bits is None)
     bad = np.nonzero(~same_f16(got, ref))[0]
     assert bad.size == 0, [(hex(a[i]), b[i], hex(c[i]), hex(got[i]), hex(ref[i])) for i in bad[:5]]
@@ -239,6 +244,8 @@ def test_fma_constructor_checks() -> None:
         FMA16(0)
     with pytest.raises(ValueError, match=r"fault must be one of"):
         FMA16(8, fault="nope")
+    with pytest.raises(ValueError, match=r"^stages must be 3 or 5, not 4$"):
+        FMA16(8, stages=4)
 
 
 @pytest.mark.parametrize("bits", [1, 8, 12])

@@ -63,7 +63,13 @@ def test_fixed_unit_is_faster_and_cheaper_per_value(synth_doc: dict) -> None:
         assert Path(u["timing"]["netlist"]).exists() and Path(u["timing"]["liberty"]).name == "osu018_stdcells.lib"
     q = synth_doc["ppa"]
     assert q["energy_ratio"] == pytest.approx(fp["energy_pj_per_value"] / fx["energy_pj_per_value"])
-    assert q["equal_clock"]["clock_mhz"] == pytest.approx(fp["timing"]["fmax_mhz"])
+    # the FP16 unit pipelined (5-stage FMAs) runs at about the fixed unit's clock, and still costs more per value
+    pp, e = synth_doc["fp16_pipelined"], q["equal_clock"]
+    assert pp["latency"] == fp["latency"] + 2 and pp["osu018"]["flip_flops"] > fp["osu018"]["flip_flops"]
+    assert pp["timing"]["fmax_mhz"] > 1.3 * fp["timing"]["fmax_mhz"]
+    assert e["clock_mhz"] == min(fx["timing"]["fmax_mhz"], pp["timing"]["fmax_mhz"]) and e["of_fixed_fmax"] > 0.9
+    assert e["fixed"]["clock_mhz"] == e["fp16_pipelined"]["clock_mhz"] == e["clock_mhz"]
+    assert e["fixed"]["energy_pj_per_value"] < e["fp16_pipelined"]["energy_pj_per_value"]
     assert Path(q["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
