@@ -37,8 +37,8 @@ from nmpu_model.config import NMPUConfig
 from . import osu018
 from .flow import gate_level_steps, run_yosys, unit_verilog
 
-__all__ = ["LibertyNetlist", "Activity", "map_netlist", "timing", "power", "sta_command", "DEFAULT_TARGET_NS",
-           "RAM_PREFIX"]
+__all__ = ["LibertyNetlist", "Activity", "map_netlist", "timing", "power", "netlist_dict", "sta_command",
+           "DEFAULT_TARGET_NS", "ABC_SCRIPT", "RAM_PREFIX"]
 
 RAM_PREFIX = "NMPU_RAM_"
 RAM_MODELS = "nmpu_rams.v"
@@ -102,9 +102,6 @@ class Activity:
         """The same activity with every toggle rate multiplied by ``factor`` (duty kept)."""
         return Activity({k: (a * factor, d) for k, (a, d) in self.nets.items()}, f"{self.source}, toggle rates x{factor:g}",
                         self.cycles, self.values)
-
-    def mean(self) -> float:
-        return sum(a for a, _ in self.nets.values()) / max(1, len(self.nets))
 
 
 # ---- step 1: mapping -----------------------------------------------------------------------------
@@ -418,5 +415,6 @@ def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock
 
 
 def netlist_dict(n: LibertyNetlist) -> dict[str, Any]:
+    """The mapped netlist's figures and files as JSON-ready data (paths as strings)."""
     d = asdict(n)
     return {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "models" else v) for k, v in d.items()}
