@@ -1,12 +1,17 @@
 """What the analog simulation of a network costs: images/s of the analog run against the float model, same inputs.
 
-    .venv/bin/python benchmarks/bench_network.py [--model mnist-resnet] [--images 500] [--repeat 3] [--json OUT]
+    .venv/bin/python benchmarks/bench_network.py [--model mnist-resnet,resnet9-random] [--images 256] [--repeat 3]
+                                                 [--rss N] [--json OUT]
 
 One programmed network (seed 0, t = 1 h) runs the first ``--images`` test images with the fixed-point NMPU
 after every analog layer; the float model runs the same images. Both with one torch thread and with all
 threads, best of ``--repeat``, ratio measured in this run. Also the time of ``AnalogNetwork.build``
 (programming and calibration) against the analog run of its calibration batch. Run it before a big sweep:
 a sweep point costs one analog run per seed.
+
+``resnet9-random`` is a CIFAR-size network without a data set: ``nmpu_model.models.resnet9()`` with random
+weights, random 3 x 32 x 32 inputs and 64 random calibration images. ``--rss N`` also runs the analog
+evaluation of N such images in a child process and reports its peak resident memory.
 """
 from __future__ import annotations
 
@@ -41,30 +46,64 @@ def measure(work, cfg: NMPUConfig, x: torch.Tensor, repeat: int) -> dict:
             "build_over_calibration_run": build_s / cal_run_s, "calibration_images": int(len(work.x_cal))}
 
 
+def random_resnet9(images: int):
+    """A ResNet9-size workload without data: random weights, inputs and calibration images (seeded)."""
+    from nmpu_model.evaluate import Workload
+    from nmpu_model.models import resnet9
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    return Workload(name="resnet9-random", model=resnet9().eval(), x_test=torch.randn(images, 3, 32, 32, generator=g),
+                    y_test=torch.zeros(images, dtype=torch.long), x_cal=torch.randn(64, 3, 32, 32, generator=g))
+
+
+def peak_rss(images: int) -> float:
+    """Peak resident memory (GB) of a child process that builds resnet9-random and runs ``images`` images."""
+    import resource
+    import subprocess
+    import sys
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import torch; from bench_network import random_resnet9; "
+            "from nmpu_model import NMPUConfig; from nmpu_model.network import AnalogNetwork; "
+            f"w = random_resnet9({images}); "
+            "net = AnalogNetwork.build(w.model, w.x_cal, seed=0, t=3600.0, digital=w.digital); "
+            "net.run(w.x_test, NMPUConfig(), 'fixed')")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2     # KB -> GB
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="mnist-resnet")
-    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--model", default="mnist-resnet,resnet9-random", help="comma-separated (default %(default)s)")
+    ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rss", type=int, metavar="N", help="peak memory of an N-image resnet9-random evaluation")
     ap.add_argument("--json", help="write the figures as JSON")
     args = ap.parse_args()
 
     cfg = NMPUConfig()
-    work = load_workload(args.model, images=args.images)
-    x = work.x_test
-    res = {"machine": platform.processor() or platform.machine(), "model": work.name, "images": int(len(x)),
-           "float_accuracy": accuracy(work.model, x, work.y_test)}
-    for threads in sorted({1, os.cpu_count() or 1}):
-        torch.set_num_threads(threads)
-        r = measure(work, cfg, x, args.repeat)
-        res[f"threads_{threads}"] = r
-        print(f"{work.name}, {len(x)} images, {threads} thread(s): float {r['float_images_per_s']:.0f} images/s, "
-              f"analog + fixed NMPU {r['analog_images_per_s']:.0f} images/s = {r['analog_over_float']:.1f}x the "
-              f"float time; build (programming + calibration on {r['calibration_images']} images) "
-              f"{r['build_seconds']:.2f} s = {r['build_over_calibration_run']:.1f}x the analog run of that batch")
+    out = {"machine": platform.processor() or platform.machine(), "models": {}}
+    for name in args.model.split(","):
+        work = random_resnet9(args.images) if name == "resnet9-random" else load_workload(name, images=args.images)
+        x = work.x_test
+        res = out["models"][work.name] = {"images": int(len(x))}
+        if name != "resnet9-random":
+            res["float_accuracy"] = accuracy(work.model, x, work.y_test)
+        for threads in sorted({1, os.cpu_count() or 1}):
+            torch.set_num_threads(threads)
+            r = measure(work, cfg, x, args.repeat)
+            res[f"threads_{threads}"] = r
+            print(f"{work.name}, {len(x)} images, {threads} thread(s): float {r['float_images_per_s']:.0f} images/s, "
+                  f"analog + fixed NMPU {r['analog_images_per_s']:.0f} images/s = {r['analog_over_float']:.1f}x the "
+                  f"float time; build (programming + calibration on {r['calibration_images']} images) "
+                  f"{r['build_seconds']:.2f} s = {r['build_over_calibration_run']:.1f}x the analog run of that batch",
+                  flush=True)
+    if args.rss:
+        out["peak_rss_gb"] = {"images": args.rss, "gb": peak_rss(args.rss)}
+        print(f"resnet9-random, {args.rss} images, analog evaluation in one call: peak resident memory "
+              f"{out['peak_rss_gb']['gb']:.2f} GB")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+            json.dump(out, f, indent=2)
 
 
 if __name__ == "__main__":
