@@ -52,7 +52,8 @@ def register(subparsers) -> None:
                         "uniform random ADC codes with that layer's coefficients")
     g.add_argument("--layer", metavar="NAME", help="the analog layer whose data drives the activity run (default: the "
                    "first analog layer with the configuration's ReLU)")
-    g.add_argument("--samples", type=int, default=64, metavar="N",
+    from ..sim.activity import DEFAULT_SAMPLES
+    g.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help="samples of the layer streamed through the netlist (default %(default)s)")
     from .workload import add_args
     add_args(g)
@@ -216,7 +217,7 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
     """Timing, power and energy per value of ``units`` in the OSU 0.18 um library; adds to ``doc`` per unit
     (``timing``, ``power``, ``energy_pj_per_value``, ``osu018``, ``throughput_per_mm2``) and, for both units,
     ``fp16_pipelined`` (the FP16 unit with 5-stage FMAs, ``rtl.fp16_fma_stages = 5``) and ``ppa`` (ratios;
-    the equal-clock comparison: the fixed unit and the pipelined FP16 unit at the fixed unit's fmax)."""
+    the equal-clock comparison: the fixed unit and the pipelined FP16 unit at the lower of their fmax)."""
     from dataclasses import replace
 
     from ..sim import activity as act
@@ -259,7 +260,8 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
             # where that is a little lower
             pp = doc["fp16_pipelined"]
             clock = min(fx["timing"]["fmax_mhz"], pp["timing"]["fmax_mhz"])
-            at = {k: ppa.power(nets[k], clock, acts[k]) for k in ("fixed", "fp16_pipelined")}
+            at = {k: doc[k]["power"] if doc[k]["power"]["clock_mhz"] == clock else ppa.power(nets[k], clock, acts[k])
+                  for k in ("fixed", "fp16_pipelined")}     # the unit whose fmax it is: its power at fmax
             doc["ppa"]["equal_clock"] = {
                 "clock_mhz": clock, "of_fixed_fmax": clock / fx["timing"]["fmax_mhz"], **at,
                 "energy_ratio": at["fp16_pipelined"]["energy_pj_per_value"] / at["fixed"]["energy_pj_per_value"],
