@@ -26,8 +26,16 @@ front of the NMPU sums the tiles' codes and saturates the sum to ``adc_bits``. S
 ``adc_bits`` code per column whatever the layer size, as the datapath contract requires; a
 partial sum can clip on its own tile (rare: partial sums are smaller than the whole).
 
-Every random draw comes from a ``torch.Generator`` seeded from ``(seed, layer, purpose[, time])``
-with ``numpy.random.SeedSequence``: the same seed gives the same bits.
+The device draws (programming noise, drift exponents, read noise, ADC mismatch) come from a
+``torch.Generator`` seeded from ``(seed, layer, purpose[, time])`` with ``numpy.random.SeedSequence``.
+The output noise of an MVM is drawn by counter (:func:`nmpu_model.kernels.normal`): the value added
+to row tile ``t``'s column ``j`` for input row ``r`` is ``normal(key, (r * n_row_tiles + t) * C + j)``
+with ``key`` from ``(seed, layer, purpose, time)``, so it does not depend on how the rows are batched.
+The same seed gives the same bits.
+
+The MVM is computed block by block of input rows: im2col of a block (convolutions), one float32
+matrix product per row tile, then one compiled pass (:func:`nmpu_model.kernels.adc_tile`) adds the
+noise, applies the ADC and sums the tile's codes into the layer's.
 """
 from __future__ import annotations
 
@@ -39,7 +47,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-__all__ = ["PCMParams", "TileParams", "ProgrammedLayer", "DriftState", "program_layer", "derive_seed",
+from . import kernels
+
+__all__ = ["PCMParams", "TileParams", "ProgrammedLayer", "DriftState", "Conv", "program_layer", "derive_seed",
            "mvm_error_vs_drift", "format_mvm_error"]
 
 
@@ -157,33 +167,13 @@ class TileParams:
         return (1 << (self.adc_bits - 1)) - 1
 
 
-# ---- the PCM model (AIHWKit PCMLikeNoiseModel, rewritten; constants as published) ----------------
-def _prog_noise(g_target: torch.Tensor, p: PCMParams, gen: torch.Generator) -> torch.Tensor:
-    g = g_target / p.g_max
-    c0, c1, c2 = p.prog_coeff
-    sig = (c0 + c1 * g + c2 * g * g) * (p.g_max / 25.0)  # fit made at 25 uS (AIHWKit)
-    noise = torch.randn(g_target.shape, generator=gen, dtype=g_target.dtype)
-    return (g_target + p.prog_noise_scale * sig * noise).clamp_(min=0.0)  # no negative conductance
-
-
-def _drift_nu(g_target: torch.Tensor, p: PCMParams, gen: torch.Generator) -> torch.Tensor:
-    g_rel = (g_target / p.g_max).abs().clamp(min=1e-7)
-    # mean and spread of the drift exponent vs. conductance (AIHWKit, fitted by Nandakumar 2019)
-    mu = (-0.0155 * torch.log(g_rel) + 0.0244).clamp(min=0.049, max=0.1)
-    sig = (-0.0125 * torch.log(g_rel) - 0.0059).clamp(min=0.008, max=0.045)
-    nu = (mu + sig * torch.randn(g_rel.shape, generator=gen, dtype=g_rel.dtype)).abs()
-    return nu * p.drift_scale
-
-
-def _drift_read(g_prog: torch.Tensor, nu: torch.Tensor, t: float, p: PCMParams,
-                gen: torch.Generator) -> torch.Tensor:
-    tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
-    g = g_prog * (tt / p.t0) ** (-nu) if tt > p.t0 else g_prog.clone()
-    # accumulated 1/f read noise (Joshi 2020, AIHWKit): q_s depends on the programmed conductance
-    q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
-    sig = q_s * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
-    g = g + g.abs() * p.read_noise_scale * sig * torch.randn(g.shape, generator=gen, dtype=g.dtype)
-    return g.clamp_(min=0.0)
+# The PCM model (AIHWKit PCMLikeNoiseModel, rewritten; constants as published) is in
+# nmpu_model.kernels.program_devices / read_devices, one compiled pass per layer:
+# - programming noise std (c0 + c1 g + c2 g^2) * g_max / 25 uS, g = g_target / g_max (fit made at 25 uS);
+# - drift exponent nu ~ |N(mu(g), sigma(g))| with mu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1) and
+#   sigma = clip(-0.0125 ln g - 0.0059, 0.008, 0.045) (Nandakumar 2019, as AIHWKit);
+# - 1/f read noise (Joshi 2020): relative std q_s sqrt(ln((t + t0 + t_read) / (2 t_read))),
+#   q_s = min(0.0088 / max((g_prog / g_max)^0.65, 1e-3), 0.2).
 
 
 # ---- one layer on its tiles ----------------------------------------------------------------------
@@ -191,14 +181,31 @@ def _drift_read(g_prog: torch.Tensor, nu: torch.Tensor, t: float, p: PCMParams,
 class DriftState:
     """The conductances of a programmed layer read at time ``t`` (s after programming).
 
-    ``weights`` has shape ``(n_row_tiles, rows, C)``: normalized ``(G+ - G-) / g_max`` per row
-    tile (zero-padded rows), so that an MVM of all row tiles is one batched matmul.
+    ``weights`` has shape ``(K, C)``, float32: normalized ``(G+ - G-) / g_max``; row tile ``r`` holds
+    rows ``r * rows`` to ``(r + 1) * rows``.
     ``readout`` is the global-drift-compensation readout (mean |column current| for an all-ones input).
     """
 
     t: float
     weights: torch.Tensor
     readout: float
+
+
+@dataclass(frozen=True)
+class Conv:
+    """The geometry of a convolution whose input rows :meth:`ProgrammedLayer.mvm` makes by im2col."""
+
+    kernel: tuple[int, int]
+    padding: tuple[int, int]
+    stride: tuple[int, int]
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        return ((h + 2 * self.padding[0] - self.kernel[0]) // self.stride[0] + 1,
+                (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1)
+
+
+#: input rows per block of :meth:`ProgrammedLayer.mvm` (im2col, one matrix product per row tile, the ADCs)
+BLOCK_ROWS = 2048
 
 
 @dataclass
@@ -242,63 +249,94 @@ class ProgrammedLayer:
     def n_col_tiles(self) -> int:
         return -(-self.target.shape[1] // self.params.cols)
 
-    def _pad(self, w: torch.Tensor) -> torch.Tensor:
-        k, c = w.shape
-        rows = self.params.rows
-        out = torch.zeros(self.n_row_tiles * rows, c, dtype=w.dtype)
-        out[:k] = w
-        return out.view(self.n_row_tiles, rows, c)
-
     def at(self, t: float) -> DriftState:
         """Read the array at ``t`` seconds after programming (drift and 1/f noise drawn per seed and t)."""
         p = self.params.pcm
         if p is None:
-            w = self.target
+            w = self.target.float()
         else:
-            gen = generator(self.seed, self.layer, "read", float(t))
-            gp = _drift_read(self.g_prog_pos, self.nu_pos, t, p, gen)
-            gn = _drift_read(self.g_prog_neg, self.nu_neg, t, p, gen)
-            w = (gp - gn) / p.g_max
-        readout = float(w.sum(dim=0).abs().mean())  # AIHWKit GlobalDriftCompensation: all-ones input
-        return DriftState(float(t), self._pad(w.float()), readout)
+            tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
+            g_prog = torch.cat([self.g_prog_pos.reshape(-1), self.g_prog_neg.reshape(-1)])
+            nu = torch.cat([self.nu_pos.reshape(-1), self.nu_neg.reshape(-1)])
+            g = g_prog * torch.exp(nu * -math.log(tt / p.t0)) if tt > p.t0 else g_prog
+            # accumulated 1/f read noise (Joshi 2020, AIHWKit): q_s depends on the programmed conductance
+            q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
+            spread = p.read_noise_scale * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
+            w = torch.empty(self.target.shape, dtype=torch.float32)
+            kernels.read_devices(g.numpy(), q_s.numpy(), spread, p.g_max,
+                                 np.uint64(derive_seed(self.seed, self.layer, "read", float(t))), w.view(-1).numpy())
+        readout = float(w.double().sum(dim=0).abs().mean())  # AIHWKit GlobalDriftCompensation: all-ones input
+        return DriftState(float(t), w, readout)
 
     def readout_programmed(self) -> float:
         """The drift-compensation baseline, read right after programming (AIHWKit ``init_baseline``)."""
         p = self.params.pcm
-        w = self.target if p is None else (self.g_prog_pos - self.g_prog_neg) / p.g_max
+        w = self.target if p is None else (self.g_prog_pos.double() - self.g_prog_neg.double()) / p.g_max
         return float(w.sum(dim=0).abs().mean())
 
-    def split_inputs(self, u: torch.Tensor) -> torch.Tensor:
-        """(M, K) input codes -> (n_row_tiles, M, rows) zero-padded, one slice per row tile."""
-        m, k = u.shape
-        rows = self.params.rows
-        out = u.new_zeros(m, self.n_row_tiles * rows)
-        out[:, :k] = u
-        return out.view(m, self.n_row_tiles, rows).transpose(0, 1)
-
     def currents(self, u: torch.Tensor, state: DriftState) -> torch.Tensor:
-        """Per row tile column currents ``(n_row_tiles, M, C)`` in full-scale units, noise-free."""
-        x = self.split_inputs(u.float()) / self.params.dac_max
-        return torch.bmm(x, state.weights)
+        """Column currents ``(M, C)`` of the whole layer (all row tiles summed) in full-scale units,
+        noise-free, for input DAC codes ``u`` ``(M, K)``."""
+        return (u.float() / self.params.dac_max) @ state.weights
 
-    def mvm(self, u: torch.Tensor, state: DriftState, out_bound: float,
-            gen: torch.Generator | None = None) -> torch.Tensor:
-        """ADC codes of the layer for input DAC codes ``u`` (M, K): int64 (M, C).
+    def mvm(self, u: torch.Tensor, state: DriftState, out_bound: float, noise_key: int | None = None, *,
+            first_row: int = 0, conv: Conv | None = None) -> np.ndarray:
+        """ADC codes of the layer for input DAC codes ``u``: int32 ``(M, C)``.
 
+        ``u`` is ``(M, K)``, or with ``conv`` the ``(N, C_in, H, W)`` input of a convolution, whose
+        ``M = N * Ho * Wo`` rows (image by image, then output position) are made by im2col.
         Each row tile: currents + output noise, ADC gain/offset, round, clip to ``adc_bits``;
-        then the digital adder sums the row tiles' codes and saturates to ``adc_bits``.
+        then the digital adder sums the row tiles' codes and saturates to ``adc_bits``. The output
+        noise of row ``r`` is drawn from stream ``noise_key`` (needed when ``out_noise > 0``) at row
+        ``first_row + r`` (see the module docstring).
         """
         tp = self.params
-        lsb = out_bound / tp.adc_max
-        i = self.currents(u, state)
-        if tp.out_noise > 0:
-            if gen is None:
-                raise ValueError("mvm: a generator is needed when out_noise > 0")
-            i = i + tp.out_noise * torch.randn(i.shape, generator=gen, dtype=i.dtype)
-        v = i * (self.adc_gain[:, None, :] / lsb) + self.adc_offset[:, None, :]
+        if tp.out_noise > 0 and noise_key is None:
+            raise ValueError("mvm: a noise key is needed when out_noise > 0")
+        key = np.uint64(noise_key or 0)
+        k_in, c = self.target.shape
+        nrt = self.n_row_tiles
+        w = (state.weights / tp.dac_max).contiguous()   # float32: the DAC's full scale is the code dac_max
+        gain = (self.adc_gain / (out_bound / tp.adc_max)).float().numpy()
+        offset = self.adc_offset.float().numpy()
         lo, hi = -tp.adc_max - 1, tp.adc_max
-        x = torch.round(v).clamp_(lo, hi).to(torch.int64)
-        return x.sum(dim=0).clamp_(lo, hi)
+        x = u.detach().float().contiguous()
+        if conv is None:
+            if x.ndim != 2 or x.shape[1] != k_in:
+                raise ValueError(f"mvm: expected inputs (M, {k_in}), got {tuple(x.shape)}")
+            per_image, n = 1, x.shape[0]
+        else:
+            ho, wo = conv.out_hw(x.shape[2], x.shape[3])
+            if x.ndim != 4 or x.shape[1] * conv.kernel[0] * conv.kernel[1] != k_in:
+                raise ValueError(f"mvm: a {conv.kernel} convolution onto {k_in} rows cannot take inputs "
+                                 f"{tuple(x.shape)}")
+            per_image, n = ho * wo, x.shape[0]
+        out = np.empty((n * per_image, c), np.int32)
+        images = max(1, BLOCK_ROWS // per_image)
+        cur = torch.empty(images * per_image, c)
+        # im2col transposed (one contiguous run per output row) when the rows are long enough to pay
+        wide = conv is not None and conv.out_hw(x.shape[2], x.shape[3])[1] >= 8
+        cols = np.empty((k_in, images * per_image) if wide else (images * per_image, k_in), np.float32)
+        xn = x.numpy()
+        for i0 in range(0, n, images):
+            i1 = min(n, i0 + images)
+            r0, r1 = i0 * per_image, i1 * per_image
+            if conv is None:
+                blk = x[r0:r1]
+            elif wide:
+                kernels.im2col_t(xn[i0:i1], *conv.kernel, *conv.padding, *conv.stride, cols[:, :r1 - r0])
+                blk = torch.from_numpy(cols[:, :r1 - r0]).t()
+            else:
+                kernels.im2col(xn[i0:i1], *conv.kernel, *conv.padding, *conv.stride, cols[:r1 - r0])
+                blk = torch.from_numpy(cols[:r1 - r0])
+            cb = cur[:r1 - r0]
+            acc = out[r0:r1]
+            for t in range(nrt):
+                a, b = t * tp.rows, min(k_in, (t + 1) * tp.rows)
+                torch.mm(blk[:, a:b], w[a:b], out=cb)
+                kernels.adc_tile(cb.numpy(), gain[t], offset[t], tp.out_noise, key, first_row + r0, t, nrt,
+                                 lo, hi, acc, t == 0, t == nrt - 1)
+        return out
 
 
 def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: int,
@@ -330,12 +368,17 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
     p = params.pcm
     gpp = gpn = nup = nun = None
     if p is not None:
-        gen = generator(seed, layer, "program")
         # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
-        t32 = target.float()
-        tp, tn = p.g_max * t32.clamp(min=0), p.g_max * (-t32).clamp(min=0)
-        gpp, gpn = _prog_noise(tp, p, gen), _prog_noise(tn, p, gen)
-        nup, nun = _drift_nu(tp, p, gen), _drift_nu(tn, p, gen)
+        t32 = target.float().reshape(-1)
+        g_t = p.g_max * torch.cat([t32.clamp(min=0), (-t32).clamp(min=0)])  # G+ devices, then G- devices
+        log_g = torch.log((g_t / p.g_max).clamp(min=1e-7))
+        g_prog = np.empty(2 * k * c, np.float32)
+        nu = np.empty(2 * k * c, np.float32)
+        kernels.program_devices(g_t.numpy(), log_g.numpy(), p.g_max, *p.prog_coeff, p.prog_noise_scale,
+                                p.drift_scale, np.uint64(derive_seed(seed, layer, "program")),
+                                np.uint64(derive_seed(seed, layer, "drift-nu")), g_prog, nu)
+        gpp, gpn = (torch.from_numpy(a).view(k, c) for a in np.split(g_prog, 2))
+        nup, nun = (torch.from_numpy(a).view(k, c) for a in np.split(nu, 2))
     nr = -(-k // params.rows)
     gen = generator(seed, layer, "adc")
     gain = 1.0 + params.adc_gain_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
@@ -371,10 +414,10 @@ def mvm_error_vs_drift(times: Sequence[float] = (1.0, 3600.0, 86400.0, 31536000.
         st = layer.at(t)
         gdc = base / st.readout
         if periphery:
-            x = layer.mvm(u, st, bound, generator(seed, "mvm-error-out", float(t))).double()
+            x = torch.from_numpy(layer.mvm(u, st, bound, derive_seed(seed, "mvm-error-out", float(t)))).double()
             y = x * (bound / tp.adc_max) * gdc
         else:
-            y = layer.currents(u, st).sum(dim=0).double() * gdc
+            y = layer.currents(u, st).double() * gdc
         out[float(t)] = float((y - ideal).norm() / ideal.norm())
     return out
 

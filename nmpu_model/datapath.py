@@ -1,8 +1,9 @@
 """``apply()``: the NMPU datapath of ``docs/datapath.md`` on whole arrays.
 
-The fixed-point path is integer from end to end. Each configuration knows the width of its
-widest exact intermediate (:meth:`NMPUConfig.plan`), so the work is done in int32 when that
-fits (twice as fast as int64) and in int64 otherwise; never in floating point.
+The fixed-point path is integer from end to end and never goes through floating point: one
+compiled pass (:func:`nmpu_model.kernels.datapath`) per call, in int64 (every configuration's
+widest exact intermediate fits, :meth:`NMPUConfig.plan`), which also checks the codes' range on
+the way; each requantization is the same integer recipe as :func:`nmpu_model.formats.quantize`.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .config import NMPUConfig
-from .formats import Fmt, quantize
+from .formats import Fmt
+from .kernels import Q_FIELDS, datapath, datapath_bn
 
 ARITHS = ("fixed", "fp16", "fp32")
 
@@ -54,14 +56,16 @@ def check_floats(arr: Any, what: str) -> np.ndarray:
 
 
 def check_inputs(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arith: str = "fixed",
-                 out_frac: int | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+                 out_frac: int | None = None, check_range: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Validate codes, coefficients and ``out_frac``; return them normalized.
 
     Raises ``ValueError`` naming the array, the first offending index and value and the count.
+    ``check_range=False`` leaves the codes' range to the caller (the fixed-point kernel checks it
+    in its own pass) and checks only that they are integers.
     """
     if arith not in ARITHS:
         raise ValueError(f"arith must be one of {', '.join(ARITHS)}, not {arith!r}")
-    x = check_codes(codes, config.adc, "codes")
+    x = check_codes(codes, config.adc, "codes") if check_range else _integer_codes(codes)
     if x.ndim != 2:
         raise ValueError(f"codes: expected a 2-D array (samples, columns), got shape {x.shape}")
     n_cols = x.shape[1]
@@ -90,7 +94,7 @@ def check_inputs(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arit
 
 
 def apply(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arith: str = "fixed",
-          out_frac: int | None = None) -> np.ndarray:
+          out_frac: int | None = None, *, dtype: Any = np.int64) -> np.ndarray:
     """Post-process ADC codes as the NMPU does.
 
     Parameters
@@ -107,38 +111,89 @@ def apply(codes: Any, config: NMPUConfig, coeffs: Mapping[str, Any], arith: str 
         The bit-accurate fixed-point unit, or a floating-point baseline.
     out_frac : int, optional
         The output format's ``frac`` for this layer; overrides ``coeffs["out_frac"]``.
+    dtype : integer dtype, optional
+        Of the result: int64 by default; any integer dtype that holds the output format's codes
+        (e.g. int8 for the default signed 8-bit output: an eighth of the memory traffic).
 
     Returns
     -------
-    ndarray of int64, shape (N, C)
+    ndarray of ``dtype`` (int64), shape (N, C)
         Output codes in the output format.
     """
-    x, c, out_frac = check_inputs(codes, config, coeffs, arith, out_frac)
-    if arith == "fixed":
-        return apply_fixed(x, config, c, out_frac)
+    out_dtype = output_dtype(dtype, config.output)
+    fixed = arith == "fixed"
+    x, c, out_frac = check_inputs(codes, config, coeffs, arith, out_frac, check_range=not fixed)
+    if fixed:
+        return apply_fixed(x, config, c, out_frac, out_dtype)
     from .baselines import apply_float
-    return apply_float(x, config, c, out_frac, arith)
+    return apply_float(x, config, c, out_frac, arith).astype(out_dtype, copy=False)
 
 
-def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], out_frac: int) -> np.ndarray:
-    """The fixed-point path on already validated integer inputs (see :func:`apply`)."""
+def output_dtype(dtype: Any, fmt: Fmt) -> np.dtype:
+    """``dtype`` as a numpy dtype if it is an integer type holding every code of ``fmt``, else a ``ValueError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"dtype: {dtype!r} is not a numpy dtype") from None
+    if dt == bool or not np.issubdtype(dt, np.integer):
+        raise ValueError(f"dtype: expected an integer dtype, not {dt}")
+    info = np.iinfo(dt)
+    if fmt.min < info.min or fmt.max > info.max:
+        raise ValueError(f"dtype: {dt} cannot hold the output format {fmt.describe()} "
+                         f"(codes {fmt.min} .. {fmt.max})")
+    return dt
+
+
+def _integer_codes(codes: Any) -> np.ndarray:
+    a = np.asarray(codes)
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"codes: expected integer codes, got dtype {a.dtype}")
+    return a
+
+
+def requant_desc(v_frac: int, fmt: Fmt) -> np.ndarray:
+    """The 11 integers by which :func:`nmpu_model.kernels.datapath` does ``quantize(v, v_frac, fmt)``
+    (see :mod:`nmpu_model.kernels`)."""
+    shift = fmt.frac - v_frac
+    left, pre, d = max(shift, 0), 0, max(-shift, 0)
+    if 0 < fmt.pre_truncate < d:
+        pre, d = d - fmt.pre_truncate, fmt.pre_truncate
+    half = (1 << (d - 1)) if d > 0 else 0
+    c0, c_neg, c_odd = {"TRN": (0, 0, 0), "RND": (half, 0, 0), "RND_MIN_INF": (half - 1, 0, 0),
+                        "RND_ZERO": (half - 1, 1, 0), "RND_INF": (half, -1, 0), "RND_CONV": (half - 1, 0, 1),
+                        "TRN_ZERO": (0, (1 << d) - 1, 0)}[fmt.rounding]
+    lo, hi = fmt.min, fmt.max
+    lo_sat = -hi if fmt.overflow == "SAT_SYM" and fmt.signed else lo
+    kind = {"WRAP": 0, "SAT": 1, "SAT_SYM": 1, "SAT_ZERO": 2}[fmt.overflow]
+    desc = np.array([left, pre, d, c0, c_neg, c_odd, lo, hi, lo_sat, (1 << fmt.bits) - 1, kind], np.int64)
+    assert desc.shape == (Q_FIELDS,)
+    return desc
+
+
+def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], out_frac: int,
+                dtype: Any = np.int64) -> np.ndarray:
+    """The fixed-point path on integer codes and validated coefficients (see :func:`apply`); the codes'
+    range is checked here, in the same pass (a bad code raises and nothing is returned)."""
     plan = config.plan()
-    dt = np.int32 if plan.bits <= 31 else np.int64
     s, o = config.scale, config.offset
     fa = plan.a.frac
     # a = x*s + o, aligned to the finer of the two fractions
-    a = x.astype(dt)
-    a *= (c["scale"] << (fa - s.frac)).astype(dt)
-    a += (c["offset"] << (fa - o.frac)).astype(dt)
-    b, fb = a, fa
+    scale = c["scale"].astype(np.int64) << (fa - s.frac)
+    offset = c["offset"].astype(np.int64) << (fa - o.frac)
+    if x.dtype == np.uint64 or x.dtype.itemsize > 8:  # not representable in int64 in general: check first
+        x = check_codes(x, config.adc, "codes").astype(np.int64)
+    out = np.empty(x.shape, dtype)
+    relu_floor = 0 if config.relu else np.iinfo(np.int64).min
     if config.bn_stage:
-        a2 = quantize(a, fa, config.mid, inplace=True)
         fb = plan.b.frac
         g, h = config.bn_scale, config.bn_offset
-        b = a2
-        b *= (c["bn_scale"] << (fb - config.mid.frac - g.frac)).astype(dt)
-        b += (c["bn_offset"] << (fb - h.frac)).astype(dt)
-    if config.relu:
-        np.maximum(b, 0, out=b)
-    y = quantize(b, fb, config.output.with_frac(out_frac), inplace=True)
-    return y.astype(np.int64, copy=False)
+        bn_scale = c["bn_scale"].astype(np.int64) << (fb - config.mid.frac - g.frac)
+        bn_offset = c["bn_offset"].astype(np.int64) << (fb - h.frac)
+        bad = datapath_bn(x, config.adc.min, config.adc.max, scale, offset, requant_desc(fa, config.mid),
+                          bn_scale, bn_offset, relu_floor, requant_desc(fb, config.output.with_frac(out_frac)), out)
+    else:
+        bad = datapath(x, config.adc.min, config.adc.max, scale, offset, relu_floor,
+                       requant_desc(fa, config.output.with_frac(out_frac)), out)
+    if bad:
+        check_codes(x, config.adc, "codes")  # raises, naming the first bad code
+    return out

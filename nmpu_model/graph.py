@@ -30,6 +30,7 @@ from functools import reduce
 from typing import Any, Callable
 
 import torch
+import torch._dynamo  # noqa: F401  torch.export's tracer (~1 s to import): at import, not in the first build
 from torch import nn
 
 __all__ = ["GraphError", "LayerSpec", "Step", "Graph", "export_model", "parse"]

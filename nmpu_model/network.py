@@ -71,6 +71,7 @@ The API for the precision sweep and the RTL in the loop
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
@@ -79,7 +80,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .analog import DriftState, ProgrammedLayer, TileParams, generator, program_layer
+from . import kernels
+from .analog import Conv, DriftState, ProgrammedLayer, TileParams, derive_seed, generator, program_layer
 from .config import NMPUConfig
 from .coefficients import LayerCal, LayerCoeffs, make_coefficients
 from .datapath import apply
@@ -157,16 +159,25 @@ class _Act:
     step: float | None = None
 
 
-def _im2col(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
-    """(N, C, H, W) -> ((N*L, C*k*k), (N, Ho, Wo)); Linear: (N, K) -> ((N, K), (N,))."""
+def _geometry(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, Conv | None, tuple[int, ...]]:
+    """A layer's input as :meth:`ProgrammedLayer.mvm` takes it, its convolution geometry and the shape of
+    its output rows: ``(N, Ho, Wo)`` for a convolution, ``(N,)`` for a linear layer."""
     if not spec.is_conv:
-        return x.reshape(x.shape[0], -1), (x.shape[0],)
-    n, _, h, w = x.shape
-    k, pad, st = spec.kernel_size, spec.padding, spec.stride
-    cols = F.unfold(x, k, padding=pad, stride=st)
-    ho = (h + 2 * pad[0] - (k[0] - 1) - 1) // st[0] + 1
-    wo = (w + 2 * pad[1] - (k[1] - 1) - 1) // st[1] + 1
-    return cols.transpose(1, 2).reshape(n * ho * wo, -1), (n, ho, wo)
+        return x.reshape(x.shape[0], -1), None, (x.shape[0],)
+    conv = Conv(tuple(spec.kernel_size), tuple(spec.padding), tuple(spec.stride))
+    return x, conv, (x.shape[0], *conv.out_hw(x.shape[2], x.shape[3]))
+
+
+def _ideal_mvm(spec: LayerSpec, p: ProgrammedLayer, u: torch.Tensor, conv: Conv | None) -> torch.Tensor:
+    """The ideal MVM (target weights, no noise) of input codes ``u`` in full-scale units, ``(M, C)`` float32."""
+    x = u.float() / p.params.dac_max
+    w = p.target.float()
+    if conv is None:
+        return x @ w
+    k_in, c = w.shape
+    wk = w.t().reshape(c, x.shape[1], *conv.kernel)
+    y = F.conv2d(x, wk, padding=conv.padding, stride=conv.stride)
+    return y.permute(0, 2, 3, 1).reshape(-1, c)
 
 
 def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
@@ -177,10 +188,30 @@ def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
 
 
 def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
-    a = v.detach().abs().flatten().double().numpy()
-    if a.size == 0:
+    """``np.quantile(|v|, q)`` (linear interpolation between the two nearest order statistics), exactly,
+    from the few largest values: a random sample sets a threshold that about three times as many
+    values as needed pass, one pass collects them, and a sort of those gives the order statistics
+    (a threshold that lets too few pass falls back to all the values)."""
+    a = v.detach().reshape(-1).numpy()
+    n = a.size
+    if n == 0:
         return 0.0
-    return float(np.quantile(a, q))
+    pos = (n - 1) * q
+    lo = math.floor(pos)
+    k = n - lo                                     # the k largest hold order statistics lo and lo + 1
+    # a fixed random sample (a strided one can see only some channels of a structured tensor)
+    sample = np.abs(a[np.random.default_rng(0).integers(0, n, 65536)]) if n > 65536 else np.abs(a)
+    rank = min(sample.size - 1, max(0, sample.size - 1 - (3 * k * sample.size) // n - 8))
+    thr = float(np.partition(sample, rank)[rank]) if k < n // 4 else 0.0
+    buf = np.empty(min(n, 16 * k + 4096), a.dtype)
+    got = kernels.abs_at_least(a, a.dtype.type(thr), buf)
+    if got < k or got > buf.size:
+        buf = np.abs(a)
+        got = n
+    top = np.sort(buf[:got])                      # ascending: top[got - k] is order statistic lo
+    v_lo = float(top[got - k])
+    v_hi = float(top[got - k + 1]) if k >= 2 else v_lo
+    return v_lo + (v_hi - v_lo) * (pos - lo)
 
 
 @dataclass
@@ -301,51 +332,54 @@ class AnalogNetwork:
         else:
             step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
             u_full = torch.clamp(torch.round(a.real / step_in), tp.dac_min, tp.dac_max)
-        u, shape = _im2col(spec, u_full)
-        # the largest per-image working set (im2col rows x max(K, C)) sizes run()'s default chunks
+        u, conv, shape = _geometry(spec, u_full)
+        m = _ideal_mvm(spec, p, u, conv)                      # ideal MVM, full-scale units, (M, C)
+        # the largest per-image working set (output rows x max(K, C)) sizes run()'s default chunks
         self.values_per_image = max(self.values_per_image,
-                                    -(-u.shape[0] // self._n_cal) * max(u.shape[1], p.target.shape[1]))
-        u = u.double()
-        m = (u / tp.dac_max) @ p.target                       # ideal MVM, full-scale units
+                                    -(-m.shape[0] // self._n_cal) * max(p.target.shape[0], p.target.shape[1]))
         out_bound = tp.out_bound or (_quantile_abs(m) * 1.1 or 1.0)  # headroom for ADC gain mismatch
         lsb = out_bound / tp.adc_max
-        x = p.mvm(u, state, out_bound, generator(self.seed, spec.index, "cal-out"))
+        x = p.mvm(u, state, out_bound, derive_seed(self.seed, spec.index, "cal-out"), conv=conv)
         # per-column least squares x = alpha * m/lsb + beta on unclipped samples
-        xm = x.double()
-        mm = m / lsb
-        w = ((x > -tp.adc_max - 1) & (x < tp.adc_max)).double()
-        nw = w.sum(0).clamp(min=1)
-        mx, mmu = (w * xm).sum(0) / nw, (w * mm).sum(0) / nw
-        cov = (w * (xm - mx) * (mm - mmu)).sum(0) / nw
-        var = (w * (mm - mmu) ** 2).sum(0) / nw
+        sums = np.zeros((5, x.shape[1]))
+        kernels.lsq_columns(x, m.numpy(), 1.0 / lsb, -tp.adc_max - 1, tp.adc_max, sums)
+        nw = np.maximum(sums[0], 1.0)
+        mx, mmu = sums[1] / nw, sums[2] / nw
+        cov = sums[3] / nw - mx * mmu
+        var = sums[4] / nw - mmu * mmu
         ok = var > 1e-6
-        alpha = torch.where(ok, cov / torch.where(ok, var, torch.ones_like(var)), torch.ones_like(var))
-        alpha = torch.where(alpha > 1e-3, alpha, torch.ones_like(alpha))   # a dead column: no gain info
+        alpha = np.where(ok, cov / np.where(ok, var, 1.0), 1.0)
+        alpha = np.where(alpha > 1e-3, alpha, 1.0)   # a dead column: no gain info
         beta = mx - alpha * mmu
-        A0 = (p.col_sign * p.col_scale * step_in * tp.dac_max * lsb / alpha).numpy()
+        sign, col_scale = p.col_sign.numpy(), p.col_scale.numpy()
+        A0 = sign * col_scale * step_in * tp.dac_max * lsb / alpha
         bias = spec.bias64().numpy()
         g, h = (t.numpy() for t in spec.bn_fold())
-        z_ideal = (p.col_sign * p.col_scale * tp.dac_max * step_in) * m + spec.bias64()
-        r_ideal = torch.from_numpy(g) * z_ideal + torch.from_numpy(h)
+        # the real output r = g * z + h of the ideal MVM, z = k1 * m + bias, per column
+        k1 = sign * col_scale * tp.dac_max * step_in
+        r_ideal = m * torch.from_numpy(g * k1).float() + torch.from_numpy(g * bias + h).float()
         if spec.relu:
-            r_ideal = r_ideal.clamp(min=0)
+            r_ideal.clamp_(min=0)
         out_min, out_max = tp.dac_min, tp.dac_max  # the next layer's DAC (= NMPU output) range
         step_out = _quantile_abs(r_ideal) / out_max or 1.0
-        xs = x.numpy()
+        if m.numel():
+            mlo, mhi = m.amin(0).double().numpy(), m.amax(0).double().numpy()
+            zmax = float(np.maximum(np.abs(k1 * mlo + bias), np.abs(k1 * mhi + bias)).max())
+        else:
+            zmax = 1.0
         rng = np.random.default_rng(generator(self.seed, spec.index, "cal-sub").initial_seed())
-        keep = rng.choice(xs.shape[0], size=min(xs.shape[0], 8192), replace=False)
+        keep = rng.choice(x.shape[0], size=min(x.shape[0], 8192), replace=False)
         keep.sort()
         self.cal[spec.name] = LayerCal(
             step_in=float(step_in), step_out=float(step_out), out_bound=float(out_bound),
-            alpha=alpha.numpy(), beta=beta.numpy(), A0=A0, bias=bias, g=g, h=h,
-            sign=p.col_sign.numpy(), readout_cal=state.readout, x_cal=xs[keep],
-            zmax=float((z_ideal.abs().max()) if z_ideal.numel() else 1.0))
-        # the upstream for the next layer: exact real post-processing with output rounding
-        r = (g * (A0 * (xs - beta.numpy()) + bias) + h) / step_out
-        if spec.relu:
-            r = np.maximum(r, 0)
-        y = np.clip(np.round(r), out_min, out_max)
-        c = _col2im(torch.from_numpy(y).float(), shape)
+            alpha=alpha, beta=beta, A0=A0, bias=bias, g=g, h=h,
+            sign=sign, readout_cal=state.readout, x_cal=x[keep].astype(np.int64), zmax=zmax)
+        # the upstream for the next layer: exact real post-processing (g * (A0 * (x - beta) + bias) + h)
+        # / step_out, with output rounding
+        y = np.empty(x.shape, np.float32)
+        kernels.requant_real(x, g * A0 / step_out, (g * (bias - A0 * beta) + h) / step_out, bool(spec.relu),
+                             float(out_min), float(out_max), y)
+        c = _col2im(torch.from_numpy(y), shape)
         return _Act(c * step_out, c, step_out)
 
     # -- coefficients ------------------------------------------------------------------------
@@ -391,9 +425,10 @@ class AnalogNetwork:
         record : bool
             Return a :class:`Trace` with every analog layer's ADC codes and output codes.
         batch_size : int, optional
-            Inputs per chunk (default: as many as keep the largest im2col matrix near 2**24 values,
-            a fixed function of the model). Output noise is drawn per chunk from ``(seed, layer, t, chunk)``:
-            the same seed, inputs and batch size give the same bits, whatever the post-processor.
+            Inputs per chunk (default: as many as keep the largest layer's working set near 2**24 values,
+            a fixed function of the model): a memory bound only. The output noise of an input row is
+            drawn by its index in ``x`` (:mod:`nmpu_model.analog`): the same seed and inputs give the
+            same bits whatever the batch size and the post-processor.
 
         Returns
         -------
@@ -417,14 +452,14 @@ class AnalogNetwork:
         outs = []
         trace: Trace | None = {} if record else None
         with torch.no_grad():
-            for ci, start in enumerate(range(0, x.shape[0], batch_size)):
+            for start in range(0, x.shape[0], batch_size):
                 xb = x[start:start + batch_size].float()
-                ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "chunk": ci,
+                ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "first_image": start,
                        "trace": trace}
                 outs.append(self._execute(_Act(xb), mode="run", ctx=ctx).real)
         if trace is not None:
             for lt in trace.values():
-                lt.adc_codes = np.concatenate(lt.adc_codes)
+                lt.adc_codes = np.concatenate(lt.adc_codes).astype(np.int64, copy=False)
                 lt.out_codes = np.concatenate(lt.out_codes)
         return torch.cat(outs), trace
 
@@ -481,9 +516,11 @@ class AnalogNetwork:
             u_full = a.codes
         else:  # a digital step before: the DAC quantizes the real input with the calibrated step
             u_full = torch.clamp(torch.round(a.real / cal.step_in), tp.dac_min, tp.dac_max)
-        u, shape = _im2col(spec, u_full)
-        gen = generator(self.seed, spec.index, "out", self.t, ctx["chunk"])
-        x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound, gen).numpy()
+        u, conv, shape = _geometry(spec, u_full)
+        rows_per_image = int(np.prod(shape[1:]))
+        x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound,
+                                           derive_seed(self.seed, spec.index, "out", self.t),
+                                           first_row=ctx["first_image"] * rows_per_image, conv=conv)
         lc: LayerCoeffs = ctx["coeffs"][spec.name]
         p = ctx["per_layer"].get(spec.name, ctx["post"])
         y = postprocess(x, lc, p)
@@ -502,7 +539,7 @@ class AnalogNetwork:
 def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor) -> np.ndarray:
     """Post-process one layer's ADC codes ``x`` with ``post`` (see :meth:`AnalogNetwork.run`)."""
     if callable(post):
-        y = np.asarray(post(x, lc.codes, lc.out_frac))
+        y = np.asarray(post(x.astype(np.int64, copy=False), lc.codes, lc.out_frac))
         if y.shape != x.shape or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"post-processor returned {y.dtype} {y.shape}, expected integer codes {x.shape}")
         return y.astype(np.int64, copy=False)

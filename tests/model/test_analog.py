@@ -22,8 +22,8 @@ def test_noise_free_tile_is_the_float_matmul_up_to_quantization():
     bound = float(np.abs(ref).max())
     lsb = bound / 127
     x = layer.mvm(u, layer.at(0.0), bound)
-    assert x.dtype == torch.int64 and x.shape == (64, 20)
-    err = np.abs(x.numpy() * lsb - ref)
+    assert x.dtype == np.int32 and x.shape == (64, 20)
+    err = np.abs(x * lsb - ref)
     assert err.max() <= 0.5 * lsb * (1 + 1e-5)       # only the ADC's rounding
     assert err.mean() > 0.1 * lsb                      # and the ADC does round
 
@@ -55,7 +55,7 @@ def test_split_layer_sums_tile_codes_digitally():
         p = u.numpy()[:, r0:r0 + rows] @ wn[r0:r0 + rows] / 127
         parts.append(np.clip(np.round(p / lsb), -128, 127))
     ref = np.clip(np.sum(parts, axis=0), -128, 127)
-    x = layer.mvm(u, layer.at(0.0), bound).numpy()
+    x = layer.mvm(u, layer.at(0.0), bound)
     # float32 MVM inside the tile: allow a rare one-LSB disagreement at a rounding tie
     assert np.mean(x != ref) < 2e-3 and np.abs(x - ref).max() <= 1
     assert (x == 127).any() and (x == -128).any()
@@ -66,14 +66,14 @@ def test_same_seed_same_bits_other_seed_other_bits():
     u = _codes(np.random.default_rng(5), 16, 300)
     tp = TileParams()
 
-    def codes(seed):
+    def codes(seed, key=99):
         layer = program_layer(w, tp, seed, layer=3)
-        g = torch.Generator().manual_seed(99)
-        return layer.mvm(u, layer.at(3600.0), 3.0, g)
+        return layer.mvm(u, layer.at(3600.0), 3.0, key)
 
     a, b, c = codes(7), codes(7), codes(8)
-    assert torch.equal(a, b)
-    assert not torch.equal(a, c)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert not np.array_equal(a, codes(7, key=100))   # the output noise alone differs
 
 
 def test_programming_noise_follows_the_published_polynomial():
@@ -117,3 +117,59 @@ def test_tile_params_reject_bad_values():
         TileParams(rows=0)
     with pytest.raises(ValueError, match="out_noise"):
         TileParams(out_noise=-1.0)
+
+
+def test_output_noise_is_drawn_by_row_whatever_the_batching():
+    """The noise of an input row depends on its index, not on the calls: two halves with their first
+    row give exactly the codes of one call; a shifted first row gives other codes."""
+    rng = np.random.default_rng(6)
+    w = torch.from_numpy(rng.normal(size=(300, 24)))
+    u = _codes(rng, 50, 300)
+    layer = program_layer(w, TileParams(rows=128), 1, 2)
+    st = layer.at(60.0)
+    whole = layer.mvm(u, st, 2.0, 5)
+    halves = np.concatenate([layer.mvm(u[:17], st, 2.0, 5), layer.mvm(u[17:], st, 2.0, 5, first_row=17)])
+    assert np.array_equal(whole, halves)
+    assert not np.array_equal(whole[17:], layer.mvm(u[17:], st, 2.0, 5))
+
+
+def test_output_noise_has_the_configured_std():
+    """Ideal devices and ADCs with a step far below the noise: the codes' error against the ideal MVM is
+    the output noise (std out_noise, mean 0, Gaussian tails) plus a uniform rounding error."""
+    rng = np.random.default_rng(7)
+    k, c, m = 64, 32, 4000
+    w = torch.from_numpy(rng.normal(size=(k, c)))
+    u = _codes(rng, m, k)
+    tp = TileParams(rows=k, out_noise=0.06, adc_gain_std=0.0, adc_offset_std=0.0, pcm=None, adc_bits=16)
+    layer = program_layer(w, tp, 0, 0)
+    ideal = (u.numpy() / 127) @ layer.target.numpy()
+    bound = float(np.abs(ideal).max()) + 1.0
+    lsb = bound / tp.adc_max
+    err = layer.mvm(u, layer.at(0.0), bound, 11) * lsb - ideal
+    var = 0.06 ** 2 + lsb ** 2 / 12
+    assert abs(err.std() / np.sqrt(var) - 1) < 0.01            # 128,000 draws: std known to ~0.2 %
+    assert abs(err.mean()) < 5 * np.sqrt(var / err.size)
+    assert abs(np.mean(np.abs(err) > 3 * 0.06) / 0.0027 - 1) < 0.15  # the 3-sigma tail of a Gaussian
+
+
+def test_convolution_rows_are_the_im2col_rows():
+    """mvm with a convolution's geometry gives the codes of mvm on F.unfold's rows (the same rows,
+    the same noise by row), for odd geometries too."""
+    from nmpu_model.analog import Conv
+    rng = np.random.default_rng(8)
+    for cin, cout, hw, k, pad, stride in [(3, 5, (7, 9), (3, 3), (1, 1), (1, 1)), (4, 6, (8, 8), (2, 3), (0, 1), (2, 1)),
+                                         (7, 3, (5, 6), (1, 1), (0, 0), (2, 2))]:
+        x = torch.from_numpy(rng.integers(-128, 128, size=(3, cin, *hw)).astype(np.float32))
+        w = torch.from_numpy(rng.normal(size=(cin * k[0] * k[1], cout)))
+        layer = program_layer(w, TileParams(rows=16), 4, 1)
+        st = layer.at(1.0)
+        cols = torch.nn.functional.unfold(x, k, padding=pad, stride=stride)     # (N, K, L)
+        rows = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+        got = layer.mvm(x, st, 3.0, 9, conv=Conv(k, pad, stride))
+        assert np.array_equal(got, layer.mvm(rows, st, 3.0, 9))
+
+
+def test_mvm_refuses_inputs_of_the_wrong_size():
+    layer = program_layer(torch.ones(10, 3, dtype=torch.float64), TileParams.ideal(), 0, 0)
+    with pytest.raises(ValueError, match=r"expected inputs \(M, 10\)"):
+        layer.mvm(torch.zeros(4, 9), layer.at(0.0), 1.0)

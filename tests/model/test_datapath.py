@@ -157,3 +157,25 @@ def test_narrow_and_unsigned_dtypes_give_the_same_bits(code_dtype, coef_dtype):
             "offset": co["offset"].astype(np.int16 if coef_dtype == np.uint8 else coef_dtype)}
     got = apply(x.astype(code_dtype), config, co_n)
     assert got.dtype == np.int64 and (got == want).all()
+
+
+@given(config=configs(), seed=st.integers(0, 2 ** 32 - 1))
+def test_any_output_dtype_that_holds_the_format_gives_the_same_codes(config, seed):
+    rng = np.random.default_rng(seed)
+    x = rand_codes(rng, config.adc, (7, 4))
+    co = {n: rand_codes(rng, getattr(config, n), 4) for n in config.coef_names}
+    want = apply(x, config, co)
+    out = config.output
+    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32):
+        info = np.iinfo(dt)
+        if info.min <= out.min and out.max <= info.max:
+            got = apply(x, config, co, dtype=dt)
+            assert got.dtype == dt and np.array_equal(got.astype(np.int64), want)
+        else:
+            with pytest.raises(ValueError, match=f"dtype: {np.dtype(dt)} cannot hold the output format"):
+                apply(x, config, co, dtype=dt)
+
+
+def test_non_integer_dtype_refused():
+    with pytest.raises(ValueError, match="dtype: expected an integer dtype, not float32"):
+        apply(np.zeros((1, 3), dtype=int), load_config(), GOOD, dtype=np.float32)

@@ -1,0 +1,88 @@
+"""The compiled kernels against independent references: scipy's normal distribution, F.unfold, numpy."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from nmpu_model import kernels
+from nmpu_model.network import _quantile_abs
+
+
+@pytest.fixture(scope="module")
+def draws():
+    out = np.empty(2_000_000)
+    kernels.normals(np.uint64(12345), 0, out)
+    return out
+
+
+def test_normals_follow_the_standard_normal(draws):
+    # the draws are a fixed function of the key: these statistics are not random across runs
+    assert stats.kstest(draws, "norm").pvalue > 0.01
+    assert abs(draws.mean()) < 4 / np.sqrt(draws.size) and abs(draws.std() - 1) < 2e-3
+    for z in (1.0, 2.0, 3.0, 3.65, 4.0):                     # 3.65: the ziggurat's base-strip edge
+        expect = 2 * stats.norm.sf(z) * draws.size
+        assert abs(np.sum(np.abs(draws) > z) - expect) < 5 * np.sqrt(expect), z
+    assert np.abs(draws).max() > 4.5                           # the tail beyond the strips is reached
+
+
+def test_normals_are_independent_across_indices_and_keys(draws):
+    other = np.empty(draws.size)
+    kernels.normals(np.uint64(12346), 0, other)               # the neighbouring key
+    lim = 4 / np.sqrt(draws.size)
+    assert abs(np.corrcoef(draws, other)[0, 1]) < lim
+    assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < lim
+    assert abs(np.corrcoef(draws[:-128], draws[128:])[0, 1]) < lim
+    assert abs(np.corrcoef(draws ** 2, other ** 2)[0, 1]) < lim
+
+
+def test_normal_is_a_function_of_key_and_index(draws):
+    part = np.empty(777)
+    kernels.normals(np.uint64(12345), 1001, part)             # any start, odd or even
+    assert np.array_equal(part, draws[1001:1778])
+    for i in (0, 1, 2, 999_999, 1_999_999):
+        assert kernels.normal(np.uint64(12345), np.uint64(i)) == draws[i]
+
+
+@pytest.mark.parametrize("n, c, h, w, kh, kw, ph, pw, sh, sw", [
+    (2, 3, 7, 9, 3, 3, 1, 1, 1, 1), (1, 4, 8, 8, 2, 3, 0, 1, 2, 1), (3, 2, 5, 6, 1, 1, 0, 0, 2, 2),
+    (2, 5, 9, 9, 3, 3, 2, 2, 2, 2), (1, 1, 4, 4, 5, 5, 2, 2, 1, 1), (2, 3, 16, 12, 3, 3, 1, 1, 1, 1)])
+def test_im2col_is_unfold(n, c, h, w, kh, kw, ph, pw, sh, sw):
+    x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(h * w + c))
+    ref = torch.nn.functional.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))   # (N, K, L)
+    k, l = ref.shape[1], ref.shape[2]
+    rows = ref.transpose(1, 2).reshape(n * l, k).numpy()
+    a = np.full((n * l, k), np.nan, np.float32)
+    kernels.im2col(x.numpy(), kh, kw, ph, pw, sh, sw, a)
+    b = np.full((k, n * l), np.nan, np.float32)
+    kernels.im2col_t(x.numpy(), kh, kw, ph, pw, sh, sw, b)
+    assert np.array_equal(a, rows) and np.array_equal(b, rows.T)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 4099, 70_000, 300_001])
+def test_quantile_abs_is_numpys(n):
+    rng = np.random.default_rng(n)
+    for a in (rng.normal(size=n), rng.integers(-3, 4, size=n).astype(float),          # many ties
+              np.repeat(rng.normal(size=(n + 63) // 64), 64)[:n] * np.tile([1.0, -2.0], n)[:n]):
+        for q in (0.9999, 0.5, 0.0, 1.0):
+            got = _quantile_abs(torch.from_numpy(a), q)
+            assert got == pytest.approx(float(np.quantile(np.abs(a), q)), rel=1e-12, abs=1e-300), (n, q)
+
+
+def test_requant_real_and_lsq_columns_against_numpy():
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, size=(500, 9)).astype(np.int32)
+    a, b = rng.normal(size=9), rng.normal(size=9) * 50
+    for relu in (False, True):
+        out = np.empty(x.shape, np.float32)
+        kernels.requant_real(x, a, b, relu, -128.0, 127.0, out)
+        r = x * a + b
+        ref = np.clip(np.round(np.maximum(r, 0) if relu else r), -128, 127)
+        assert np.array_equal(out, ref)
+    m = rng.normal(size=x.shape).astype(np.float32)
+    sums = np.zeros((5, 9))
+    kernels.lsq_columns(x, m, 2.5, -128, 127, sums)
+    keep = (x > -128) & (x < 127)
+    mm = m.astype(np.float64) * 2.5
+    ref = [keep.sum(0), (keep * x).sum(0), (keep * mm).sum(0), (keep * x * mm).sum(0), (keep * mm * mm).sum(0)]
+    np.testing.assert_allclose(sums, np.array(ref, dtype=float), rtol=1e-12)
