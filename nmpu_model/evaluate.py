@@ -185,6 +185,9 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
              progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Accuracy table as a JSON-ready dict.
 
+    ``progress`` is called with the number of images of each finished chunk: the whole evaluation
+    runs ``seeds x len(drifts) x 3`` (post-processors) times the test images (see :func:`run_images`).
+
     Returns
     -------
     dict
@@ -213,15 +216,13 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
             pred = {}
             for p in POSTS:
                 t0 = time.perf_counter()
-                out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size)
+                out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size, progress=progress)
                 secs[p] += time.perf_counter() - t0
                 accs[p][i, s] = top1(out, work.y_test)
                 pred[p] = out.argmax(1)
             agree[i, s] = float((pred["fixed"] == pred["fp16"]).float().mean())
             if s == 0 and i == 0:
                 layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
-            if progress is not None:
-                progress(1)
     res: dict[str, Any] = {"model": work.name, "images": int(len(work.y_test)), "seeds": seeds,
                            "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
     for p in POSTS:
@@ -234,6 +235,11 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     res["seconds"] = secs
     res["config"] = config.to_dict()
     return res
+
+
+def run_images(work: Workload, seeds: int, drifts: Sequence[float]) -> int:
+    """How many images :func:`evaluate` runs through the tiles (its progress total)."""
+    return seeds * len(drifts) * len(POSTS) * int(len(work.x_test))
 
 
 def time_name(t: float) -> str:

@@ -407,7 +407,8 @@ class AnalogNetwork:
     # -- running -----------------------------------------------------------------------------
     def run(self, x: torch.Tensor, config: NMPUConfig, post: str | PostProcessor = "fixed", *,
             per_layer: Mapping[str, str | PostProcessor] | None = None, record: bool = False,
-            batch_size: int | None = None) -> tuple[torch.Tensor, Trace | None]:
+            batch_size: int | None = None,
+            progress: Callable[[int], object] | None = None) -> tuple[torch.Tensor, Trace | None]:
         """Run inputs through the tiles and post-processors.
 
         Parameters
@@ -429,6 +430,8 @@ class AnalogNetwork:
             a fixed function of the model): a memory bound only. The output noise of an input row is
             drawn by its index in ``x`` (:mod:`nmpu_model.analog`): the same seed and inputs give the
             same bits whatever the batch size and the post-processor.
+        progress : callable, optional
+            Called with the number of inputs of each chunk when it is done (e.g. ``tqdm.update``).
 
         Returns
         -------
@@ -457,6 +460,8 @@ class AnalogNetwork:
                 ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "first_image": start,
                        "trace": trace}
                 outs.append(self._execute(_Act(xb), mode="run", ctx=ctx).real)
+                if progress is not None:
+                    progress(len(xb))
         if trace is not None:
             for lt in trace.values():
                 lt.adc_codes = np.concatenate(lt.adc_codes).astype(np.int64, copy=False)

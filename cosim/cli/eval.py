@@ -38,7 +38,7 @@ def parse_drifts(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from nmpu_model.evaluate import evaluate, format_table
+    from nmpu_model.evaluate import evaluate, format_table, run_images
 
     drifts = parse_drifts(args.drift)
     if args.seeds < 1:
@@ -51,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     bar = None
     if tty:
         from tqdm import tqdm
-        bar = tqdm(total=args.seeds * len(drifts), desc=f"eval {work.name}", unit="run", leave=False)
+        # images through the tiles (seeds x drifts x 3 post-processors x test images): rate and end estimate
+        bar = tqdm(total=run_images(work, args.seeds, drifts), desc=f"eval {work.name}", unit="image",
+                   unit_scale=True, leave=False)
     try:
         res = evaluate(work, config, drifts=drifts, seeds=args.seeds,
                        progress=bar.update if bar is not None else None)

@@ -219,3 +219,25 @@ def test_capture_records_every_analog_layer():
     net, out, tr = capture(_small_cnn(), XTEST, XCAL, CFG, seed=2, t=1.0)
     assert list(tr) == net.analog_layers and out.shape == (32, 10)
     assert tr["3"].adc_codes.shape == (32 * 64, 8) and tr["8"].adc_codes.shape == (32, 32)
+
+
+def test_batch_size_changes_nothing_and_progress_counts_images(net):
+    """The output noise of an input row is drawn by its index: any batching gives the same codes; the
+    progress callback sees every image once. (The digital float32 layers are torch's: a batch of one
+    image may round differently there, by an ulp, as the float model does.)"""
+    ref, tr_ref = net.run(XTEST, CFG, "fixed", record=True)
+    seen = []
+    for bs in (1, 7, 32):
+        out, tr = net.run(XTEST, CFG, "fixed", record=True, batch_size=bs, progress=seen.append)
+        if bs > 1:
+            assert torch.equal(out, ref)
+        torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+        for name in tr_ref:
+            assert np.array_equal(tr[name].adc_codes, tr_ref[name].adc_codes)
+            assert np.array_equal(tr[name].out_codes, tr_ref[name].out_codes)
+    assert sum(seen) == 3 * len(XTEST) and max(seen) == 32
+    # a subset's rows are numbered from its own start: its noise is another draw than the whole's
+    name = next(iter(tr_ref))
+    _, tr_sub = net.run(XTEST[5:], CFG, "fixed", record=True)
+    per_image = len(tr_ref[name].adc_codes) // len(XTEST)
+    assert not np.array_equal(tr_sub[name].adc_codes, tr_ref[name].adc_codes[5 * per_image:])
