@@ -255,8 +255,9 @@ def datapath(x, x_lo, x_hi, scale, offset, relu_floor, q_out, out):
 
 @njit(cache=True)
 def datapath_bn(x, x_lo, x_hi, scale, offset, q_mid, bn_scale, bn_offset, relu_floor, q_out, out):
-    """:func:`datapath` with the BN stage: the affine result requantized by ``q_mid`` to the mid format,
-    then ``mid * bn_scale + bn_offset`` (both shifted to the BN accumulator's fraction)."""
+    """:func:`datapath` with the BN stage (a loop of its own: one loop with a branch on the stage runs at half
+    the speed): the affine result requantized by ``q_mid`` to the mid format, then
+    ``mid * bn_scale + bn_offset`` (both shifted to the BN accumulator's fraction)."""
     m0, m1, m2, m3, m4, m5, m6, m7, m8, m9, m10 = (q_mid[0], q_mid[1], q_mid[2], q_mid[3], q_mid[4], q_mid[5],
                                                    q_mid[6], q_mid[7], q_mid[8], q_mid[9], q_mid[10])
     o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10 = (q_out[0], q_out[1], q_out[2], q_out[3], q_out[4], q_out[5],
