@@ -26,12 +26,13 @@ front of the NMPU sums the tiles' codes and saturates the sum to ``adc_bits``. S
 ``adc_bits`` code per column whatever the layer size, as the datapath contract requires; a
 partial sum can clip on its own tile (rare: partial sums are smaller than the whole).
 
-The device draws (programming noise, drift exponents, read noise, ADC mismatch) come from a
-``torch.Generator`` seeded from ``(seed, layer, purpose[, time])`` with ``numpy.random.SeedSequence``.
-The output noise of an MVM is drawn by counter (:func:`nmpu_model.kernels.normal`): the value added
-to row tile ``t``'s column ``j`` for input row ``r`` is ``normal(key, (r * n_row_tiles + t) * C + j)``
-with ``key`` from ``(seed, layer, purpose, time)``, so it does not depend on how the rows are batched.
-The same seed gives the same bits.
+Every Gaussian draw is made by counter (:func:`nmpu_model.kernels.normal`), from a stream key that
+:func:`derive_seed` makes of ``(seed, layer, purpose[, time])`` with ``numpy.random.SeedSequence``:
+device ``i``'s programming noise, drift exponent and read noise at ``t`` are ``normal(key, i)`` of
+their streams, and the output noise added to row tile ``t``'s column ``j`` for input row ``r`` is
+``normal(key, (r * n_row_tiles + t) * C + j)``, so it does not depend on how the rows are batched.
+The per-tile ADC gain and offset come from a ``torch.Generator`` seeded the same way. The same seed
+gives the same bits.
 
 The MVM is computed block by block of input rows: im2col of a block (convolutions), one float32
 matrix product per row tile, then one compiled pass (:func:`nmpu_model.kernels.adc_tile`) adds the

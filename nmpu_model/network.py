@@ -17,7 +17,7 @@ pooling/flatten/ReLU, otherwise the real input quantized with a calibrated step:
 layer or a residual add, which are done on real values, as a digital adder and requantizer
 would) -> tiles (:mod:`nmpu_model.analog`; a layer larger than a tile is split, and the row
 tiles' ADC codes are summed by a saturating integer adder in front of the NMPU) -> ADC codes
-``x`` (int64, ``(samples, columns)``) -> post-processor ``y = P(x, coeffs, out_frac)`` -> the
+``x`` (integers, ``(samples, columns)``) -> post-processor ``y = P(x, coeffs, out_frac)`` -> the
 next layer's codes, real value ``y * step_out``.
 
 Calibration (done once per seed, at ``t_cal`` seconds after programming)
