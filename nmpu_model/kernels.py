@@ -312,8 +312,12 @@ def im2col_t(x, kh, kw, ph, pw, sh, sw, out):
                         for j in range(j_lo):
                             out[col, row + j] = 0.0
                         x0 = v - pw
-                        for j in range(j_lo, j_hi):
-                            out[col, row + j] = x[b, ch, y, j * sw + x0]
+                        if sw == 1:  # one contiguous run: a copy the compiler can vectorize
+                            for j in range(j_lo, j_hi):
+                                out[col, row + j] = x[b, ch, y, j + x0]
+                        else:
+                            for j in range(j_lo, j_hi):
+                                out[col, row + j] = x[b, ch, y, j * sw + x0]
                         for j in range(j_hi, wo):
                             out[col, row + j] = 0.0
 
