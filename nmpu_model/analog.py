@@ -34,9 +34,12 @@ their streams, and the output noise added to row tile ``t``'s column ``j`` for i
 The per-tile ADC gain and offset come from a ``torch.Generator`` seeded the same way. The same seed
 gives the same bits.
 
-The MVM is computed block by block of input rows: im2col of a block (convolutions), one float32
-matrix product per row tile, then one compiled pass (:func:`nmpu_model.kernels.adc_tile`) adds the
-noise, applies the ADC and sums the tile's codes into the layer's.
+The MVM is computed tile by tile: a float32 matrix product per row tile on a block of input rows, or,
+for a convolution, a float32 convolution per row tile over the input channels that the tile's rows
+touch (its weight zero where the rows of the neighbouring tiles are; no im2col matrix is made), then
+one compiled pass (:func:`nmpu_model.kernels.adc_tile`) adds the noise, applies the ADC and sums the
+tile's codes into the layer's. A convolution call always takes the same number of images for a layer
+(:func:`conv_group`), so that an image's currents, to the last bit, do not depend on the batch.
 """
 from __future__ import annotations
 
@@ -47,6 +50,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import kernels
 
@@ -194,7 +198,8 @@ class DriftState:
 
 @dataclass(frozen=True)
 class Conv:
-    """The geometry of a convolution whose input rows :meth:`ProgrammedLayer.mvm` makes by im2col."""
+    """The geometry of a convolution that :meth:`ProgrammedLayer.mvm` computes on the tiles (rows of the
+    weight matrix in im2col order: input channel, then kernel row and column)."""
 
     kernel: tuple[int, int]
     padding: tuple[int, int]
@@ -205,8 +210,17 @@ class Conv:
                 (w + 2 * self.padding[1] - self.kernel[1]) // self.stride[1] + 1)
 
 
-#: input rows per block of :meth:`ProgrammedLayer.mvm` (im2col, one matrix product per row tile, the ADCs)
+#: input rows per block of :meth:`ProgrammedLayer.mvm` (one matrix product per row tile, then the ADCs)
 BLOCK_ROWS = 2048
+#: the most images per convolution call of :meth:`ProgrammedLayer.mvm`
+CONV_GROUP = 8
+
+
+def conv_group(per_image: int) -> int:
+    """Images per convolution call for ``per_image`` output rows an image: a function of the layer's
+    geometry alone (the last call of a batch is filled up with zero images), so that the convolution
+    that computes an image's currents is the same call, with the same arithmetic, whatever the batch."""
+    return max(1, min(CONV_GROUP, BLOCK_ROWS // per_image))
 
 
 @dataclass
@@ -280,12 +294,32 @@ class ProgrammedLayer:
         noise-free, for input DAC codes ``u`` ``(M, K)``."""
         return (u.float() / self.params.dac_max) @ state.weights
 
+    def row_tiles(self) -> list[tuple[int, int]]:
+        """The rows ``[a, b)`` of the weight matrix on each row tile."""
+        k, rows = self.target.shape[0], self.params.rows
+        return [(a, min(k, a + rows)) for a in range(0, k, rows)]
+
+    def conv_tiles(self, w: torch.Tensor, kernel: tuple[int, int]) -> list[tuple[int, int, torch.Tensor]]:
+        """The row tiles of a convolution's ``(K, C)`` weight matrix ``w`` (im2col order: channel, then
+        kernel row and column) as convolution weights: per tile the input channels ``[c0, c1)`` that its
+        rows touch and a ``(C, c1 - c0, kh, kw)`` weight holding its rows, zero where the rows of the
+        neighbouring tiles are."""
+        kk = kernel[0] * kernel[1]
+        c = w.shape[1]
+        tiles = []
+        for a, b in self.row_tiles():
+            c0, c1 = a // kk, (b - 1) // kk + 1
+            wt = torch.zeros(c, (c1 - c0) * kk)
+            wt[:, a - c0 * kk:b - c0 * kk] = w[a:b].t()
+            tiles.append((c0, c1, wt.view(c, c1 - c0, *kernel).contiguous(memory_format=torch.channels_last)))
+        return tiles
+
     def mvm(self, u: torch.Tensor, state: DriftState, out_bound: float, noise_key: int | None = None, *,
             first_row: int = 0, conv: Conv | None = None) -> np.ndarray:
         """ADC codes of the layer for input DAC codes ``u``: int32 ``(M, C)``.
 
         ``u`` is ``(M, K)``, or with ``conv`` the ``(N, C_in, H, W)`` input of a convolution, whose
-        ``M = N * Ho * Wo`` rows (image by image, then output position) are made by im2col.
+        ``M = N * Ho * Wo`` rows (image by image, then output position) are those of im2col.
         Each row tile: currents + output noise, ADC gain/offset, round, clip to ``adc_bits``;
         then the digital adder sums the row tiles' codes and saturates to ``adc_bits``. The output
         noise of row ``r`` is drawn from stream ``noise_key`` (needed when ``out_noise > 0``) at row
@@ -301,42 +335,48 @@ class ProgrammedLayer:
         gain = (self.adc_gain / (out_bound / tp.adc_max)).float().numpy()
         offset = self.adc_offset.float().numpy()
         lo, hi = -tp.adc_max - 1, tp.adc_max
-        x = u.detach().float().contiguous()
+        x = u.detach().float()
         if conv is None:
             if x.ndim != 2 or x.shape[1] != k_in:
                 raise ValueError(f"mvm: expected inputs (M, {k_in}), got {tuple(x.shape)}")
             per_image, n = 1, x.shape[0]
         else:
-            ho, wo = conv.out_hw(x.shape[2], x.shape[3])
             if x.ndim != 4 or x.shape[1] * conv.kernel[0] * conv.kernel[1] != k_in:
                 raise ValueError(f"mvm: a {conv.kernel} convolution onto {k_in} rows cannot take inputs "
                                  f"{tuple(x.shape)}")
+            ho, wo = conv.out_hw(x.shape[2], x.shape[3])
             per_image, n = ho * wo, x.shape[0]
         out = np.empty((n * per_image, c), np.int32)
-        images = max(1, BLOCK_ROWS // per_image)
-        cur = torch.empty(images * per_image, c)
-        # im2col transposed (one contiguous run per output row) when the rows are long enough to pay
-        wide = conv is not None and conv.out_hw(x.shape[2], x.shape[3])[1] >= 8
-        cols = np.empty((k_in, images * per_image) if wide else (images * per_image, k_in), np.float32)
-        xn = x.numpy()
-        for i0 in range(0, n, images):
-            i1 = min(n, i0 + images)
-            r0, r1 = i0 * per_image, i1 * per_image
-            if conv is None:
-                blk = x[r0:r1]
-            elif wide:
-                kernels.im2col_t(xn[i0:i1], *conv.kernel, *conv.padding, *conv.stride, cols[:, :r1 - r0])
-                blk = torch.from_numpy(cols[:, :r1 - r0]).t()
-            else:
-                kernels.im2col(xn[i0:i1], *conv.kernel, *conv.padding, *conv.stride, cols[:r1 - r0])
-                blk = torch.from_numpy(cols[:r1 - r0])
-            cb = cur[:r1 - r0]
-            acc = out[r0:r1]
-            for t in range(nrt):
-                a, b = t * tp.rows, min(k_in, (t + 1) * tp.rows)
-                torch.mm(blk[:, a:b], w[a:b], out=cb)
-                kernels.adc_tile(cb.numpy(), gain[t], offset[t], tp.out_noise, key, first_row + r0, t, nrt,
-                                 lo, hi, acc, t == 0, t == nrt - 1)
+
+        def adc(cur: torch.Tensor, r0: int, t: int) -> None:
+            kernels.adc_tile(cur.numpy(), gain[t], offset[t], tp.out_noise, key, first_row + r0, t, nrt,
+                             lo, hi, out[r0:r0 + cur.shape[0]], t == 0, t == nrt - 1)
+
+        if conv is None:
+            cur = torch.empty(min(n, BLOCK_ROWS), c)
+            for r0 in range(0, n, BLOCK_ROWS):
+                blk = x[r0:r0 + BLOCK_ROWS]
+                cb = cur[:blk.shape[0]]
+                for t, (a, b) in enumerate(self.row_tiles()):
+                    torch.mm(blk[:, a:b], w[a:b], out=cb)
+                    adc(cb, r0, t)
+            return out
+        # a convolution: each row tile is a convolution over the input channels its rows touch, with the
+        # weights of the other rows zero; always on the same number of images (zero images fill the last
+        # group), so that an image's currents do not depend on how many came with it
+        group = conv_group(per_image)
+        tiles = self.conv_tiles(w, conv.kernel)
+        xs = x.contiguous(memory_format=torch.channels_last)
+        for i0 in range(0, n, group):
+            xb = xs[i0:i0 + group]
+            rows = xb.shape[0] * per_image
+            if xb.shape[0] < group:
+                pad = torch.zeros((group, *xb.shape[1:])).contiguous(memory_format=torch.channels_last)
+                pad[:xb.shape[0]] = xb
+                xb = pad
+            for t, (c0, c1, wt) in enumerate(tiles):
+                y = F.conv2d(xb[:, c0:c1], wt, padding=conv.padding, stride=conv.stride)
+                adc(y.permute(0, 2, 3, 1).reshape(-1, c)[:rows], i0 * per_image, t)
         return out
 
 

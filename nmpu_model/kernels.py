@@ -1,4 +1,4 @@
-"""Compiled inner loops (numba): Gaussian noise by counter, im2col, the tiles' ADCs, the NMPU datapath.
+"""Compiled inner loops (numba): Gaussian noise by counter, the tiles' ADCs, the NMPU datapath.
 
 Everything here is a plain loop over arrays that numpy or torch would otherwise do in several passes
 with temporaries the size of the data; each kernel does its work in one pass. The callers
@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["normal", "normals", "im2col", "adc_tile", "datapath", "datapath_bn", "lsq_columns", "requant_real"]
+__all__ = ["normal", "normals", "adc_tile", "datapath", "datapath_bn", "lsq_columns", "requant_real"]
 
 
 def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
@@ -139,29 +139,6 @@ def normals(key, start, out):
         _fill_normals(key, np.uint64(start) + np.uint64(b0), z, bad)
         for j in range(min(blk, n - b0)):
             out[b0 + j] = z[j]
-
-
-@njit(cache=True)
-def im2col(x, kh, kw, ph, pw, sh, sw, out):
-    """``(N, C, H, W)`` -> ``(N * Ho * Wo, C * kh * kw)`` with zero padding (``F.unfold``'s column order)."""
-    n, c, h, w = x.shape
-    ho = (h + 2 * ph - kh) // sh + 1
-    wo = (w + 2 * pw - kw) // sw + 1
-    for b in range(n):
-        for i in range(ho):
-            for j in range(wo):
-                row = (b * ho + i) * wo + j
-                col = 0
-                for ch in range(c):
-                    for u in range(kh):
-                        y = i * sh + u - ph
-                        for v in range(kw):
-                            xx = j * sw + v - pw
-                            if 0 <= y < h and 0 <= xx < w:
-                                out[row, col] = x[b, ch, y, xx]
-                            else:
-                                out[row, col] = 0.0
-                            col += 1
 
 
 @njit(cache=True)
@@ -288,41 +265,6 @@ def requant_real(x, a, b, relu, lo, hi, out):
 
 
 @njit(cache=True)
-def im2col_t(x, kh, kw, ph, pw, sh, sw, out):
-    """The transpose of :func:`im2col`: ``out`` is ``(C * kh * kw, N * Ho * Wo)``, so that each (column,
-    image, output row) is one contiguous run (the layout a matrix product reads as ``out.T``)."""
-    n, c, h, w = x.shape
-    ho = (h + 2 * ph - kh) // sh + 1
-    wo = (w + 2 * pw - kw) // sw + 1
-    for ch in range(c):
-        for u in range(kh):
-            for v in range(kw):
-                col = (ch * kh + u) * kw + v
-                # output columns j whose input column j * sw + v - pw is inside [0, w)
-                j_lo = min(wo, max(0, (pw - v + sw - 1) // sw))
-                j_hi = max(j_lo, min(wo, (w - 1 + pw - v) // sw + 1))
-                for b in range(n):
-                    for i in range(ho):
-                        row = (b * ho + i) * wo
-                        y = i * sh + u - ph
-                        if y < 0 or y >= h:
-                            for j in range(wo):
-                                out[col, row + j] = 0.0
-                            continue
-                        for j in range(j_lo):
-                            out[col, row + j] = 0.0
-                        x0 = v - pw
-                        if sw == 1:  # one contiguous run: a copy the compiler can vectorize
-                            for j in range(j_lo, j_hi):
-                                out[col, row + j] = x[b, ch, y, j + x0]
-                        else:
-                            for j in range(j_lo, j_hi):
-                                out[col, row + j] = x[b, ch, y, j * sw + x0]
-                        for j in range(j_hi, wo):
-                            out[col, row + j] = 0.0
-
-
-@njit(cache=True)
 def abs_at_least(a, thr, out):
     """Copy the ``|a|`` that are ``>= thr`` into ``out`` (in order) while there is room; return how
     many there are (may exceed ``out``'s size: then the copy is partial)."""
@@ -397,8 +339,6 @@ def warm_up() -> None:
     z2 = np.zeros((2, 2), f32)
     q = np.zeros(Q_FIELDS, i64)
     normals(np.uint64(0), 0, np.empty(2))
-    im2col(np.zeros((1, 1, 2, 2), f32), 1, 1, 0, 0, 1, 1, np.zeros((4, 1), f32))
-    im2col_t(np.zeros((1, 1, 2, 2), f32), 1, 1, 0, 0, 1, 1, np.zeros((1, 4), f32))
     adc_tile(z2, z2[0], z2[0], 0.0, np.uint64(0), 0, 0, 1, -1, 1, np.zeros((2, 2), i32), True, True)
     lsq_columns(np.zeros((2, 2), i32), z2, 1.0, -1, 1, np.zeros((5, 2)))
     requant_real(np.zeros((2, 2), i32), np.zeros(2), np.zeros(2), True, -1.0, 1.0, np.zeros((2, 2), f32))

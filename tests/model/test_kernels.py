@@ -1,4 +1,4 @@
-"""The compiled kernels against independent references: scipy's normal distribution, F.unfold, numpy."""
+"""The compiled kernels against independent references: scipy's normal distribution, numpy."""
 
 import numpy as np
 import pytest
@@ -42,21 +42,6 @@ def test_normal_is_a_function_of_key_and_index(draws):
     assert np.array_equal(part, draws[1001:1778])
     for i in (0, 1, 2, 999_999, 1_999_999):
         assert kernels.normal(np.uint64(12345), np.uint64(i)) == draws[i]
-
-
-@pytest.mark.parametrize("n, c, h, w, kh, kw, ph, pw, sh, sw", [
-    (2, 3, 7, 9, 3, 3, 1, 1, 1, 1), (1, 4, 8, 8, 2, 3, 0, 1, 2, 1), (3, 2, 5, 6, 1, 1, 0, 0, 2, 2),
-    (2, 5, 9, 9, 3, 3, 2, 2, 2, 2), (1, 1, 4, 4, 5, 5, 2, 2, 1, 1), (2, 3, 16, 12, 3, 3, 1, 1, 1, 1)])
-def test_im2col_is_unfold(n, c, h, w, kh, kw, ph, pw, sh, sw):
-    x = torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(h * w + c))
-    ref = torch.nn.functional.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))   # (N, K, L)
-    k, l = ref.shape[1], ref.shape[2]
-    rows = ref.transpose(1, 2).reshape(n * l, k).numpy()
-    a = np.full((n * l, k), np.nan, np.float32)
-    kernels.im2col(x.numpy(), kh, kw, ph, pw, sh, sw, a)
-    b = np.full((k, n * l), np.nan, np.float32)
-    kernels.im2col_t(x.numpy(), kh, kw, ph, pw, sh, sw, b)
-    assert np.array_equal(a, rows) and np.array_equal(b, rows.T)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 4099, 70_000, 300_001])
