@@ -111,6 +111,12 @@ def main() -> None:
               f"bytes a value at {res['copy_GB_s']:.1f} GB/s)")
     print(f"float32 torch affine+ReLU+round  {res['torch_f32_Mvalues_s']:8.1f} Mvalues/s "
           f"(into a preallocated result {res['torch_f32_preallocated_Mvalues_s']:.1f})")
+    # what 3x torch's best would take, against what the memory allows for int64 codes in, narrow codes out
+    need = 3 * res["torch_f32_preallocated_Mvalues_s"]
+    res["three_x_preallocated_over_bandwidth_limit"] = need / res["bandwidth_limit_Mvalues_s"][str(narrow)]
+    print(f"3x torch's preallocated rate is {need:.0f} Mvalues/s: "
+          f"{res['three_x_preallocated_over_bandwidth_limit']:.2f}x the bandwidth limit for int64 codes in and "
+          f"{narrow} codes out ({res['bandwidth_limit_Mvalues_s'][str(narrow)]:.0f} Mvalues/s)")
     print(f"per-element Python               {res['python_Mvalues_s']:8.3f} Mvalues/s  "
           f"(the model is {res['model_speedup_over_python']:.0f}x faster)")
     if args.json:

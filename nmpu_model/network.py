@@ -180,6 +180,12 @@ def _ideal_mvm(spec: LayerSpec, p: ProgrammedLayer, u: torch.Tensor, conv: Conv 
     return y.permute(0, 2, 3, 1).reshape(-1, c)
 
 
+def dac_codes(x: torch.Tensor, step: float, tp: TileParams) -> torch.Tensor:
+    """The input DAC: ``x / step`` rounded half to even and clipped to the DAC's codes (float32, in place
+    on the one new tensor)."""
+    return (x / step).round_().clamp_(tp.dac_min, tp.dac_max)
+
+
 def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     if len(shape) == 1:
         return y
@@ -331,7 +337,7 @@ class AnalogNetwork:
             step_in, u_full = a.step, a.codes
         else:
             step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
-            u_full = torch.clamp(torch.round(a.real / step_in), tp.dac_min, tp.dac_max)
+            u_full = dac_codes(a.real, step_in, tp)
         u, conv, shape = _geometry(spec, u_full)
         m = _ideal_mvm(spec, p, u, conv)                      # ideal MVM, full-scale units, (M, C)
         # the largest per-image working set (output rows x max(K, C)) sizes run()'s default chunks
@@ -520,7 +526,7 @@ class AnalogNetwork:
         if a.codes is not None and a.step == cal.step_in:
             u_full = a.codes
         else:  # a digital step before: the DAC quantizes the real input with the calibrated step
-            u_full = torch.clamp(torch.round(a.real / cal.step_in), tp.dac_min, tp.dac_max)
+            u_full = dac_codes(a.real, cal.step_in, tp)
         u, conv, shape = _geometry(spec, u_full)
         rows_per_image = int(np.prod(shape[1:]))
         x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound,
