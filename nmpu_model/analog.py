@@ -194,6 +194,8 @@ class DriftState:
     t: float
     weights: torch.Tensor
     readout: float
+    #: the row tiles of ``weights`` as convolution weights, made on first use (see :meth:`ProgrammedLayer.mvm`)
+    conv_weights: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -331,7 +333,6 @@ class ProgrammedLayer:
         key = np.uint64(noise_key or 0)
         k_in, c = self.target.shape
         nrt = self.n_row_tiles
-        w = (state.weights / tp.dac_max).contiguous()   # float32: the DAC's full scale is the code dac_max
         gain = (self.adc_gain / (out_bound / tp.adc_max)).float().numpy()
         offset = self.adc_offset.float().numpy()
         lo, hi = -tp.adc_max - 1, tp.adc_max
@@ -353,6 +354,7 @@ class ProgrammedLayer:
                              lo, hi, out[r0:r0 + cur.shape[0]], t == 0, t == nrt - 1)
 
         if conv is None:
+            w = state.weights / tp.dac_max   # float32: the DAC's full scale is the code dac_max
             cur = torch.empty(min(n, BLOCK_ROWS), c)
             for r0 in range(0, n, BLOCK_ROWS):
                 blk = x[r0:r0 + BLOCK_ROWS]
@@ -365,7 +367,10 @@ class ProgrammedLayer:
         # weights of the other rows zero; always on the same number of images (zero images fill the last
         # group), so that an image's currents do not depend on how many came with it
         group = conv_group(per_image)
-        tiles = self.conv_tiles(w, conv.kernel)
+        made_for = (conv.kernel, tp.rows, tp.dac_max)
+        tiles = state.conv_weights.get(made_for)
+        if tiles is None:
+            tiles = state.conv_weights[made_for] = self.conv_tiles(state.weights / tp.dac_max, conv.kernel)
         xs = x.contiguous(memory_format=torch.channels_last)
         for i0 in range(0, n, group):
             xb = xs[i0:i0 + group]
