@@ -253,6 +253,12 @@ class ProgrammedLayer:
     nu_neg: torch.Tensor | None
     adc_gain: torch.Tensor
     adc_offset: torch.Tensor
+    #: the devices' 1/f read-noise factor ``q_s`` (a function of the programmed conductances alone): made by
+    #: the first :meth:`at`, kept for the next drift times; not pickled
+    _q_s: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_q_s": None}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -277,7 +283,9 @@ class ProgrammedLayer:
             nu = torch.cat([self.nu_pos.reshape(-1), self.nu_neg.reshape(-1)])
             g = g_prog * torch.exp(nu * -math.log(tt / p.t0)) if tt > p.t0 else g_prog
             # accumulated 1/f read noise (Joshi 2020, AIHWKit): q_s depends on the programmed conductance
-            q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
+            if self._q_s is None:
+                self._q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
+            q_s = self._q_s
             spread = p.read_noise_scale * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
             w = torch.empty(self.target.shape, dtype=torch.float32)
             kernels.read_devices(g.numpy(), q_s.numpy(), spread, p.g_max,
