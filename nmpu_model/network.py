@@ -150,13 +150,23 @@ def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None
 
 
 # ---- activations carried between steps -----------------------------------------------------------
-@dataclass
 class _Act:
-    """A real tensor, and, when it is exactly ``codes * step``, the integer codes (as float)."""
+    """A real tensor, and, when it is exactly ``codes * step``, the integer codes (as float); given codes
+    and step alone, the real tensor is made when first asked for (an analog layer feeding the next one
+    needs only the codes)."""
 
-    real: torch.Tensor
-    codes: torch.Tensor | None = None
-    step: float | None = None
+    __slots__ = ("_real", "codes", "step")
+
+    def __init__(self, real: torch.Tensor | None, codes: torch.Tensor | None = None, step: float | None = None):
+        if real is None and codes is None:
+            raise ValueError("_Act: a real tensor or codes are needed")
+        self._real, self.codes, self.step = real, codes, step
+
+    @property
+    def real(self) -> torch.Tensor:
+        if self._real is None:
+            self._real = self.codes * self.step
+        return self._real
 
 
 def _geometry(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, Conv | None, tuple[int, ...]]:
@@ -187,10 +197,14 @@ def dac_codes(x: torch.Tensor, step: float, tp: TileParams) -> torch.Tensor:
 
 
 def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Output rows ``(M, C)`` of any dtype as a float32 ``(N, C)`` or contiguous ``(N, C, Ho, Wo)`` tensor
+    (one pass: the conversion and the transpose together)."""
     if len(shape) == 1:
-        return y
+        return y.float()
     n, ho, wo = shape
-    return y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2).contiguous()
+    out = torch.empty((n, y.shape[1], ho, wo))
+    out.copy_(y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2))
+    return out
 
 
 def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
@@ -386,7 +400,7 @@ class AnalogNetwork:
         kernels.requant_real(x, g * A0 / step_out, (g * (bias - A0 * beta) + h) / step_out, bool(spec.relu),
                              float(out_min), float(out_max), y)
         c = _col2im(torch.from_numpy(y), shape)
-        return _Act(c * step_out, c, step_out)
+        return _Act(None, c, step_out)
 
     # -- coefficients ------------------------------------------------------------------------
     def coefficients(self, config: NMPUConfig) -> dict[str, LayerCoeffs]:
@@ -543,8 +557,8 @@ class AnalogNetwork:
                                                      getattr(p, "__name__", "callable")))
             lt.adc_codes.append(x)
             lt.out_codes.append(y)
-        c = _col2im(torch.from_numpy(y).float(), shape)
-        return _Act(c * cal.step_out, c, cal.step_out)
+        c = _col2im(torch.from_numpy(y), shape)
+        return _Act(None, c, cal.step_out)
 
 
 def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor) -> np.ndarray:
