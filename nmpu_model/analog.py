@@ -364,10 +364,11 @@ class ProgrammedLayer:
         if conv is None:
             w = state.weights / tp.dac_max   # float32: the DAC's full scale is the code dac_max
             cur = torch.empty(min(n, BLOCK_ROWS), c)
+            row_tiles = self.row_tiles()
             for r0 in range(0, n, BLOCK_ROWS):
                 blk = x[r0:r0 + BLOCK_ROWS]
                 cb = cur[:blk.shape[0]]
-                for t, (a, b) in enumerate(self.row_tiles()):
+                for t, (a, b) in enumerate(row_tiles):
                     torch.mm(blk[:, a:b], w[a:b], out=cb)
                     adc(cb, r0, t)
             return out

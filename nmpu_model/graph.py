@@ -38,21 +38,6 @@ __all__ = ["GraphError", "LayerSpec", "Step", "Graph", "export_model", "parse"]
 aten = torch.ops.aten
 
 
-def _first_export() -> None:
-    """torch.export's first trace in a process sets up its machinery (~0.3 s): done at import on a tiny model,
-    so that it is not paid by the first network build. The global random state is left as it was, and a
-    failure here changes nothing (the real export reports its own errors)."""
-    try:
-        with torch.random.fork_rng(devices=[]):
-            m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval()
-            torch.export.export(m, (torch.zeros(2, 1, 4, 4),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
-    except Exception:       # pragma: no cover - a warm-up only
-        pass
-
-
-_first_export()
-
-
 class GraphError(ValueError):
     """A network that cannot be mapped (one line: the node, the op, why)."""
 
@@ -274,6 +259,21 @@ def export_model(model: Any, example: torch.Tensor) -> nn.Module:
     finally:
         model.train(was_training)
     return ep.module()
+
+
+def _first_export() -> None:
+    """torch.export's first trace in a process sets up its machinery (~0.3 s): :func:`export_model` runs once at
+    import on a tiny model, so that the first network build does not pay it. The global random state is left as
+    it was, and a failure here changes nothing (the real export reports its own errors)."""
+    try:
+        with torch.random.fork_rng(devices=[]):
+            m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+            export_model(m, torch.zeros(2, 1, 4, 4))
+    except Exception:       # pragma: no cover - a warm-up only
+        pass
+
+
+_first_export()
 
 
 def _path(node: torch.fx.Node) -> str:
