@@ -2,15 +2,20 @@
 
     make bench            (or: .venv/bin/python benchmarks/bench_model.py [--rows 16384] [--json OUT])
 
-Baselines: the same affine + ReLU + round + clamp in float32 torch (not bit-accurate in general), as an expression
-with fresh results and written into a preallocated result (its best case: a fresh 16 MB result runs at full rate
-or at half of it from one process to the next, as the allocator happens to reuse memory or hand out new pages),
-and a straightforward per-element Python implementation of the spec (timed on a slice, reported per value).
-Single thread for all, so that the ratios compare algorithms rather than core counts. The model runs with
-its default int64 output and with the narrowest integer output that holds the output format (``dtype=``);
-the input check is included in both. The bandwidth limit is this machine's copy rate (``np.copyto`` of an
-array of the input's size, measured in the same run) over the bytes a value moves: its code read, its
-output written.
+The model (``nmpu_model.apply``, input validation included) on the same codes three ways: int64 codes into
+its default int64 result (codes as ``np.load`` of a plain integer file gives them), int64 codes into the
+narrowest integer result that holds the output format (``dtype=``), and the codes in the narrowest integer
+type that holds the ADC's range (int8 for the default 8-bit ADC: then no code can be out of range and the
+check costs nothing) into that narrow result.
+
+Baselines: the same affine + ReLU + round + clamp in float32 torch (not bit-accurate in general), on the
+codes as float32: the expression as first written (fresh results), the same written into a preallocated
+result, and torch at its best (one fused ``addcmul`` into a preallocated result, then ``clamp_`` to
+``[0, max]`` and ``round_``: three passes; equal to the others with ReLU on, as in the default); and a
+straightforward per-element Python implementation of the spec (timed on a slice, reported per value).
+Single thread for all, so that the ratios compare algorithms rather than core counts. The bandwidth limit
+of each is this machine's copy rate for an array of its input's size (``np.copyto``, measured in the same
+run) over the bytes a value moves: its code read, its output written.
 """
 from __future__ import annotations
 
@@ -58,16 +63,28 @@ def main() -> None:
     coeffs = {"scale": s, "offset": o}
     n = x.size
 
-    t_model = best_of(lambda: apply(x, config, coeffs), args.repeat)
     fmt = config.output
     narrow = next(np.dtype(d) for d in (np.int8, np.int16, np.int32, np.int64)
                   if np.iinfo(d).min <= fmt.min and fmt.max <= np.iinfo(d).max)
-    t_narrow = best_of(lambda: apply(x, config, coeffs, dtype=narrow), args.repeat)
-    assert (apply(x, config, coeffs, dtype=narrow) == apply(x, config, coeffs)).all()
-    dst = np.empty_like(x)
-    t_copy = best_of(lambda: np.copyto(dst, x), args.repeat)   # bytes read + written: 2 * x.nbytes
-    copy_bw = 2 * x.nbytes / t_copy
-    limit = {"int64": copy_bw / (x.itemsize + 8), str(narrow): copy_bw / (x.itemsize + narrow.itemsize)}
+    code_dtype = next(np.dtype(d) for d in (np.int8, np.int16, np.int32, np.int64)
+                      if np.iinfo(d).min <= config.adc.min and config.adc.max <= np.iinfo(d).max)
+    x_narrow = x.astype(code_dtype)
+    want = apply(x, config, coeffs)
+    variants = {  # label -> (codes, output dtype)
+        "int64 codes -> int64 (default)": (x, np.dtype(np.int64)),
+        f"int64 codes -> {narrow}": (x, narrow),
+        f"{code_dtype} codes -> {narrow}": (x_narrow, narrow),
+    }
+    t_model = {}
+    for label, (codes, dt) in variants.items():
+        assert (apply(codes, config, coeffs, dtype=dt) == want).all()
+        t_model[label] = best_of(lambda: apply(codes, config, coeffs, dtype=dt), args.repeat)
+
+    def copy_rate(a: np.ndarray) -> float:       # bytes read + written per second
+        dst = np.empty_like(a)
+        return 2 * a.nbytes / best_of(lambda: np.copyto(dst, a), args.repeat)
+    rate = {np.dtype(np.int64): copy_rate(x), code_dtype: copy_rate(x_narrow)}
+    limit = {label: rate[codes.dtype] / (codes.itemsize + dt.itemsize) for label, (codes, dt) in variants.items()}
 
     xt = torch.from_numpy(x.astype(np.float32))
     st = torch.from_numpy((s / 2 ** config.scale.frac).astype(np.float32))
@@ -86,6 +103,13 @@ def main() -> None:
         return y
     t_torch_pre = best_of(torch_f32_preallocated, args.repeat)
 
+    def torch_f32_best():
+        torch.addcmul(ot, xt, st, out=y)
+        y.clamp_(0, config.output.max).round_()
+        return y
+    t_torch_best = best_of(torch_f32_best, args.repeat)
+    assert torch.equal(torch_f32_best(), torch_f32_preallocated())
+
     k = 64  # rows for the per-element baseline
     t_py = best_of(lambda: python_per_element(x[:k], s.tolist(), o.tolist(), config), 1) * (args.rows / k)
     # the per-element code is a check of the model as well
@@ -94,31 +118,25 @@ def main() -> None:
     res = {
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "threads": 1,
         "shape": [args.rows, args.cols], "config": "examples/default.toml (spec defaults)",
-        "model_Mvalues_s": n / t_model / 1e6, "model_narrow_Mvalues_s": n / t_narrow / 1e6,
-        "narrow_dtype": str(narrow), "torch_f32_Mvalues_s": n / t_torch / 1e6,
-        "torch_f32_preallocated_Mvalues_s": n / t_torch_pre / 1e6,
-        "python_Mvalues_s": n / t_py / 1e6,
-        "model_speedup_over_torch_f32": t_torch / t_model, "model_narrow_speedup_over_torch_f32": t_torch / t_narrow,
-        "model_speedup_over_python": t_py / t_model, "copy_GB_s": copy_bw / 1e9,
+        "model_Mvalues_s": {k: n / t / 1e6 for k, t in t_model.items()},
         "bandwidth_limit_Mvalues_s": {k: v / 1e6 for k, v in limit.items()},
+        "copy_GB_s": {str(k): v / 1e9 for k, v in rate.items()},
+        "torch_f32_Mvalues_s": n / t_torch / 1e6, "torch_f32_preallocated_Mvalues_s": n / t_torch_pre / 1e6,
+        "torch_f32_best_Mvalues_s": n / t_torch_best / 1e6, "python_Mvalues_s": n / t_py / 1e6,
+        "speedup_over_torch_f32": {k: t_torch / t for k, t in t_model.items()},
+        "speedup_over_torch_f32_best": {k: t_torch_best / t for k, t in t_model.items()},
+        "speedup_over_python": {k: t_py / t for k, t in t_model.items()},
     }
-    for label, key, dt in ((f"apply, int64 output (default)  ", "model_Mvalues_s", "int64"),
-                           (f"apply, {str(narrow):5s} output           ", "model_narrow_Mvalues_s", str(narrow))):
-        print(f"{label} {res[key]:8.1f} Mvalues/s = {res[key] * 1e6 * t_torch / n:.2f}x float32 torch, "
-              f"{res[key] * 1e6 * t_torch_pre / n:.2f}x its preallocated best (target >= 3x); "
-              f"{100 * res[key] / res['bandwidth_limit_Mvalues_s'][dt]:.0f}% of the bandwidth "
-              f"limit {res['bandwidth_limit_Mvalues_s'][dt]:.0f} Mvalues/s ({x.itemsize} + {np.dtype(dt).itemsize} "
-              f"bytes a value at {res['copy_GB_s']:.1f} GB/s)")
-    print(f"float32 torch affine+ReLU+round  {res['torch_f32_Mvalues_s']:8.1f} Mvalues/s "
-          f"(into a preallocated result {res['torch_f32_preallocated_Mvalues_s']:.1f})")
-    # what 3x torch's best would take, against what the memory allows for int64 codes in, narrow codes out
-    need = 3 * res["torch_f32_preallocated_Mvalues_s"]
-    res["three_x_preallocated_over_bandwidth_limit"] = need / res["bandwidth_limit_Mvalues_s"][str(narrow)]
-    print(f"3x torch's preallocated rate is {need:.0f} Mvalues/s: "
-          f"{res['three_x_preallocated_over_bandwidth_limit']:.2f}x the bandwidth limit for int64 codes in and "
-          f"{narrow} codes out ({res['bandwidth_limit_Mvalues_s'][str(narrow)]:.0f} Mvalues/s)")
-    print(f"per-element Python               {res['python_Mvalues_s']:8.3f} Mvalues/s  "
-          f"(the model is {res['model_speedup_over_python']:.0f}x faster)")
+    for label, t in t_model.items():
+        print(f"apply, {label:32s} {n / t / 1e6:8.1f} Mvalues/s = {t_torch / t:5.2f}x float32 torch as written, "
+              f"{t_torch_pre / t:.2f}x into a preallocated result, {t_torch_best / t:.2f}x torch at its best "
+              f"(target >= 3x); {100 * n / t / limit[label]:.0f}% of the bandwidth limit "
+              f"{limit[label] / 1e6:.0f} Mvalues/s")
+    print(f"float32 torch affine+ReLU+round   {res['torch_f32_Mvalues_s']:8.1f} Mvalues/s as written, "
+          f"{res['torch_f32_preallocated_Mvalues_s']:.1f} into a preallocated result, "
+          f"{res['torch_f32_best_Mvalues_s']:.1f} at its best (fused addcmul, 3 passes)")
+    print(f"per-element Python                {res['python_Mvalues_s']:8.3f} Mvalues/s  (the model is "
+          f"{min(res['speedup_over_python'].values()):.0f}x-{max(res['speedup_over_python'].values()):.0f}x faster)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

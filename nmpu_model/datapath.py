@@ -1,7 +1,7 @@
 """``apply()``: the NMPU datapath of ``docs/datapath.md`` on whole arrays.
 
 The fixed-point path is integer from end to end and never goes through floating point: one
-compiled pass (:func:`nmpu_model.kernels.datapath`) per call, in int64 (every configuration's
+compiled pass (:data:`nmpu_model.kernels.DATAPATH`) per call, in int64 (every configuration's
 widest exact intermediate fits, :meth:`NMPUConfig.plan`), which also checks the codes' range on
 the way; each requantization is the same integer recipe as :func:`nmpu_model.formats.quantize`.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import NMPUConfig
 from .formats import Fmt
-from .kernels import Q_FIELDS, datapath, datapath_bn
+from .kernels import DATAPATH, DATAPATH_BN, Q_FIELDS
 
 ARITHS = ("fixed", "fp16", "fp32")
 
@@ -151,9 +151,10 @@ def _integer_codes(codes: Any) -> np.ndarray:
     return a
 
 
-def requant_desc(v_frac: int, fmt: Fmt) -> np.ndarray:
-    """The 11 integers by which :func:`nmpu_model.kernels.datapath` does ``quantize(v, v_frac, fmt)``
-    (see :mod:`nmpu_model.kernels`)."""
+def requant_desc(v_frac: int, fmt: Fmt, nonneg: bool = False) -> tuple[int, np.ndarray]:
+    """How :data:`nmpu_model.kernels.DATAPATH` does ``quantize(v, v_frac, fmt)``: the left shift to fold
+    into the coefficients that make ``v``, and the 10 integers of the rest (see :mod:`nmpu_model.kernels`).
+    ``nonneg``: ``v`` is never negative (after ReLU), so rounding needs no term for negative values."""
     shift = fmt.frac - v_frac
     left, pre, d = max(shift, 0), 0, max(-shift, 0)
     if 0 < fmt.pre_truncate < d:
@@ -161,13 +162,36 @@ def requant_desc(v_frac: int, fmt: Fmt) -> np.ndarray:
     half = (1 << (d - 1)) if d > 0 else 0
     c0, c_neg, c_odd = {"TRN": (0, 0, 0), "RND": (half, 0, 0), "RND_MIN_INF": (half - 1, 0, 0),
                         "RND_ZERO": (half - 1, 1, 0), "RND_INF": (half, -1, 0), "RND_CONV": (half - 1, 0, 1),
-                        "TRN_ZERO": (0, (1 << d) - 1, 0)}[fmt.rounding]
+                        "TRN_ZERO": (0, (1 << d) - 1, 0)}[fmt.rounding] if d > 0 else (0, 0, 0)
+    if nonneg:
+        c_neg = 0
     lo, hi = fmt.min, fmt.max
     lo_sat = -hi if fmt.overflow == "SAT_SYM" and fmt.signed else lo
     kind = {"WRAP": 0, "SAT": 1, "SAT_SYM": 1, "SAT_ZERO": 2}[fmt.overflow]
-    desc = np.array([left, pre, d, c0, c_neg, c_odd, lo, hi, lo_sat, (1 << fmt.bits) - 1, kind], np.int64)
+    desc = np.array([pre, d, c0, c_neg, c_odd, lo, hi, lo_sat, (1 << fmt.bits) - 1, kind], np.int64)
     assert desc.shape == (Q_FIELDS,)
-    return desc
+    return left, desc
+
+
+def work_dtype(config: NMPUConfig) -> np.dtype:
+    """The narrowest of int16, int32, int64 that holds every exact intermediate of ``config`` (its plan's
+    widest signal) with two bits to spare: the integer type the compiled datapath computes in."""
+    bits = config.plan().bits
+    return next(np.dtype(t) for t in (np.int16, np.int32, np.int64) if bits <= np.iinfo(t).bits - 2)
+
+
+def _in_work(desc: np.ndarray, wt: np.dtype) -> np.ndarray:
+    """A descriptor in the working type, a pre-truncation shift of the type's width or more shortened to
+    width - 1 (a shift past the width is undefined in the compiled code; every value of the plan's range,
+    under 2**(width - 2) in magnitude, shifts to the same 0 or -1 by either amount)."""
+    d = desc.copy()
+    d[0] = min(d[0], np.iinfo(wt).bits - 1)
+    return d.astype(wt)
+
+
+def _has_terms(*descs: np.ndarray) -> bool:
+    """Whether a requantization does more than add its constant and shift: a pre-truncation, ``c_neg``, ``c_odd``."""
+    return any(bool(d[0] or d[3] or d[4]) for d in descs)
 
 
 def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], out_frac: int,
@@ -177,23 +201,34 @@ def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], 
     plan = config.plan()
     s, o = config.scale, config.offset
     fa = plan.a.frac
-    # a = x*s + o, aligned to the finer of the two fractions
-    scale = c["scale"].astype(np.int64) << (fa - s.frac)
-    offset = c["offset"].astype(np.int64) << (fa - o.frac)
     if x.dtype == np.uint64 or x.dtype.itemsize > 8:  # not representable in int64 in general: check first
         x = check_codes(x, config.adc, "codes").astype(np.int64)
+    info = np.iinfo(x.dtype)
+    check = bool(info.min < config.adc.min or info.max > config.adc.max)  # else no code can be out of range
+    wt = work_dtype(config)
     out = np.empty(x.shape, dtype)
-    relu_floor = 0 if config.relu else np.iinfo(np.int64).min
+    relu_floor = wt.type(0 if config.relu else np.iinfo(wt).min)
+    out_fmt = config.output.with_frac(out_frac)
+
+    def coef(name: str, shift: int) -> np.ndarray:
+        return (c[name].astype(np.int64) << shift).astype(wt)
+
     if config.bn_stage:
         fb = plan.b.frac
-        g, h = config.bn_scale, config.bn_offset
-        bn_scale = c["bn_scale"].astype(np.int64) << (fb - config.mid.frac - g.frac)
-        bn_offset = c["bn_offset"].astype(np.int64) << (fb - h.frac)
-        bad = datapath_bn(x, config.adc.min, config.adc.max, scale, offset, requant_desc(fa, config.mid),
-                          bn_scale, bn_offset, relu_floor, requant_desc(fb, config.output.with_frac(out_frac)), out)
+        left_mid, q_mid = requant_desc(fa, config.mid)
+        left, q_out = requant_desc(fb, out_fmt, nonneg=config.relu)
+        # a = x*s + o at the finer of the two fractions, then the mid requantization's left shift
+        scale, offset = coef("scale", fa - s.frac + left_mid), coef("offset", fa - o.frac + left_mid)
+        bn_scale = coef("bn_scale", fb - config.mid.frac - config.bn_scale.frac + left)
+        bn_offset = coef("bn_offset", fb - config.bn_offset.frac + left)
+        kernel = DATAPATH_BN[_has_terms(q_mid, q_out), check]
+        bad = kernel(x, config.adc.min, config.adc.max, scale, offset, _in_work(q_mid, wt), bn_scale, bn_offset,
+                     relu_floor, _in_work(q_out, wt), out)
     else:
-        bad = datapath(x, config.adc.min, config.adc.max, scale, offset, relu_floor,
-                       requant_desc(fa, config.output.with_frac(out_frac)), out)
+        left, q_out = requant_desc(fa, out_fmt, nonneg=config.relu)
+        scale, offset = coef("scale", fa - s.frac + left), coef("offset", fa - o.frac + left)
+        bad = DATAPATH[_has_terms(q_out), check](x, config.adc.min, config.adc.max, scale, offset, relu_floor,
+                                                 _in_work(q_out, wt), out)
     if bad:
         check_codes(x, config.adc, "codes")  # raises, naming the first bad code
     return out
