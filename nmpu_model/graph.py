@@ -25,6 +25,7 @@ convolution on an analog layer, a string-padded convolution on an analog layer, 
 from __future__ import annotations
 
 import operator
+import weakref
 from dataclasses import dataclass, field
 from functools import reduce
 from typing import Any, Callable
@@ -243,22 +244,83 @@ class Graph:
 
 def export_model(model: Any, example: torch.Tensor) -> nn.Module:
     """The model's ATen graph module: ``ep.module()`` of an ``ExportedProgram``, or of ``model`` exported
-    here with a dynamic batch dimension (eval mode, on a copy of nothing: export does not change the model)."""
+    here with a dynamic batch dimension (eval mode, on a copy of nothing: export does not change the model).
+
+    An ``nn.Module``'s program is kept (:data:`_EXPORTS`) and used again for the same model object while
+    what it shows is unchanged (:func:`_fingerprint`: its modules, their attributes, parameters, buffers and
+    hooks, the input's shape) and it still computes exactly what the model computes on ``example``; else it is
+    traced again. A forward that reads state outside the model and changes it between builds (a global flag
+    that does not change the result on ``example``) is the one case this cannot see: export such a model
+    yourself and pass the ``ExportedProgram``.
+    """
     if isinstance(model, torch.export.ExportedProgram):
         return model.module()
     if not isinstance(model, nn.Module):
         raise GraphError(f"network: expected an nn.Module or a torch.export ExportedProgram, got {type(model).__name__}")
+    example = example.float()
     was_training = model.training
     model.eval()
     try:
-        ep = torch.export.export(model, (example.float(),), dynamic_shapes=({0: torch.export.Dim.AUTO},))
-    except Exception as e:               # untraceable: data-dependent control flow, unsupported ops, ...
-        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
-        raise GraphError(f"network: the model does not export with torch.export ({type(e).__name__}: "
-                         f"{first[:200]})") from None
+        key = _fingerprint(model, example)
+        kept = _EXPORTS.get(model)
+        if kept is not None and kept[0] == key:
+            gm = kept[1].module()
+            with torch.no_grad():
+                if _same(gm(example), model(example)):
+                    return gm
+        try:
+            ep = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim.AUTO},))
+        except Exception as e:               # untraceable: data-dependent control flow, unsupported ops, ...
+            first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+            raise GraphError(f"network: the model does not export with torch.export ({type(e).__name__}: "
+                             f"{first[:200]})") from None
+        _EXPORTS[model] = (key, ep)
     finally:
         model.train(was_training)
     return ep.module()
+
+
+#: model -> (its fingerprint when exported, the ExportedProgram); an entry goes with its model
+_EXPORTS: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, torch.export.ExportedProgram]]" = \
+    weakref.WeakKeyDictionary()
+_PLAIN = (int, float, bool, str, bytes, type(None), torch.dtype, torch.device)
+
+
+def _freeze(v: Any) -> Any:
+    """A comparable snapshot of an attribute: plain values as they are, tensors by identity, version (in-place
+    changes), shape and dtype, containers element by element, anything else (functions, objects) by identity."""
+    if isinstance(v, _PLAIN):
+        return v
+    if isinstance(v, torch.Tensor):
+        return ("tensor", id(v), v._version, tuple(v.shape), v.dtype)
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, *(_freeze(u) for u in v))
+    if isinstance(v, dict):
+        return ("dict", *((_freeze(k), _freeze(u)) for k, u in v.items()))
+    if isinstance(v, (set, frozenset)):
+        return ("set", *sorted(repr(_freeze(u)) for u in v))
+    return (type(v).__qualname__, id(v))
+
+
+def _fingerprint(model: nn.Module, example: torch.Tensor) -> tuple:
+    """What an export of ``model`` on ``example`` depends on, as far as the objects show it: every module's
+    class and attributes (parameters, buffers and hooks among them; ``training`` aside, export runs in eval
+    mode), torch's global module hooks, the example's shape past the batch and its dtype."""
+    from torch.nn.modules import module as mod
+    glob = tuple(_freeze(getattr(mod, n)) for n in dir(mod) if n.startswith("_global_") and n.endswith("hooks"))
+    mods = tuple((name, type(m), _freeze({k: v for k, v in vars(m).items() if k != "training"}))
+                 for name, m in model.named_modules(remove_duplicate=False))
+    return (tuple(example.shape[1:]), example.dtype, glob, mods)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exactly equal outputs (tensors bit for bit, NaN equal to NaN; containers element by element)."""
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return a.shape == b.shape and a.dtype == b.dtype and torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)) \
+            and torch.equal(a.isnan(), b.isnan())
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(u, v) for u, v in zip(a, b))
+    return type(a) is type(b) and not isinstance(a, torch.Tensor) and a == b
 
 
 def _first_export() -> None:

@@ -345,3 +345,75 @@ def test_cli_sweep_on_an_exported_program_agrees_with_eval(exported, tmp_path: P
     assert set(by_bits) == {2, 8}
     assert by_bits[8] == ev["analog_fixed"][0]["mean"]         # 8 bits: the default scale format
     assert sweep["fp16"]["mean"] == ev["analog_fp16"][0]["mean"]
+
+
+# ---- a model's exported program, kept per model object ----------------------------------------------
+class Scaled(nn.Module):
+    """A forward that reads a plain attribute and a global: what a kept program must notice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        self.gain = 1.0
+        self.limit = 1e9
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(x)).clamp(max=self.limit) * self.gain
+        if GLOBAL_FLIP["on"]:
+            y = -y
+        return self.fc(y.flatten(1))
+
+
+GLOBAL_FLIP = {"on": False}
+
+
+def _exports(monkeypatch) -> list:
+    calls: list = []
+    real = torch.export.export
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+    monkeypatch.setattr(torch.export, "export", counting)
+    return calls
+
+
+def test_the_exported_program_is_kept_while_the_model_is_unchanged(monkeypatch) -> None:
+    import gc
+    import weakref
+
+    from nmpu_model.graph import _EXPORTS
+    torch.manual_seed(0)
+    model, x = Scaled().eval(), torch.randn(4, 1, 8, 8)
+    calls = _exports(monkeypatch)
+    want = model(x)
+
+    def digital_out() -> torch.Tensor:
+        g = parse(model, x[:2])
+        net = AnalogNetwork.build(model, x[:2], digital=[l.name for l in g.layers])
+        return net.run(x, NMPUConfig())[0]
+    assert torch.equal(digital_out(), want) and len(calls) == 1         # parse, then the build's parse: kept
+    assert torch.equal(digital_out(), want) and len(calls) == 1
+    model.gain = 2.0                                                    # a plain attribute: traced again
+    assert torch.equal(digital_out(), model(x)) and len(calls) == 2
+    model.limit = 1e8                   # the same outputs on the example, another graph: traced again
+    assert torch.equal(digital_out(), model(x)) and len(calls) == 3
+    with torch.no_grad():
+        model.conv.weight.data.mul_(-1.0)        # through .data: no version bump, but the program shares the tensor
+    assert torch.equal(digital_out(), model(x)) and len(calls) == 3
+    model.conv.weight = nn.Parameter(model.conv.weight.detach() * 0.5)   # a new parameter: traced again
+    assert torch.equal(digital_out(), model(x)) and len(calls) == 4
+    GLOBAL_FLIP["on"] = True                     # state outside the model, seen by the check on the example
+    try:
+        assert torch.equal(digital_out(), model(x)) and len(calls) == 5
+    finally:
+        GLOBAL_FLIP["on"] = False
+    model.register_forward_hook(lambda m, i, o: o * 3)                  # a hook: traced again
+    assert torch.equal(digital_out(), model(x)) and len(calls) == 6
+    assert torch.equal(parse(model, torch.randn(2, 1, 8, 8)).module(x), model(x)) and len(calls) == 6
+    ref = weakref.ref(model)
+    n = len(_EXPORTS)
+    del model
+    gc.collect()
+    assert ref() is None and len(_EXPORTS) < n                          # the entry goes with its model
