@@ -1,9 +1,10 @@
 """``apply()``: the NMPU datapath of ``docs/datapath.md`` on whole arrays.
 
 The fixed-point path is integer from end to end and never goes through floating point: one
-compiled pass (:data:`nmpu_model.kernels.DATAPATH`) per call, in int64 (every configuration's
-widest exact intermediate fits, :meth:`NMPUConfig.plan`), which also checks the codes' range on
-the way; each requantization is the same integer recipe as :func:`nmpu_model.formats.quantize`.
+compiled pass (:data:`nmpu_model.kernels.DATAPATH`) per call, in the narrowest of int16, int32 and int64
+that holds the configuration's widest exact intermediate (:meth:`NMPUConfig.plan`, :func:`work_dtype`;
+int64 holds every configuration's), which also checks the codes' range on the way when their dtype can
+hold a bad one; each requantization is the same integer recipe as :func:`nmpu_model.formats.quantize`.
 """
 from __future__ import annotations
 

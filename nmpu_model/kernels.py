@@ -402,7 +402,7 @@ def read_devices(g_drift, q_s, spread, g_max, key, w):
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel for the types the network and the golden model
-    use: ``make install`` runs this once (~5 s), so that no first call pays a compilation."""
+    use: ``make install`` runs this once (~20 s), so that no first call pays a compilation."""
     f32, i32, i64 = np.float32, np.int32, np.int64
     z2 = np.zeros((2, 2), f32)
     normals(np.uint64(0), 0, np.empty(2))
