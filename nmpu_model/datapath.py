@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .config import NMPUConfig
+from .config import NMPUConfig, Plan
 from .formats import Fmt
 from .kernels import DATAPATH, DATAPATH_BN, Q_FIELDS
 
@@ -174,10 +174,10 @@ def requant_desc(v_frac: int, fmt: Fmt, nonneg: bool = False) -> tuple[int, np.n
     return left, desc
 
 
-def work_dtype(config: NMPUConfig) -> np.dtype:
-    """The narrowest of int16, int32, int64 that holds every exact intermediate of ``config`` (its plan's
-    widest signal) with two bits to spare: the integer type the compiled datapath computes in."""
-    bits = config.plan().bits
+def work_dtype(plan: Plan) -> np.dtype:
+    """The narrowest of int16, int32, int64 that holds every exact intermediate of a configuration's ``plan``
+    (its widest signal) with two bits to spare: the integer type the compiled datapath computes in."""
+    bits = plan.bits
     return next(np.dtype(t) for t in (np.int16, np.int32, np.int64) if bits <= np.iinfo(t).bits - 2)
 
 
@@ -206,7 +206,7 @@ def apply_fixed(x: np.ndarray, config: NMPUConfig, c: Mapping[str, np.ndarray], 
         x = check_codes(x, config.adc, "codes").astype(np.int64)
     info = np.iinfo(x.dtype)
     check = bool(info.min < config.adc.min or info.max > config.adc.max)  # else no code can be out of range
-    wt = work_dtype(config)
+    wt = work_dtype(plan)
     out = np.empty(x.shape, dtype)
     relu_floor = wt.type(0 if config.relu else np.iinfo(wt).min)
     out_fmt = config.output.with_frac(out_frac)
