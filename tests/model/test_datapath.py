@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from nmpu_model import ConfigError, Fmt, NMPUConfig, apply, load_config
@@ -11,25 +11,36 @@ from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
 from .reference import apply_ref
 
 
-def coef_fmt(draw):
-    return Fmt(draw(st.integers(1, 12)), draw(st.integers(-4, 14)), draw(st.booleans()))
+# Half the configurations have narrow formats (<= 12/16/20 bits, the range of real designs); in the other
+# half each format is narrow or wide (up to 40 bits, fractions -12 to 40), so that the exact intermediates
+# reach the loader's limit of 62 bits (MAX_INTERMEDIATE_BITS; a wider draw is refused by the loader and
+# rejected here). test_widest_plans_match_reference checks plans of exactly 62 bits.
+def coef_fmt(draw, wide):
+    wide = wide and draw(st.booleans())
+    return Fmt(draw(st.integers(1, 40 if wide else 12)), draw(st.integers(-12 if wide else -4, 40 if wide else 14)),
+               draw(st.booleans()))
 
 
-def q_fmt(draw, max_bits=16):
-    return Fmt(draw(st.integers(1, max_bits)), draw(st.integers(-4, 14)), draw(st.booleans()),
-               draw(st.sampled_from(ROUNDING_MODES)), draw(st.sampled_from(OVERFLOW_MODES)),
-               draw(st.integers(0, 4)))
+def q_fmt(draw, wide, max_bits=16):
+    f = coef_fmt(draw, wide)
+    bits = f.bits if f.bits > 12 else draw(st.integers(1, max_bits))
+    # pre_truncate: none, a few bits, or more bits than most shifts drop
+    k = draw(st.sampled_from([0, 0, 1, 2, 3, 4, 7, 13, 24]))
+    return Fmt(bits, f.frac, f.signed, draw(st.sampled_from(ROUNDING_MODES)), draw(st.sampled_from(OVERFLOW_MODES)), k)
 
 
 @st.composite
 def configs(draw):
+    wide = draw(st.booleans())
     bn = draw(st.booleans())
-    out = q_fmt(draw)
-    kw = dict(adc_bits=draw(st.integers(1, 12)), scale=coef_fmt(draw), offset=coef_fmt(draw), output=out,
+    out = q_fmt(draw, wide)
+    adc_bits = draw(st.integers(1, 32 if wide and draw(st.booleans()) else 12))
+    span = 24 if wide else 10
+    kw = dict(adc_bits=adc_bits, scale=coef_fmt(draw, wide), offset=coef_fmt(draw, wide), output=out,
               relu=draw(st.booleans()), bn_stage=bn,
-              out_frac_min=out.frac - draw(st.integers(0, 10)), out_frac_max=out.frac + draw(st.integers(0, 10)))
+              out_frac_min=out.frac - draw(st.integers(0, span)), out_frac_max=out.frac + draw(st.integers(0, span)))
     if bn:
-        kw.update(bn_scale=coef_fmt(draw), bn_offset=coef_fmt(draw), mid=q_fmt(draw, 20))
+        kw.update(bn_scale=coef_fmt(draw, wide), bn_offset=coef_fmt(draw, wide), mid=q_fmt(draw, wide, 20))
     try:
         return NMPUConfig(**kw)
     except ConfigError:
@@ -49,18 +60,16 @@ def narrowest_signed(fmt):
                 if np.iinfo(t).min <= fmt.min and fmt.max <= np.iinfo(t).max)
 
 
-@given(config=configs(), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
-def test_apply_matches_reference(config, seed, data):
+def check_against_reference(config, seed, code_dtype, out_frac):
     # 2 x 133 values: the compiled loop's vector body (up to 128 int16 lanes a turn) and its remainder;
     # codes as int64 (range checked in the pass) or in the narrowest dtype that holds them (nothing to check)
     rng = np.random.default_rng(seed)
     n, c = 2, 133
-    x = rand_codes(rng, config.adc, (n, c)).astype(data.draw(st.sampled_from([np.int64, narrowest_signed(config.adc)])))
+    x = rand_codes(rng, config.adc, (n, c)).astype(code_dtype)
     coeffs = {"scale": rand_codes(rng, config.scale, c), "offset": rand_codes(rng, config.offset, c)}
     if config.bn_stage:
         coeffs["bn_scale"] = rand_codes(rng, config.bn_scale, c)
         coeffs["bn_offset"] = rand_codes(rng, config.bn_offset, c)
-    out_frac = data.draw(st.integers(config.out_frac_min, config.out_frac_max))
     got = apply(x, config, coeffs, out_frac=out_frac)
     for i in range(n):
         for j in range(c):
@@ -69,6 +78,42 @@ def test_apply_matches_reference(config, seed, data):
             want = apply_ref(int(x[i, j]), int(coeffs["scale"][j]), int(coeffs["offset"][j]), config, out_frac, g, h)
             assert got[i, j] == want, (i, j, x[i, j])
     assert got.dtype == np.int64
+
+
+@given(config=configs(), seed=st.integers(0, 2 ** 32 - 1), data=st.data())
+def test_apply_matches_reference(config, seed, data):
+    bits = config.plan().bits
+    event(f"intermediate bits {min(bits // 8 * 8, 56)}+")        # the spread of widths (--hypothesis-show-statistics)
+    code_dtype = data.draw(st.sampled_from([np.int64, narrowest_signed(config.adc)]))
+    out_frac = data.draw(st.integers(config.out_frac_min, config.out_frac_max))
+    check_against_reference(config, seed, code_dtype, out_frac)
+
+
+# The widest plans the loader accepts (62 bits), one per place the width comes from; each is refused
+# with one bit more (so 62 is the edge), and checked at the ends and the middle of its out_frac range.
+WIDEST = {
+    "affine product": (dict(adc_bits=24, scale=Fmt(38, 30, True), offset=Fmt(40, 10, True), relu=False,
+                            output=Fmt(12, 4, True, "RND_CONV", "WRAP")),
+                       dict(adc_bits=25)),
+    "output left shift": (dict(relu=False, output=Fmt(8, 45, True, "RND", "SAT"), out_frac_min=0, out_frac_max=52),
+                          dict(out_frac_max=53)),
+    # and at out_frac -22 the output's pre-truncation drops 67 bits: more than the 64-bit word holds
+    "bn product": (dict(adc_bits=12, bn_stage=True, relu=False, scale=Fmt(16, 14, False), offset=Fmt(16, 4, True),
+                        mid=Fmt(30, 20, True, "RND_MIN_INF", "SAT_SYM", 9), bn_scale=Fmt(32, 28, True),
+                        bn_offset=Fmt(24, 30, True), output=Fmt(16, -14, True, "RND_CONV", "SAT", 3)),
+                   dict(bn_scale=Fmt(33, 28, True))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(WIDEST))
+def test_widest_plans_match_reference(name):
+    kw, wider = WIDEST[name]
+    config = NMPUConfig(**kw)
+    assert config.plan().bits == 62
+    with pytest.raises(ConfigError, match="need 63 bits, more than 62"):
+        NMPUConfig(**{**kw, **wider})
+    for k, out_frac in enumerate(sorted({config.out_frac_min, config.output.frac, config.out_frac_max})):
+        check_against_reference(config, k, np.int64, out_frac)
 
 
 @pytest.mark.parametrize("path", ["examples/default.toml", None])
