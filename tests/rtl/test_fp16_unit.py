@@ -377,6 +377,107 @@ def test_unit_matches_model_under_stalls(name: str) -> None:
     assert (want == hi).sum() > 5 and (config.relu or not config.output.signed or (want == lo).sum() > 5)
 
 
+# The deepest FP16 unit: the BN stage and 5-stage FMAs (rtl.fp16_fma_stages), latency 1 + 2*5 + 2 = 13
+DEEP = NMPUConfig(adc_bits=8, relu=False, bn_stage=True, bn_scale=Fmt(8, 6, True), bn_offset=Fmt(8, 2, True),
+                  mid=Fmt(12, 4, True, "RND", "SAT"), output=Fmt(8, 1, True, "RND_CONV", "SAT"),
+                  rtl=RTLParams(lanes=2, columns=8, fp16_fma_stages=5))
+
+
+def stream_with_reset(dut, coef_bits: dict[str, np.ndarray], out_frac: int, before: tuple[np.ndarray, np.ndarray],
+                      after: tuple[np.ndarray, np.ndarray], reset_at: int, seed: int, p_valid: float = 0.6,
+                      p_ready: float = 0.6) -> tuple[list[list[int]], list[list[int]], int]:
+    """Write the coefficients and ``out_frac``, stream the beats ``before`` with seeded random input gaps and
+    output stalls until ``reset_at`` of them are accepted, hold ``rst`` high for two cycles (no valid, no
+    ready), then stream the beats ``after`` the same way and idle for twice the latency with the output ready.
+    Returns the output beats taken before and after the reset, and how many accepted beats were in flight."""
+    from amaranth.hdl import Module, ResetInserter, Signal
+    from rtl.blocks import CoefSel
+
+    # the unit's synchronous reset (the exported Verilog's ``rst``), driven apart from the testbench's clock
+    # domain, whose own reset would end the testbench's ticks
+    top = Module()
+    rst = Signal()
+    top.submodules.dut = ResetInserter({"sync": rst})(dut)
+    rng = np.random.default_rng(seed)
+    outs: tuple[list[list[int]], list[list[int]]] = ([], [])
+    flight = []
+
+    async def bench(ctx):
+        for name, vals in coef_bits.items():
+            for col, v in enumerate(vals):
+                ctx.set(dut.coef.en, 1)
+                ctx.set(dut.coef.sel, CoefSel.of(name).value)
+                ctx.set(dut.coef.addr, col)
+                ctx.set(dut.coef.data, int(v))
+                await ctx.tick()
+        ctx.set(dut.coef.en, 0)
+        ctx.set(dut.out_frac.en, 1)
+        ctx.set(dut.out_frac.data, out_frac)
+        await ctx.tick()
+        ctx.set(dut.out_frac.en, 0)
+        for phase, (codes, group) in enumerate((before, after)):
+            stop = reset_at if phase == 0 else len(codes)
+            k = 0
+            while k < stop or (phase == 1 and len(outs[1]) < len(codes)):
+                ctx.set(dut.i_stream.valid, k < stop and rng.random() < p_valid)
+                if k < stop:
+                    ctx.set(dut.i_stream.payload, {"codes": [int(c) for c in codes[k]], "group": int(group[k])})
+                ctx.set(dut.o_stream.ready, rng.random() < p_ready)
+                _, _, i_ok, o_ok, payload = await ctx.tick().sample(
+                    dut.i_stream.valid & dut.i_stream.ready, dut.o_stream.valid & dut.o_stream.ready,
+                    dut.o_stream.payload)
+                k += bool(i_ok)
+                if o_ok:
+                    outs[phase].append([int(v) for v in payload])
+            if phase == 0:
+                flight.append(k - len(outs[0]))
+                ctx.set(dut.i_stream.valid, 0)
+                ctx.set(dut.o_stream.ready, 0)
+                ctx.set(rst, 1)
+                await ctx.tick().repeat(2)
+                ctx.set(rst, 0)
+        # nothing more may come out: no beat from before the reset, no beat twice
+        ctx.set(dut.i_stream.valid, 0)
+        ctx.set(dut.o_stream.ready, 1)
+        for _ in range(2 * dut.LATENCY):
+            _, _, o_valid, payload = await ctx.tick().sample(dut.o_stream.valid, dut.o_stream.payload)
+            if o_valid:
+                outs[1].append([int(v) for v in payload])
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return outs[0], outs[1], flight[0]
+
+
+def test_deepest_unit_under_stalls_and_reset() -> None:
+    """The 5-stage-FMA unit with the BN stage, under random stalls, reset in the middle of a stream: the beats
+    out before the reset are the first ones in, at the written out_frac; after it, exactly the new beats, at
+    the reset out_frac (output.frac), none of the beats that were in flight."""
+    config = DEEP
+    assert latency(config) == 13
+    rng = np.random.default_rng(5)
+    coef = random_coefficients(config, rng)
+    L, G = config.rtl.lanes, config.rtl.columns // config.rtl.lanes
+    beats = lambda n: (rng.integers(config.adc.min, config.adc.max + 1, (n, L)), rng.integers(0, G, n))
+    before, after = beats(60), beats(120)
+    out_frac = config.output.frac + 2
+    got_before, got_after, in_flight = stream_with_reset(FP16Unit(config), coef, out_frac, before, after,
+                                                         reset_at=60, seed=8)
+    assert in_flight >= 3 and len(got_before) >= 30, (in_flight, len(got_before))   # the reset dropped beats in flight
+    want_before = expected_unit(config, coef, before[0], before[1], out_frac)
+    bad = np.argwhere(np.array(got_before) != want_before[:len(got_before)])
+    assert bad.size == 0, f"{len(bad)} mismatches before the reset, first at beat/lane {bad[0].tolist()}"
+    want_after = expected_unit(config, coef, after[0], after[1], config.output.frac)
+    assert len(got_after) == len(after[0]), (len(got_after), len(after[0]))
+    bad = np.argwhere(np.array(got_after) != want_after)
+    assert bad.size == 0, f"{len(bad)} mismatches after the reset, first at beat/lane {bad[0].tolist()}"
+    # what the references exercised: saturation both ways, and an out_frac that changes the codes
+    assert (want_after == config.output.max).sum() > 5 and (want_after == config.output.min).sum() > 5
+    assert (expected_unit(config, coef, after[0], after[1], out_frac) != want_after).sum() > 50
+
+
 def test_unit_latency_and_ii_one() -> None:
     config = NMPUConfig(rtl=RTLParams(lanes=1, columns=4))
     unit = FP16Unit(config)
