@@ -95,6 +95,15 @@ def cost_bits(config: NMPUConfig) -> int:
     return sum(f.bits for f in parts)
 
 
+def choose_point(points: list[dict[str, Any]], tolerance: float) -> dict[str, Any] | None:
+    """The point a precision study recommends: of the points whose accuracy drop against fp16
+    (``drop_vs_fp16``, a fraction) is at most ``tolerance`` percentage points, the cheapest by
+    ``cost_bits``, the more accurate of equally cheap ones, the first listed of equal ones; ``None``
+    when no point is within the tolerance."""
+    ok = [q for q in points if q["drop_vs_fp16"] <= tolerance / 100]
+    return min(ok, key=lambda q: (q["cost_bits"], -q["mean"])) if ok else None
+
+
 def point_key(point: dict[str, Any]) -> str:
     return json.dumps(point, sort_keys=True)
 
@@ -357,8 +366,7 @@ def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds
         m, sd = _summarize(raw, point_key(p), seed_list)
         points.append({"point": p, "mean": m, "std": sd, "drop_vs_fp16": fp16[0] - m, "cost_bits": cost_bits(c),
                        "runs": [raw[(point_key(p), s)] for s in seed_list]})
-    ok = [q for q in points if q["drop_vs_fp16"] <= tolerance / 100]
-    chosen = min(ok, key=lambda q: (q["cost_bits"], -q["mean"])) if ok else None
+    chosen = choose_point(points, tolerance)
     summary = {"fp16": {"mean": fp16[0], "std": fp16[1], "runs": [raw[("fp16", s)] for s in seed_list]},
                "points": points, "tolerance_pp": tolerance, "cost": "total bits: scale+offset+output"
                "(+bn_scale+bn_offset+mid)", "chosen": chosen}

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
+    if not args.tolerance >= 0:
+        raise ValueError(f"--tolerance must be >= 0 (percentage points of accuracy below fp16), not {args.tolerance}")
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be >= 0, not {args.workers}")
     check_parent(args.json, "--json")

@@ -5,7 +5,8 @@ import pytest
 
 from cosim.cli import main
 from nmpu_model import ConfigError, load_config
-from nmpu_model.sweep import (Setup, cost_bits, grid_points, layer_sensitivity, load_grid, point_config, point_key,
+from nmpu_model.formats import Fmt
+from nmpu_model.sweep import (Setup, choose_point, cost_bits, grid_points, layer_sensitivity, load_grid, point_config, point_key,
                               precision_sweep)
 
 SETUP = Setup("digits-cnn", None, 48, 3600.0)
@@ -22,6 +23,30 @@ def test_bits_keep_the_integer_bits():
     c = point_config(base, {"output.rounding": "TRN"})
     assert c.output.rounding == "TRN"
     assert cost_bits(base) == 24
+    # with the BN stage its two coefficients and the mid value count too: 8 + 8 + 8 + 6 + 5 + 12
+    bn = base.with_fields(bn_stage=True, bn_scale=Fmt(6, 4, True), bn_offset=Fmt(5, 1, True),
+                          mid=Fmt(12, 6, True, "RND", "SAT"))
+    assert cost_bits(bn) == 47
+    assert cost_bits(point_config(base, {"scale.bits": 3, "offset.bits": 5})) == 16
+
+
+def _pt(name, mean, drop, cost):
+    return {"point": {"name": name}, "mean": mean, "drop_vs_fp16": drop, "cost_bits": cost}
+
+
+def test_choice_is_the_cheapest_within_the_tolerance_in_percentage_points():
+    pts = [_pt("a", 0.95, 0.0000, 24), _pt("b", 0.949, 0.0010, 18), _pt("c", 0.948, 0.0020, 16),
+           _pt("d", 0.9479, 0.0021, 12), _pt("e", 0.90, 0.05, 4), _pt("f", 0.9495, 0.0005, 18)]
+    name = lambda q: q and q["point"]["name"]
+    assert name(choose_point(pts, 0.2)) == "c"       # 0.2 pp = 0.002: c is in (cost 16), d just out
+    assert name(choose_point(pts, 0.21)) == "d"
+    assert name(choose_point(pts, 0.1)) == "f"       # b and f both cost 18: the more accurate one
+    assert name(choose_point(pts, 0.0)) == "a"
+    assert name(choose_point(pts, 5.0)) == "e"
+    assert choose_point(pts[1:5], 0.05) is None      # nothing within 0.05 pp
+    assert name(choose_point(pts, 0.06)) == "f"      # 0.05 pp from fp16
+    # a point better than fp16 (negative drop) is within any tolerance
+    assert name(choose_point([_pt("g", 0.96, -0.01, 30), _pt("h", 0.5, 0.45, 2)], 0.0)) == "g"
 
 
 def test_grid_points_order_and_errors(tmp_path):
@@ -79,12 +104,35 @@ def test_per_layer_ranking(tmp_path):
 def test_cli_sweep_writes_json_and_png(tmp_path, capsys):
     g = tmp_path / "grid.toml"
     g.write_text('[grid]\n"offset.bits" = [2, 8]\n')
-    rc = main(["sweep", "--grid", str(g), "--seeds", "1", "--images", "24", "--workers", "0",
-               "--json", str(tmp_path / "o.json"), "--plot", str(tmp_path / "o.png")])
+    args = ["sweep", "--grid", str(g), "--seeds", "1", "--images", "24", "--workers", "0",
+            "--json", str(tmp_path / "o.json")]
+    rc = main(args + ["--plot", str(tmp_path / "o.png"), "--tolerance", "100"])
     out = capsys.readouterr().out
-    assert rc == 0 and "cheapest within" in out or "no grid point" in out
+    assert rc == 0
     assert (tmp_path / "o.png").stat().st_size > 1000
-    assert len(json.loads((tmp_path / "o.json").read_text())["points"]) == 2
+    doc = json.loads((tmp_path / "o.json").read_text())
+    assert len(doc["points"]) == 2 and doc["tolerance_pp"] == 100
+    # the summary's numbers, from the runs: mean over seeds, drop against fp16, cost in bits
+    fp16 = doc["fp16"]["runs"][0]
+    for q in doc["points"]:
+        assert q["mean"] == q["runs"][0] and q["drop_vs_fp16"] == pytest.approx(fp16 - q["mean"], abs=1e-12)
+        assert q["cost_bits"] == 8 + q["point"]["offset.bits"] + 8
+    # within 100 pp every point is: the cheapest (2-bit offsets) is chosen and printed
+    assert doc["chosen"]["point"] == {"offset.bits": 2}
+    assert "cheapest within 100.0 pp of fp16: {'offset.bits': 2} (18 bits" in out
+    # the same results at a tolerance of 0 pp (resumed from the file, nothing computed again): the choice
+    # is the cheapest point that is at least as accurate as fp16, or none, said with exit status 0
+    rc = main(args + ["--tolerance", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    ok = [q for q in doc["points"] if q["mean"] >= fp16]
+    if ok:
+        best = min(ok, key=lambda q: q["cost_bits"])
+        assert f"cheapest within 0.0 pp of fp16: {best['point']} ({best['cost_bits']} bits" in out
+    else:
+        assert "no grid point within 0.0 pp of fp16" in out
+    assert main(args + ["--tolerance", "-1"]) == 2
+    assert "--tolerance must be >= 0" in capsys.readouterr().err
 
 
 def test_cli_sweep_bad_input(tmp_path, capsys):
