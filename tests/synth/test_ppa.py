@@ -164,3 +164,39 @@ def test_osu018_netlists_compute_the_units_bit_for_bit(synth_doc: dict) -> None:
         files = [Path(o["netlist"])] + [Path(p) for p in o["models"]]
         res = verify(config, vectors=1500, seed=seed, netlist=files, unit=unit, waves=True, trace="vcd")
         assert res.details.get("error") is None and res.vectors == 1500 and res.mismatches == 0, res.details
+
+
+def _fake_netlist(tmp_path: Path, lanes: int):
+    from types import SimpleNamespace as NS
+
+    return NS(folder=tmp_path, lanes=lanes, top="top", netlist=tmp_path / "n.v", liberty=tmp_path / "l.lib",
+              macro_liberty=tmp_path / "m.lib")
+
+
+# what OpenSTA 2019's report_power and report_checks print (the lines the parser reads), values chosen by hand
+STA_POWER = """Group                  Internal  Switching    Leakage      Total
+                          Power      Power      Power      Power
+----------------------------------------------------------------
+Sequential           1.0e-04    2.0e-05    1.0e-08    1.2001e-04
+Combinational        6.0e-04    7.8e-04    2.0e-08    1.38002e-03
+----------------------------------------------------------------
+Total                7.0e-04    8.0e-04    3.0e-08    1.50003e-03
+"""
+STA_TIMING = "Startpoint: a_reg (rising edge)\nEndpoint: y_reg (rising edge)\nworst slack 7.5000\n"
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+def test_energy_per_value_and_fmax_by_hand(tmp_path: Path, monkeypatch, lanes: int) -> None:
+    """Energy per value = total power / (clock x lanes): 1.50003 mW at 100 MHz is 15.0003 pJ per cycle, shared
+    by the values the lanes produce in it; fmax = 1 / (period - worst slack) = 1 / 2.5 ns = 400 MHz."""
+    monkeypatch.setattr(ppa, "_run_sta", lambda folder, script, name: STA_POWER if "power" in name else STA_TIMING)
+    n = _fake_netlist(tmp_path, lanes)
+    p = ppa.power(n, 100.0, 0.1)   # type: ignore[arg-type]
+    assert p["mw"] == pytest.approx(1.50003) and p["switching_mw"] == pytest.approx(0.8)
+    assert p["internal_mw"] == pytest.approx(0.7) and p["leakage_mw"] == pytest.approx(3.0e-5)
+    assert p["energy_pj_per_value"] == pytest.approx(15.0003 / lanes, rel=1e-12)
+    # at half the clock, the same power is twice the energy per value
+    assert ppa.power(n, 50.0, 0.1)["energy_pj_per_value"] == pytest.approx(2 * 15.0003 / lanes)   # type: ignore[arg-type]
+    t = ppa.timing(n, 10.0)   # type: ignore[arg-type]
+    assert t["critical_path_ns"] == 2.5 and t["fmax_mhz"] == 400.0 and t["slack_ns"] == 7.5
+    assert (t["startpoint"], t["endpoint"]) == ("a_reg", "y_reg")
