@@ -103,3 +103,71 @@ def test_apply_float_matches_reference(case):
                 kw = dict(g=coeffs["bn_scale"][j], h=coeffs["bn_offset"][j])
             want = apply_float_ref(int(x[i, j]), coeffs["scale"][j], coeffs["offset"][j], config, out_frac, arith, **kw)
             assert got[i, j] == want, (arith, i, j)
+
+
+@pytest.mark.parametrize("arith", ["fp16", "fp32"])
+def test_real_coefficients_are_rounded_once_to_the_format(arith):
+    """Coefficients that are no binary16/32 value (1/10, 1/3, ties between two neighbours) are rounded to
+    the nearest (ties to even) before the unit uses them: the reference rounds the exact decimal."""
+    from .reference import round_binary
+
+    p = 11 if arith == "fp16" else 24
+    tie_up, tie_even = 1 + 3 * 2.0 ** -p, 1 + 2.0 ** -p     # halfway: to 1 + 2^(2-p) (even) and to 1
+    vals = [0.1, 1 / 3, -2 / 3, 0.7, 1.37, tie_up, tie_even, -tie_up, 1e-6, 3.14159]
+    rng = np.random.default_rng(4)
+    x = rng.integers(-128, 128, size=(40, len(vals)))
+    s = np.array(vals)
+    o = np.array(vals[::-1]) * 5
+    cfg = NMPUConfig(relu=False, output=Fmt(16, 6, True, "RND_CONV", "SAT"), out_frac_min=0, out_frac_max=10)
+    got = apply(x, cfg, {"scale": s, "offset": o}, arith, out_frac=6)
+    inexact = 0
+    for j in range(len(vals)):
+        s_b, o_b = round_binary(Fraction(s[j]), arith), round_binary(Fraction(o[j]), arith)
+        inexact += s_b != Fraction(s[j])
+        for i in range(x.shape[0]):
+            want = apply_float_ref(int(x[i, j]), float(s_b), float(o_b), cfg, 6, arith)
+            assert got[i, j] == want, (arith, vals[j], int(x[i, j]))
+    assert inexact >= 8            # the coefficients really needed rounding
+    # the ties went the documented way
+    assert float(round_binary(Fraction(tie_up), arith)) == 1 + 4 * 2.0 ** -p
+    assert float(round_binary(Fraction(tie_even), arith)) == 1.0
+
+
+def test_fp16_overflow_boundary_of_a_coefficient():
+    """binary16's largest value is 65504; a real coefficient below 65520 (the midpoint to 2^16) rounds to it,
+    one at or above 65520 rounds to infinity, which the unit refuses as a coefficient."""
+    cfg = NMPUConfig(relu=False)
+    x = np.array([[1, -1]])
+    for v in (65504.0, 65519.99, 65510.0):
+        y = apply(x, cfg, {"scale": [v, v], "offset": [0.0, 0.0]}, "fp16", out_frac=-8)
+        assert y.tolist() == [[127, -128]]      # 65504 * 2^-8 = 255.9: saturates either side
+        y = apply(x, cfg, {"scale": [1.0, 1.0], "offset": [v, -v]}, "fp16", out_frac=-8)
+        assert y.tolist() == [[127, -128]]
+    for v in (65520.0, 65536.0, -65520.0):
+        with pytest.raises(ValueError, match=f"offset: value {v!r} at index 1 overflows fp16"):
+            apply(x, cfg, {"scale": [1.0, 1.0], "offset": [0.0, v]}, "fp16")
+    assert apply(x, cfg, {"scale": [65520.0, 1.0], "offset": [0.0, 0.0]}, "fp32", out_frac=-8).tolist() == [[127, 0]]
+
+
+INF = float("inf")
+
+
+@pytest.mark.parametrize("arith", ["fp16", "fp32"])
+@pytest.mark.parametrize("coeffs, relu, want", [
+    # an infinite offset: +inf saturates to the top code, -inf to the bottom one (0 after ReLU)
+    ({"scale": [1.0, 1.0, 0.0], "offset": [INF, -INF, INF]}, False, [127, -128, 127]),
+    ({"scale": [1.0, 1.0, 0.0], "offset": [INF, -INF, INF]}, True, [127, 0, 127]),
+    # BN stage: inf * 0 is NaN, which gives 0; inf * (positive a) saturates; an infinite bn_offset too
+    ({"scale": [0.0, 1.0, 1.0], "offset": [0.0, 0.0, 0.0], "bn_scale": [INF, INF, -INF],
+      "bn_offset": [0.0, 0.0, 0.0]}, False, [0, 127, -128]),
+    ({"scale": [1.0, 1.0, 1.0], "offset": [0.0, INF, 0.0], "bn_scale": [1.0, 0.0, 1.0],
+      "bn_offset": [INF, 0.0, -INF]}, False, [127, 0, -128]),
+])
+def test_infinite_coefficients_by_hand(arith, coeffs, relu, want):
+    bn = "bn_scale" in coeffs
+    cfg = NMPUConfig(relu=relu, bn_stage=bn, bn_scale=Fmt(8, 4) if bn else None, bn_offset=Fmt(8, 4) if bn else None,
+                     mid=Fmt(16, 8) if bn else None)
+    assert apply(np.array([[3, 3, 3]]), cfg, coeffs, arith).tolist() == [want]
+    # SAT_ZERO: an infinity is out of range, so 0
+    z = cfg.with_fields(output=Fmt(8, 0, True, "RND", "SAT_ZERO"))
+    assert apply(np.array([[3, 3, 3]]), z, coeffs, arith).tolist() == [[0, 0, 0]]

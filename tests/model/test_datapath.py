@@ -231,3 +231,21 @@ def test_any_output_dtype_that_holds_the_format_gives_the_same_codes(config, see
 def test_non_integer_dtype_refused():
     with pytest.raises(ValueError, match="dtype: expected an integer dtype, not float32"):
         apply(np.zeros((1, 3), dtype=int), load_config(), GOOD, dtype=np.float32)
+
+
+@pytest.mark.parametrize("arith", ["fixed", "fp16", "fp32"])
+def test_bool_huge_and_empty_codes(arith):
+    """bool is not a code; a uint64 code above int64's range is named, not wrapped; no samples is no output."""
+    cfg = load_config()
+    co = {"scale": np.array([3, 200]), "offset": np.array([-1, 5])}
+    if arith != "fixed":
+        co = {k: v.astype(float) / 8 for k, v in co.items()}
+    with pytest.raises(ValueError, match="^codes: expected integer codes, got dtype bool$"):
+        apply(np.array([[True, False]]), cfg, co, arith)
+    huge = np.array([[3, 2 ** 63 + 5], [2 ** 64 - 1, 0]], np.uint64)
+    with pytest.raises(ValueError, match=r"^codes: code too large at index \(0, 1\) \(value 9223372036854775813\); "
+                                         r"2 such values$"):
+        apply(huge, cfg, co, arith)
+    for dt in (np.int64, np.int8, np.uint64):
+        y = apply(np.zeros((0, 2), dt), cfg, co, arith)
+        assert y.shape == (0, 2) and y.dtype == np.int64
