@@ -14,8 +14,17 @@ import sys
 COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "run")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors as one line on stderr (exit status 2), as every other bad input:
+    argparse's own form is the usage block followed by the message."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
-    parser = argparse.ArgumentParser(prog="nmpu", description="Fixed-point NMPU co-simulator: golden model, "
+    parser = _Parser(prog="nmpu", description="Fixed-point NMPU co-simulator: golden model, "
                                      "RTL verification, accuracy evaluation and synthesis.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
@@ -33,9 +42,12 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser, modules = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:         # --help (0) or a usage error already printed in one line (2)
+        return int(e.code or 0)
     if args.command is None:
-        parser.print_help()
+        print(f"nmpu: error: a command is required: {', '.join(modules)} (see nmpu --help)", file=sys.stderr)
         return 2
     try:
         return int(modules[args.command].run(args) or 0)

@@ -103,3 +103,91 @@ def test_pickled_array_is_refused(files, capsys):
     np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     rc, err = run(capsys, "apply", "--coeffs", str(files / "coeffs.npz"), "--codes", str(p), "--out", str(files / "o.npy"))
     assert rc == 2 and "obj.npy" in err and err.count("\n") == 1
+
+
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    from cosim.cli.io import write_atomic
+
+    out = tmp_path / "out.npy"
+    out.write_bytes(b"old")
+
+    def half(f):
+        f.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_atomic(out, half, binary=True)
+    assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.npy"]
+
+
+def test_bad_input_leaves_an_existing_output_unchanged(files, capsys):
+    out = files / "out.npy"
+    out.write_bytes(b"old")
+    np.save(files / "bad.npy", np.array([[0, 1, 2, 300]]))
+    rc, err = run(capsys, "apply", "--coeffs", str(files / "coeffs.npz"), "--codes", str(files / "bad.npy"),
+                  "--out", str(out))
+    assert rc == 2 and out.read_bytes() == b"old"
+
+
+@pytest.mark.parametrize("arith", ["fp16", "fp32"])
+def test_float_baselines_through_the_cli(files, capsys, arith):
+    """Real coefficients (not binary16 values: rounded once by the unit) and an out_frac in the archive,
+    against the exact reference."""
+    from fractions import Fraction
+
+    from tests.model.reference import apply_float_ref, round_binary
+
+    s, o = np.array([0.3, 1.7, -0.45, 0.01]), np.array([2.2, -7.3, 0.1, 40.0])
+    np.savez(files / "real.npz", scale=s, offset=o, out_frac=np.array(2))
+    out = files / "out.npy"
+    rc, err = run(capsys, "apply", "--coeffs", str(files / "real.npz"), "--codes", str(files / "codes.npy"),
+                  "--out", str(out), "--arith", arith)
+    assert rc == 0 and err == ""
+    got, x, cfg = np.load(out), np.load(files / "codes.npy"), load_config()
+    for (i, j), y in np.ndenumerate(got):
+        sb, ob = (float(round_binary(Fraction(v), arith)) for v in (s[j], o[j]))
+        assert y == apply_float_ref(int(x[i, j]), sb, ob, cfg, 2, arith), (i, j)
+
+
+def test_bn_configuration_through_the_cli(files, capsys):
+    from tests.model.reference import apply_ref
+
+    cfg = files / "bn.toml"
+    cfg.write_text('relu = false\nbn_stage = true\n[bn_scale]\nbits = 6\nfrac = 4\nsigned = true\n'
+                   '[bn_offset]\nbits = 6\nfrac = 1\nsigned = true\n'
+                   '[mid]\nbits = 10\nfrac = 3\nsigned = true\nrounding = "RND_CONV"\noverflow = "SAT"\n')
+    np.savez(files / "bn.npz", scale=np.array([128, 255, 3, 0]), offset=np.array([0, -3, 100, -128]),
+             bn_scale=np.array([16, -32, 31, 5]), bn_offset=np.array([-7, 31, 0, -32]))
+    out = files / "out.npy"
+    rc, err = run(capsys, "apply", "--config", str(cfg), "--coeffs", str(files / "bn.npz"),
+                  "--codes", str(files / "codes.npy"), "--out", str(out))
+    assert rc == 0 and err == ""
+    config, c = load_config(cfg), dict(np.load(files / "bn.npz"))
+    assert config.bn_stage and not config.relu
+    x = np.load(files / "codes.npy")
+    for (i, j), y in np.ndenumerate(np.load(out)):
+        want = apply_ref(int(x[i, j]), int(c["scale"][j]), int(c["offset"][j]), config, 0,
+                         int(c["bn_scale"][j]), int(c["bn_offset"][j]))
+        assert y == want, (i, j)
+    # the same archive without its BN coefficients is refused, naming the missing one
+    np.savez(files / "nobn.npz", scale=c["scale"], offset=c["offset"])
+    rc, err = run(capsys, "apply", "--config", str(cfg), "--coeffs", str(files / "nobn.npz"),
+                  "--codes", str(files / "codes.npy"), "--out", str(out))
+    assert rc == 2 and "'bn_scale' is missing" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, msg", [
+    ([], "nmpu: error: a command is required: apply, "),
+    (["frob"], "nmpu: error: argument COMMAND: invalid choice: 'frob'"),
+    (["eval", "--seeds", "x"], "nmpu eval: error: argument --seeds: invalid int value: 'x'"),
+    (["apply"], "nmpu apply: error: the following arguments are required: --coeffs, --codes, --out"),
+    (["apply", "--arith", "bf16"], "nmpu apply: error: argument --arith: invalid choice: 'bf16'"),
+])
+def test_usage_errors_are_one_line(capsys, argv, msg):
+    assert main(argv) == 2
+    cap = capsys.readouterr()
+    assert cap.err.startswith(msg) and cap.err.count("\n") == 1 and cap.out == ""
+
+
+def test_help_is_not_an_error(capsys):
+    assert main(["--help"]) == 0 and "usage: nmpu" in capsys.readouterr().out
