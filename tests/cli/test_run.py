@@ -28,6 +28,73 @@ def test_run_quick_end_to_end(tmp_path, capsys):
         assert (tmp_path / png).stat().st_size > 1000, png
     html = (tmp_path / "report.html").read_text()
     assert "<table>" in html and "<img" in html
+    _report_matches_the_stages_json(md, tmp_path)
+
+
+def _section(md: str, title: str) -> str:
+    return md.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _row(md: str, first_cell: str) -> list[str]:
+    """The cells of the report's table row that starts with ``first_cell``."""
+    m = re.search(r"^\| " + re.escape(first_cell) + r" \|(.*)\|$", md, re.M)
+    assert m, first_cell
+    return [c.strip() for c in m.group(1).split("|")]
+
+
+def _report_matches_the_stages_json(md: str, out: Path) -> None:
+    """Every figure the report prints is the one its stage's command wrote into its --json file."""
+    import json
+
+    import numpy as np
+
+    load = lambda name: json.loads((out / name).read_text())   # noqa: E731
+    sec = {s.name: _section(md, s.name) for s in cmd_run.STAGES}
+    # golden model example: equality with fp32 from the written arrays themselves
+    y = {a: np.load(out / f"example_{a}.npy") for a in ("fixed", "fp16", "fp32")}
+    md = sec["Golden model on the example tile"]
+    for arith in ("fixed", "fp16"):
+        d = np.abs(y[arith] - y["fp32"])
+        assert _row(md, arith) == [f"{100 * np.mean(d == 0):.1f}%", str(d.max()), f"{d.mean():.3f}"]
+    ev = load("eval.json")
+    md = sec["Accuracy on analog tiles"]
+    for key, label in (("analog_fixed", "analog + fixed NMPU"), ("analog_fp16", "analog + fp16")):
+        cells = _row(md, label)
+        assert len(cells) == len(ev[key])
+        for cell, r in zip(cells, ev[key]):
+            mean, std = (float(v) for v in cell.split(" +- "))
+            assert mean == pytest.approx(100 * r["mean"], abs=0.006) and std == pytest.approx(100 * r["std"], abs=0.006)
+    diff = _row(md, "**fixed - fp16 (pp)**")
+    for cell, a, b in zip(diff, ev["analog_fixed"], ev["analog_fp16"]):
+        assert float(cell) == pytest.approx(100 * (a["mean"] - b["mean"]), abs=0.006)
+    for name, q in ev["layers"].items():
+        assert _row(md, name)[0] == str(q["out_frac"])
+    sw = load("sweep.json")
+    md = sec["Precision study"]
+    c = sw["chosen"]
+    if c:
+        m = re.search(r"Cheapest configuration within ([\d.]+) pp of fp16 .*: \*\*(.*)\*\*, (\d+) bits, ([\d.]+)%", md)
+        assert m and float(m.group(1)) == sw["tolerance_pp"] and int(m.group(3)) == c["cost_bits"]
+        assert m.group(2) == ", ".join(f"{k} = {v}" for k, v in c["point"].items())
+        assert float(m.group(4)) == pytest.approx(100 * c["mean"], abs=0.006)
+    else:
+        assert f"No grid point is within {sw['tolerance_pp']} pp of fp16." in md
+    v = load("verify.json")
+    md = sec["RTL against the golden model: random vectors"]
+    cells = _row(md, str(v["vectors"]))
+    assert cells[0] == str(v["mismatches"]) == "0" and cells[1] == str(v["cycles"]) and cells[2] == str(v["latency"])
+    co = load("cosim.json")
+    md = sec["RTL in the loop on the real network"]
+    for r in co["layers"]:
+        cells = _row(md, r["name"])
+        assert cells[:2] == [f"{r['values']:,}", str(r["mismatches"])] and r["mismatches"] == 0
+    assert f"golden model {100 * co['accuracy_golden']:.2f}%, RTL in the loop {100 * co['accuracy_rtl']:.2f}%" in md
+    sy = load("synth.json")
+    md = sec["Synthesis: fixed-point NMPU vs FP16 unit"]
+    assert _row(md, "fixed-point NMPU")[0] == f"{sy['fixed']['area']:,.0f}"
+    assert _row(md, "FP16 unit")[0] == f"{sy['fp16']['area']:,.0f}"
+    assert f"area **{sy['area_ratio']:.2f}x**" in md
+    assert sy["area_ratio"] == pytest.approx(sy["fp16"]["area"] / sy["fixed"]["area"], rel=1e-9)
 
 
 def test_failing_stage_stops_and_keeps_finished(tmp_path, capsys, monkeypatch):
