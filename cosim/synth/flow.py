@@ -493,6 +493,8 @@ def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None
     FP16 unit's (when in ``units``) ``fp16_area``, ``fp16_transistors``, ``fp16_flip_flops``,
     ``fp16_latency``, and ``area_ratio`` = FP16 / fixed area (``transistor_ratio`` likewise).
     """
+    from nmpu_model.sweep import cost_bits
+
     rows = []
     for label, point in (variants or DEFAULT_VARIANTS).items():
         row: dict[str, Any] = {"label": label, "point": dict(point)}
@@ -505,7 +507,7 @@ def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None
         row["point"] = {k: (cfg.output.frac if v == "=frac" else v) for k, v in point.items()}
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "point"
         folder = Path(out_dir) / "precisions" / safe
-        row["cost_bits"] = sum(f.bits for f in (cfg.scale, cfg.offset, cfg.output))
+        row["cost_bits"] = cost_bits(cfg)     # the sweep's cost: the two tables agree on every configuration
         if "fixed" in units:
             r = synthesize(cfg, "fixed", "generic", folder, notify)
             row.update(area=r.area, transistors=r.transistors, flip_flops=r.flip_flops, cells=r.cells,

@@ -239,3 +239,16 @@ def test_cli_tool_failure_is_reported_without_traceback(tmp_path: Path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("nmpu synth: failed: the sky130_fd_sc_hd standard cells are not installed")
     assert "Traceback" not in err
+
+
+def test_precision_table_costs_what_the_sweep_costs_with_the_bn_stage():
+    """The area-vs-accuracy table and the sweep count the same bits: with the BN stage, its two coefficients and
+    the mid value too (here 4 + 8 + 8 + 6 + 5 + 12 = 43 bits; without them it would say 20)."""
+    from cosim.synth.flow import precision_table
+    from nmpu_model import NMPUConfig
+    from nmpu_model.formats import Fmt
+
+    base = NMPUConfig(bn_stage=True, bn_scale=Fmt(6, 4, True), bn_offset=Fmt(5, 1, True),
+                      mid=Fmt(12, 6, True, "RND", "SAT"))
+    rows = precision_table(base, {"scale 4b": {"scale.bits": 4}, "base": {}}, units=())
+    assert [r["cost_bits"] for r in rows] == [43, 47]
