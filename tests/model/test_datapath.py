@@ -249,3 +249,24 @@ def test_bool_huge_and_empty_codes(arith):
     for dt in (np.int64, np.int8, np.uint64):
         y = apply(np.zeros((0, 2), dt), cfg, co, arith)
         assert y.shape == (0, 2) and y.dtype == np.int64
+
+
+@pytest.mark.parametrize("arith", ["fp16", "fp32"])
+def test_float_coefficients_of_any_real_dtype_and_nothing_else(arith):
+    """Real coefficients may be any float or integer dtype (the same values give the same codes); complex,
+    text, object and bool arrays are refused naming the array and its dtype."""
+    cfg = load_config().with_fields(relu=False)
+    x = np.array([[5, -7, 100]])
+    ref = apply(x, cfg, {"scale": [0.5, 1.0, 2.0], "offset": [1.0, -3.0, 0.0]}, arith)
+    for dt in (np.float64, np.float32, np.float16, np.int64, np.int8):
+        co = {"scale": np.array([0.5, 1.0, 2.0]).astype(dt) if dt in (np.float64, np.float32, np.float16)
+              else np.array([0, 1, 2], dt), "offset": np.array([1, -3, 0], dt)}
+        got = apply(x, cfg, co, arith)
+        if co["scale"].dtype.kind == "f":
+            assert got.tolist() == ref.tolist(), dt
+        else:   # integer coefficients 0, 1, 2: the exact products
+            assert got.tolist() == [[1, -10, 127]], dt
+    for bad in (np.array([1 + 2j, 1, 1]), np.array(["1", "2", "3"]), np.array([1.0, None, 2.0], dtype=object),
+                np.array([True, False, True])):
+        with pytest.raises(ValueError, match=f"^offset: expected numbers, got dtype {bad.dtype}$"):
+            apply(x, cfg, {"scale": [1.0, 1.0, 1.0], "offset": bad}, arith)

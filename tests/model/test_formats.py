@@ -97,3 +97,34 @@ def test_quantize_inplace_matches(fmt, v_frac, vs):
     v = np.array(vs, dtype=np.int64)
     want = quantize(v.copy(), v_frac, fmt)
     assert quantize(v, v_frac, fmt, inplace=True).tolist() == want.tolist()
+
+
+def test_every_small_value_every_mode_exhaustively():
+    """Every value in [-70, 70] at 0..5 fraction bits into every rounding, overflow and pre-truncation,
+    in int64/int32/int16, in place or not, against the exact reference; without ``inplace`` the input is
+    left as it was."""
+    vs = np.arange(-70, 71)
+    for rounding in ROUNDING_MODES:
+        for overflow in OVERFLOW_MODES:
+            for v_frac in range(0, 6):
+                for k in range(0, 3):
+                    fmt = Fmt(5, 0, True, rounding, overflow, pre_truncate=k)
+                    want = [q_ref(Fraction(int(v), 2 ** v_frac), fmt) for v in vs]
+                    for dtype in (np.int64, np.int32, np.int16):
+                        for inplace in (False, True):
+                            v = vs.astype(dtype)
+                            got = quantize(v, v_frac, fmt, inplace=inplace)
+                            assert got.tolist() == want, (rounding, overflow, v_frac, k, dtype, inplace)
+                            if not inplace:
+                                assert v.tolist() == vs.tolist(), (rounding, overflow, v_frac, k, dtype)
+
+
+def test_signed_bits_by_brute_force():
+    from nmpu_model.formats import signed_bits
+
+    for lo in range(-40, 41):
+        for hi in range(lo, 41):
+            want = next(b for b in range(1, 10) if -(2 ** (b - 1)) <= lo and hi <= 2 ** (b - 1) - 1)
+            assert signed_bits(lo, hi) == want, (lo, hi)
+    assert signed_bits(0, 0) == 1 and signed_bits(-1, 0) == 1 and signed_bits(0, 1) == 2
+    assert signed_bits(-(2 ** 61), 2 ** 61 - 1) == 62
