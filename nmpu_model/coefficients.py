@@ -91,7 +91,7 @@ def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool)
     """Real and integer coefficients of one layer for ``config`` (see the module docstring)."""
     cfg = _layer_config(config, relu)
     A = cal.A0 * gdc
-    best = None
+
     def candidate(f: int) -> tuple[dict, dict, int]:
         kappa = 1.0 / (cal.step_out * 2.0 ** f)
         if cfg.bn_stage:
@@ -113,7 +113,7 @@ def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool)
 
     # Coefficients grow as 2**-out_frac: the smallest out_frac without saturation (f0) gives the
     # finest steps; f0 - 1 may still win when few coefficients saturate. Judge f0-1..f0+1 by the
-    # output error on the calibration codes.
+    # output error on the calibration codes (of equal errors, the first).
     fs = range(cfg.out_frac_min, cfg.out_frac_max + 1)
     cands = {f: candidate(f) for f in fs}
     f0 = next((f for f in fs if cands[f][2] == 0), cfg.out_frac_max)

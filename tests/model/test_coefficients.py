@@ -22,19 +22,22 @@ from .reference import apply_ref, code_range
 TWO = Fraction(2)
 
 
-def _cal(seed: int, cols: int = 5, samples: int = 40, *, big: float = 1.0) -> LayerCal:
+def _cal(seed: int, cols: int = 5, samples: int = 40, *, big: float = 1.0, dead: bool = False) -> LayerCal:
     """A calibration of one layer with random but plausible numbers: ADC gains near 1, offsets of a few
-    codes, folded BN with some negative scales (their sign moved into the weights), biases, shifts."""
+    codes, folded BN with some negative scales (their sign moved into the weights), biases, shifts;
+    ``big`` scales the conversion factor and the biases, ``dead`` makes column 1 a dead one (no gain)."""
     rng = np.random.default_rng(seed)
     g = rng.normal(1.0, 0.6, cols)
     sign = np.where(g < 0, -1.0, 1.0)
     A0 = sign * rng.uniform(0.002, 0.03, cols) * big
+    if dead:
+        A0[1] = 0.0
     x = rng.integers(-128, 128, size=(samples, cols))
-    beta, bias = rng.normal(0, 3, cols), rng.normal(0, 0.3, cols)
+    beta, bias = rng.normal(0, 3, cols), rng.normal(0, 0.3, cols) * min(big, 1.0)
     # max |z| over the ADC's codes, z = A0 * (x - beta) + bias: what calibration measures
     zmax = float(np.max(np.abs(A0 * (np.array([[-128], [127]]) - beta) + bias)))
     return LayerCal(step_in=0.01, step_out=float(rng.uniform(0.02, 0.2)), out_bound=3.0,
-                    alpha=rng.uniform(0.9, 1.1, cols), beta=beta, A0=A0, bias=bias, g=g, h=rng.normal(0, 0.4, cols), sign=sign,
+                    alpha=rng.uniform(0.9, 1.1, cols), beta=beta, A0=A0, bias=bias, g=g, h=rng.normal(0, 0.4, cols) * min(big, 1.0), sign=sign,
                     readout_cal=1.0, x_cal=x.astype(np.int64), zmax=zmax)
 
 
@@ -60,7 +63,7 @@ def _real(cal: LayerCal, gdc: float, cfg: NMPUConfig, f: int) -> dict[str, list[
         return {"scale": s, "offset": o}
     smax = F(code_range(cfg.scale.bits, cfg.scale.signed)[1]) * TWO ** -cfg.scale.frac
     mid_max = F(code_range(cfg.mid.bits, cfg.mid.signed)[1]) * TWO ** -cfg.mid.frac
-    k1 = min(F(0.95) * smax / max(abs(a) for a in A), F(0.9) * mid_max / F(cal.zmax))
+    k1 = min(F(0.95) * smax / max(max(abs(a) for a in A), F(1e-30)), F(0.9) * mid_max / max(F(cal.zmax), F(1e-30)))
     return {"scale": [k1 * abs(A[j]) for j in cols],
             "offset": [k1 * (F(cal.sign[j]) * F(cal.bias[j]) - abs(A[j]) * F(cal.beta[j])) for j in cols],
             "bn_scale": [kappa * abs(F(cal.g[j])) / k1 for j in cols],
@@ -102,7 +105,7 @@ def coefficients_ref(cal: LayerCal, gdc: float, cfg: NMPUConfig) -> dict:
                 bn = (c["bn_scale"][j], c["bn_offset"][j]) if cfg.bn_stage else (0, 0)
                 y = apply_ref(x, c["scale"][j], c["offset"][j], cfg, f, *bn)
                 err += (y - _post_real(x, real, j, cfg, f)) ** 2
-        mse[f] = err / cal.x_cal.size
+        mse[f] = err / cal.x_cal.size if cal.x_cal.size else Fraction(0)
     return {"cands": cands, "f0": f0, "mse": mse}
 
 
@@ -115,16 +118,24 @@ CONFIGS = {
                                output=Fmt(8, 0, True, "RND_CONV", "SAT_SYM")),
     # a narrow out_frac range: every candidate saturates, so f0 falls back to out_frac_max
     "saturating": NMPUConfig(output=Fmt(8, 0, True, "RND", "SAT"), out_frac_min=-2, out_frac_max=0),
+    "saturating-no-relu": NMPUConfig(relu=False, out_frac_min=-2, out_frac_max=0),
+    # tiny coefficients: none saturates even at out_frac_min, so f0 - 1 is outside the range
+    "tiny": NMPUConfig(),
     "bn": NMPUConfig(**BN),
     "bn-no-relu": NMPUConfig(relu=False, **BN),
+    # a wide mid format: the scale format, not mid's range, bounds the BN stage's first gain
+    "bn-wide-mid": NMPUConfig(**{**BN, "mid": Fmt(16, 4, True, "RND", "SAT")}),
+    # a calibration maximum below 1 (small conversion factor and biases)
+    "bn-small": NMPUConfig(**BN),
 }
+BIG = {"saturating": 40.0, "saturating-no-relu": 40.0, "tiny": 0.01, "bn-small": 0.01}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_codes_out_frac_and_error_are_the_documented_rule(name: str, seed: int) -> None:
     cfg = CONFIGS[name]
-    cal = _cal(seed, big=40.0 if name == "saturating" else 1.0)
+    cal = _cal(seed, big=BIG.get(name, 1.0), dead=seed == 1)
     gdc = 1.0 + 0.05 * seed
     ref = coefficients_ref(cal, gdc, cfg)
     lc = make_coefficients(cal, gdc, cfg, relu=True)
@@ -132,8 +143,12 @@ def test_codes_out_frac_and_error_are_the_documented_rule(name: str, seed: int) 
     # the out_frac of least output error among f0 - 1, f0, f0 + 1 (a near tie may go either way)
     best = min(ref["mse"].values())
     assert lc.out_frac in ref["mse"] and ref["mse"][lc.out_frac] <= best + Fraction(1, 10 ** 9), (lc.out_frac, ref["mse"])
-    if name == "saturating":
+    if name.startswith("saturating"):
         assert ref["f0"] == cfg.out_frac_max and ref["cands"][ref["f0"]]["sat"] > 0
+    if name == "tiny":
+        assert ref["f0"] == cfg.out_frac_min
+    if name == "bn-small":
+        assert cal.zmax < 1
     want = ref["cands"][lc.out_frac]
     assert want["ties"] == 0
     for k in cfg.coef_names:
@@ -207,3 +222,31 @@ def test_the_loaded_unit_gives_the_layer_output_in_output_codes(name: str) -> No
         # half an output code on average, the mean signed error is small (measured: at most 0.06)
         if float(np.mean(bound)) <= 1.0:
             assert abs(float(np.mean((y - want)[:, ok]))) < 0.15, (name, seed, float(np.mean(y - want)))
+
+
+def test_coefficients_at_the_ends_of_their_formats_are_not_saturated() -> None:
+    """A scale exactly at the format's largest code (255/128) and one at its smallest (0: a dead column) are
+    codes of the format, not saturations: the out_frac that gives them is f0, and nothing is counted."""
+    n = 4
+    cal = LayerCal(step_in=0.01, step_out=0.125, out_bound=1.0, alpha=np.ones(n), beta=np.zeros(n),
+                   A0=np.array([255 / 1024, 0.0, 0.1, -0.05]), bias=np.zeros(n), g=np.array([1.0, 1.0, 1.0, -1.0]),
+                   h=np.zeros(n), sign=np.array([1.0, 1.0, 1.0, -1.0]), readout_cal=1.0,
+                   x_cal=np.arange(-128, 128).reshape(-1, 4).astype(np.int64), zmax=32.0)
+    # at out_frac 0 the first column's scale is 255/1024 / 0.125 = 255/128: the largest code, exactly
+    lc = make_coefficients(cal, 1.0, NMPUConfig(out_frac_min=0, out_frac_max=3), relu=True)
+    assert lc.out_frac == 0 and lc.codes["scale"].tolist() == [255, 0, 102, 51]
+    assert lc.qerr["saturated"] == 0 and lc.qerr["scale_rel_max"] == pytest.approx(abs(102 / 128 / 0.8 - 1))
+
+
+def test_degenerate_layers() -> None:
+    """A layer of zero weights (every scale 0) and a calibration without codes do not break the rule: the
+    error figures are 0, and of equal output errors the smallest out_frac (f0 - 1) is kept."""
+    cal = _cal(2)
+    zero = LayerCal(**{**cal.__dict__, "A0": np.zeros(5)})
+    lc = make_coefficients(zero, 1.0, NMPUConfig(), relu=True)
+    assert (lc.codes["scale"] == 0).all() and lc.qerr["scale_rel_max"] == 0 and lc.qerr["scale_rel_mean"] == 0
+    empty = LayerCal(**{**cal.__dict__, "x_cal": np.zeros((0, 5), np.int64)})
+    lc = make_coefficients(empty, 1.0, NMPUConfig(), relu=True)
+    ref = coefficients_ref(empty, 1.0, NMPUConfig())
+    assert lc.out_frac == ref["f0"] - 1 and lc.qerr["out_mse"] == 0.0
+    assert lc.codes["scale"].tolist() == ref["cands"][ref["f0"] - 1]["codes"]["scale"]
