@@ -76,8 +76,8 @@ MODULES: dict[str, Module] = {
                     # the Dask test starts a two-worker cluster (~tens of s): it tests run_tasks' scheduling,
                     # not the decision, and would dominate every mutant's run
                     ["--deselect", "tests/model/test_sweep.py::test_dask_two_workers_equals_serial_and_resumes"],
-                    functions=["cost_bits", "point_config", "choose_point", "precision_sweep"],
-                    note="the decision only"),
+                    functions=["cost_bits", "point_config", "choose_point"],
+                    note="the decision: the cost, the grid point's configuration, the choice (precision_sweep's run and summary are Dask plumbing: each of its mutants costs a whole CLI sweep)"),
     # the PPA arithmetic is only reached by the @slow tests (a full synthesis + OpenSTA run per mutant), so
     # only the fast ones run here: most PPA mutants come out "not covered"; run with --ppa-slow to include them
     "ppa": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"]),

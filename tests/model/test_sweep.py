@@ -22,6 +22,16 @@ def test_bits_keep_the_integer_bits():
     assert (c.scale.bits, c.scale.frac) == (4, 4)
     c = point_config(base, {"output.rounding": "TRN"})
     assert c.output.rounding == "TRN"
+    # output bits move the out_frac range along: 8 -> 6 bits is frac 0 -> -2 and [-8, 7] -> [-10, 5]
+    c = point_config(base, {"output.bits": 6})
+    assert (c.output.bits, c.output.frac, c.out_frac_min, c.out_frac_max) == (6, -2, -10, 5)
+    c = point_config(base, {"output.bits": 10, "scale.bits": 6})
+    assert (c.output.frac, c.out_frac_min, c.out_frac_max, c.scale.frac) == (2, -6, 9, 5)
+    with pytest.raises(ConfigError, match=r"^grid field 'bn_scale.bits': \[bn_scale\] is not in the base configuration$"):
+        point_config(base, {"bn_scale.bits": 4})
+    from pathlib import Path
+    ex = Path(__file__).resolve().parents[2] / "examples" / "default.toml"
+    assert point_config(load_config(ex), {"scale.bits": 4}).source == load_config(ex).source == str(ex)
     assert cost_bits(base) == 24
     # with the BN stage its two coefficients and the mid value count too: 8 + 8 + 8 + 6 + 5 + 12
     bn = base.with_fields(bn_stage=True, bn_scale=Fmt(6, 4, True), bn_offset=Fmt(5, 1, True),
