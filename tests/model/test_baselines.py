@@ -171,3 +171,22 @@ def test_infinite_coefficients_by_hand(arith, coeffs, relu, want):
     # SAT_ZERO: an infinity is out of range, so 0
     z = cfg.with_fields(output=Fmt(8, 0, True, "RND", "SAT_ZERO"))
     assert apply(np.array([[3, 3, 3]]), z, coeffs, arith).tolist() == [[0, 0, 0]]
+
+
+def test_float_output_ties_follow_the_spec_worked_table():
+    """The float units' output quantization on exact ties, against docs/datapath.md's worked ties (the values are
+    binary16/32 values, so only the output rounding decides)."""
+    from nmpu_model.baselines import quantize_real
+
+    from .test_formats import SPEC_TIES
+
+    for v, modes in SPEC_TIES.items():
+        for mode, want in modes.items():
+            got = quantize_real(np.array([float(v)]), Fmt(8, 0, True, mode, "SAT"))[0]
+            assert got == want, (v, mode)
+    # more ties: every mode at -1.5, -0.5, 0.5, 1.5, 3.5 against the exact reference
+    from .reference import q_ref
+    for v in (-3.5, -1.5, -0.5, 0.5, 1.5, 3.5):
+        for mode in ROUNDING_MODES:
+            fmt = Fmt(8, 0, True, mode, "SAT")
+            assert quantize_real(np.array([v]), fmt)[0] == q_ref(Fraction(v), fmt), (v, mode)
