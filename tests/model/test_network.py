@@ -182,15 +182,10 @@ def test_bn_stage_config_runs_bit_accurately():
 
 
 def test_resnet9_with_residual_adds_runs_on_tiles():
+    from .test_graph import _init
+
     torch.manual_seed(0)
-    model = resnet9(width=4).eval()
-    for m in model.modules():  # batch norms that are not the identity: every layer has offsets to apply
-        if isinstance(m, nn.BatchNorm2d):
-            with torch.no_grad():
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.normal_(1, 0.3)
-                m.bias.normal_(0, 0.2)
+    model = _init(resnet9(width=4))   # batch norms that are not the identity: every layer has offsets to apply
     x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     net = AnalogNetwork.build(model, x[:4], tile=TileParams.ideal(rows=64, cols=64))
     assert len(net.analog_layers) == 7  # 8 convs + 1 linear, first and last digital
@@ -198,9 +193,9 @@ def test_resnet9_with_residual_adds_runs_on_tiles():
     assert all(np.abs(lt.coeffs.codes["offset"]).max() > 16 for lt in tr.values())
     ref = model(x).detach()
     assert out.shape == ref.shape == (6, 10)
-    # noise-free tiles: the error is the DAC/ADC/output quantization, measured 0.0117 (limit 1.3x); a gain
+    # noise-free tiles: the error is the DAC/ADC/output quantization, measured 0.0218 (limit 1.3x); a gain
     # error of one out_frac bit gives ~0.3 (a correlation would not see it)
-    assert float((out - ref).norm() / ref.norm()) < 0.0152
+    assert float((out - ref).norm() / ref.norm()) < 0.0284
 
 
 def test_config_that_does_not_match_the_tiles_is_refused(net):
