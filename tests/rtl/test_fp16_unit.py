@@ -19,7 +19,7 @@ from nmpu_model import Fmt, NMPUConfig, RTLParams, apply
 from nmpu_model.baselines import fma, quantize_real
 from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
 from rtl.fp16_unit import F16_NAN, FMA16, FP16ToFixed, FP16Unit, int_to_f16, latency
-from unit_sim import stream_through
+from unit_sim import stream_through, write_coefficients
 from tests.model.reference import q_real_ref, round_binary
 
 
@@ -391,7 +391,6 @@ def stream_with_reset(dut, coef_bits: dict[str, np.ndarray], out_frac: int, befo
     ready), then stream the beats ``after`` the same way and idle for twice the latency with the output ready.
     Returns the output beats taken before and after the reset, and how many accepted beats were in flight."""
     from amaranth.hdl import Module, ResetInserter, Signal
-    from rtl.blocks import CoefSel
 
     # the unit's synchronous reset (the exported Verilog's ``rst``), driven apart from the testbench's clock
     # domain, whose own reset would end the testbench's ticks
@@ -403,18 +402,7 @@ def stream_with_reset(dut, coef_bits: dict[str, np.ndarray], out_frac: int, befo
     flight = []
 
     async def bench(ctx):
-        for name, vals in coef_bits.items():
-            for col, v in enumerate(vals):
-                ctx.set(dut.coef.en, 1)
-                ctx.set(dut.coef.sel, CoefSel.of(name).value)
-                ctx.set(dut.coef.addr, col)
-                ctx.set(dut.coef.data, int(v))
-                await ctx.tick()
-        ctx.set(dut.coef.en, 0)
-        ctx.set(dut.out_frac.en, 1)
-        ctx.set(dut.out_frac.data, out_frac)
-        await ctx.tick()
-        ctx.set(dut.out_frac.en, 0)
+        await write_coefficients(ctx, dut, coef_bits, out_frac)
         for phase, (codes, group) in enumerate((before, after)):
             stop = reset_at if phase == 0 else len(codes)
             k = 0

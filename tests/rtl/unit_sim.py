@@ -9,6 +9,23 @@ from amaranth.sim import Simulator
 from rtl.blocks import CoefSel
 
 
+async def write_coefficients(ctx, dut, coeffs: Mapping[str, np.ndarray], out_frac: int) -> None:
+    """Write the coefficients (raw codes or bit patterns, masked to the port) and ``out_frac`` through the
+    unit's ports, one per cycle."""
+    for name, vals in coeffs.items():
+        for col, v in enumerate(vals):
+            ctx.set(dut.coef.en, 1)
+            ctx.set(dut.coef.sel, CoefSel.of(name).value)
+            ctx.set(dut.coef.addr, col)
+            ctx.set(dut.coef.data, int(v) & ((1 << len(dut.coef.data)) - 1))
+            await ctx.tick()
+    ctx.set(dut.coef.en, 0)
+    ctx.set(dut.out_frac.en, 1)
+    ctx.set(dut.out_frac.data, out_frac)
+    await ctx.tick()
+    ctx.set(dut.out_frac.en, 0)
+
+
 def stream_through(dut, coeffs: Mapping[str, np.ndarray], out_frac: int, codes: np.ndarray, group: np.ndarray,
                    seed: int, p_valid: float = 0.7, p_ready: float = 0.7) -> list[list[int]]:
     """Write the coefficients (raw codes or bit patterns) and ``out_frac`` through the unit's ports, then stream
@@ -17,18 +34,7 @@ def stream_through(dut, coeffs: Mapping[str, np.ndarray], out_frac: int, codes: 
     outs: list[list[int]] = []
 
     async def bench(ctx):
-        for name, vals in coeffs.items():
-            for col, v in enumerate(vals):
-                ctx.set(dut.coef.en, 1)
-                ctx.set(dut.coef.sel, CoefSel.of(name).value)
-                ctx.set(dut.coef.addr, col)
-                ctx.set(dut.coef.data, int(v) & ((1 << len(dut.coef.data)) - 1))
-                await ctx.tick()
-        ctx.set(dut.coef.en, 0)
-        ctx.set(dut.out_frac.en, 1)
-        ctx.set(dut.out_frac.data, out_frac)
-        await ctx.tick()
-        ctx.set(dut.out_frac.en, 0)
+        await write_coefficients(ctx, dut, coeffs, out_frac)
         k = 0
         while len(outs) < len(codes):
             ctx.set(dut.i_stream.valid, k < len(codes) and rng.random() < p_valid)
