@@ -25,7 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = _Parser(prog="nmpu", description="Fixed-point NMPU co-simulator: golden model, "
-                                     "RTL verification, accuracy evaluation and synthesis.")
+                     "RTL verification, accuracy evaluation and synthesis.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = {}
     for name in COMMANDS:
