@@ -16,7 +16,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
-	$(BIN)/python -c 'from nmpu_model.kernels import warm_up; warm_up()'
+	$(BIN)/python -c 'import nmpu_model; nmpu_model.warm_up()'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -30,9 +30,9 @@ sys.path.insert(0, str(REPO))
 
 from cosim.sim import bulk, cocotb_mode as tb_layer  # noqa: E402
 from nmpu_model import apply, load_config  # noqa: E402
-from nmpu_model.analog import TileParams  # noqa: E402
-from nmpu_model.evaluate import digits_workload  # noqa: E402
-from nmpu_model.network import AnalogNetwork  # noqa: E402
+from nmpu_model.analog.tiles import TileParams
+from nmpu_model.workloads.registry import digits_workload
+from nmpu_model.network.analog_network import AnalogNetwork
 
 
 def cli(args: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:

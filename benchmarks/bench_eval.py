@@ -18,8 +18,9 @@ import torch
 from timing import best_of
 
 from nmpu_model import NMPUConfig
-from nmpu_model.evaluate import DEFAULT_DRIFTS, digits_workload, evaluate
-from nmpu_model.network import AnalogNetwork, replay
+from nmpu_model.studies.evaluate import DEFAULT_DRIFTS, evaluate
+from nmpu_model.workloads.registry import digits_workload
+from nmpu_model.network.analog_network import AnalogNetwork, replay
 
 
 def main() -> None:

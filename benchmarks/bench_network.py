@@ -8,12 +8,12 @@ after every analog layer; the float model runs the same images. Both with one to
 threads, best of ``--repeat``, ratio measured in this run (targets: analog <= 2.5x the float time on one
 thread). Also the time of ``AnalogNetwork.build`` (programming and calibration) against the analog run of its
 calibration batch (target <= 3x): best of ``--repeat`` builds of the same model object (its torch.export
-program is kept between builds, :func:`nmpu_model.graph.export_model`, as in an evaluation over seeds), and the
+program is kept between builds, :func:`nmpu_model.network.graph.export_model`, as in an evaluation over seeds), and the
 first build of the process apart (it also traces the model and loads the compiled kernels it is the first to
 call). Run it before a big sweep: a sweep point
 costs one analog run per seed.
 
-``resnet9-random`` is a CIFAR-size network without a data set: ``nmpu_model.models.resnet9()`` with random
+``resnet9-random`` is a CIFAR-size network without a data set: ``nmpu_model.workloads.models.resnet9()`` with random
 weights, random 3 x 32 x 32 inputs and 64 random calibration images. ``--rss N`` also runs the analog
 evaluation of N such images in a child process and reports its peak resident memory (target < 4 GB).
 """
@@ -29,9 +29,9 @@ import torch
 from timing import best_of
 
 from nmpu_model import NMPUConfig
-from nmpu_model.evaluate import load_workload
-from nmpu_model.models import accuracy
-from nmpu_model.network import AnalogNetwork
+from nmpu_model.workloads.registry import load_workload
+from nmpu_model.workloads.models import accuracy
+from nmpu_model.network.analog_network import AnalogNetwork
 
 TARGET_RUN, TARGET_BUILD = 2.5, 3.0
 
@@ -59,8 +59,8 @@ def measure(work, cfg: NMPUConfig, x: torch.Tensor, repeat: int) -> dict:
 
 def random_resnet9(images: int):
     """A ResNet9-size workload without data: random weights, inputs and calibration images (seeded)."""
-    from nmpu_model.evaluate import Workload
-    from nmpu_model.models import resnet9
+    from nmpu_model.workloads.registry import Workload
+    from nmpu_model.workloads.models import resnet9
 
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(1)
@@ -74,7 +74,7 @@ def peak_rss(images: int) -> float:
     import subprocess
     import sys
     code = ("import sys; sys.path.insert(0, 'benchmarks'); import torch; from bench_network import random_resnet9; "
-            "from nmpu_model import NMPUConfig; from nmpu_model.network import AnalogNetwork; "
+            "from nmpu_model import NMPUConfig; from nmpu_model import AnalogNetwork; "
             f"w = random_resnet9({images}); "
             "net = AnalogNetwork.build(w.model, w.x_cal, seed=0, t=3600.0, digital=w.digital); "
             "net.run(w.x_test, NMPUConfig(), 'fixed')")

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from nmpu_model import load_config
-from nmpu_model.sweep import Setup, load_workload, precision_sweep
+from nmpu_model.studies.sweep import Setup, precision_sweep, setup_workload
 
 GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 4, 8]}
 
@@ -46,7 +46,7 @@ def main() -> None:
     cores = core_scaling()
     print(f"machine: two processes at once give {cores:.2f}x the throughput of one", flush=True)
     setup = Setup()
-    load_workload(setup)  # train or load once, outside the timings
+    setup_workload(setup)  # train or load once, outside the timings
     res, raws = {}, {}
     for label, workers in (("serial (no Dask)", 0), ("Dask, 1 worker", 1), ("Dask, 2 workers", 2)):
         with tempfile.TemporaryDirectory() as d:

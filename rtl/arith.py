@@ -6,7 +6,7 @@ Each declares ``LATENCY``: the number of clock edges (with ``en`` high) from an 
 output that depends on it. The top (:mod:`rtl.nmpu`) drives every ``en`` from one pipeline
 advance signal, so a stalled pipeline holds every stage.
 
-The blocks compute exactly the integer functions of :mod:`nmpu_model.formats`
+The blocks compute exactly the integer functions of :mod:`nmpu_model.golden.formats`
 (``round_shift``, ``fit``) and the spec's affine stage, and their sibling tests
 (``tests/rtl/test_arith.py``) check that exhaustively over small widths.
 """
@@ -16,7 +16,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
 
 __all__ = ["RoundShift", "VarQuantize", "Fit", "fit_logic", "MulAdd", "fmt_shape", "round_shift_width",
            "TIE_FAULTS"]
@@ -64,7 +64,7 @@ def round_shift_width(width: int, shift: int) -> int:
 class RoundShift(wiring.Component):
     """Divide a signed integer by ``2**shift`` and round it by ``rounding`` (compile-time shift).
 
-    Computes ``nmpu_model.formats.round_shift(v, shift, rounding, pre_truncate)`` for
+    Computes ``nmpu_model.golden.formats.round_shift(v, shift, rounding, pre_truncate)`` for
     ``shift > 0`` and the exact ``v << -shift`` for ``shift <= 0``. Every mode is one add of a
     bias and an arithmetic right shift: ``(v + bias) >> d``, where the bias picks the tie rule.
 
@@ -75,7 +75,7 @@ class RoundShift(wiring.Component):
     shift : int
         The power of two to divide by; ``<= 0`` is an exact left shift.
     rounding : str
-        One of ``nmpu_model.formats.ROUNDING_MODES``.
+        One of ``nmpu_model.golden.formats.ROUNDING_MODES``.
     pre_truncate : int
         When ``0 < k < shift``, floor to ``k`` extra fraction bits before rounding.
     fault : bool
@@ -143,7 +143,7 @@ class RoundShift(wiring.Component):
 
 
 class Fit(wiring.Component):
-    """Fit a signed integer into ``fmt`` by its overflow mode (``nmpu_model.formats.fit``).
+    """Fit a signed integer into ``fmt`` by its overflow mode (``nmpu_model.golden.formats.fit``).
 
     Parameters
     ----------
@@ -205,7 +205,7 @@ class MulAdd(wiring.Component):
     """``o = (x * c) << c_shift + (d << d_shift)``, exact: the affine and BN stages.
 
     The shifts align the product and the addend to the finer of their fractions, as
-    ``nmpu_model.datapath.apply_fixed`` does.
+    ``nmpu_model.golden.datapath.apply_fixed`` does.
 
     Parameters
     ----------
@@ -260,7 +260,7 @@ class MulAdd(wiring.Component):
 class VarQuantize(wiring.Component):
     """``Q(v, fmt.with_frac(out_frac))`` of a ``frac``-fraction code ``v`` with a runtime ``out_frac``.
 
-    Computes ``nmpu_model.formats.quantize(v, frac, fmt.with_frac(out_frac))`` (of ``max(v, 0)``
+    Computes ``nmpu_model.golden.formats.quantize(v, frac, fmt.with_frac(out_frac))`` (of ``max(v, 0)``
     with ``relu``) for every ``out_frac`` in ``[out_frac_min, out_frac_max]``, without an
     intermediate wider than ``v``: the input (shifted left by ``pad`` zero bits so that no
     ``out_frac`` needs a left shift) is shifted right by ``d = shift_of(out_frac) >= 0`` in a

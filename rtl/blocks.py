@@ -18,7 +18,7 @@ from amaranth.hdl import Module, Shape, Signal, Value, unsigned
 from amaranth.lib import enum, memory
 from amaranth.utils import ceil_log2
 
-from nmpu_model.config import COEF_NAMES
+from nmpu_model.golden.config import COEF_NAMES
 
 __all__ = ["CoefSel", "coef_memories", "out_frac_register", "delay_line"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from amaranth.back import verilog
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 from .fp16_unit import FP16Unit
 from .nmpu import NMPU

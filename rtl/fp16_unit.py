@@ -10,7 +10,7 @@ It computes the spec's ``fp16`` arithmetic (``docs/datapath.md``, golden model
 3. ReLU: ``b < 0 -> +0`` (NaN passes);
 4. ``Q(b, output)`` with ``output.frac = out_frac`` from a runtime register, the output's
    rounding, pre-truncation and overflow; ``+-inf`` saturate to the format's extremes (0 under
-   ``SAT_ZERO``), NaN gives 0 (``nmpu_model.baselines.quantize_real``).
+   ``SAT_ZERO``), NaN gives 0 (``nmpu_model.golden.baselines.quantize_real``).
 
 The blocks follow the conventions of :mod:`rtl.arith`: each is a
 :class:`~amaranth.lib.wiring.Component` with a clock enable ``en`` and a ``LATENCY`` constant.
@@ -37,8 +37,8 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigne
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from nmpu_model.config import NMPUConfig
-from nmpu_model.formats import Fmt, signed_bits
+from nmpu_model.golden.config import NMPUConfig
+from nmpu_model.golden.formats import Fmt, signed_bits
 
 from .arith import Fit, fmt_shape
 from .blocks import coef_memories, delay_line, out_frac_register
@@ -327,7 +327,7 @@ class FMA16(wiring.Component):
 class FP16ToFixed(wiring.Component):
     """ReLU (optional) and ``Q(v * 2**out_frac, fmt)`` of a binary16 value, with a runtime ``out_frac``.
 
-    Computes ``nmpu_model.baselines.quantize_real`` (after ``np.where(b < 0, 0, b)`` when
+    Computes ``nmpu_model.golden.baselines.quantize_real`` (after ``np.where(b < 0, 0, b)`` when
     ``relu``): the signed significand ``V`` times ``2**(e + out_frac)`` is either shifted left
     exactly or split into ``q = floor(V / 2**d)`` and the remainder, whose comparison with half
     an LSB picks the increment of each rounding mode (with ``pre_truncate = k``, the remainder's

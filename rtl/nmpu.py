@@ -37,8 +37,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from nmpu_model.config import NMPUConfig
-from nmpu_model.formats import Fmt, signed_bits
+from nmpu_model.golden.config import NMPUConfig
+from nmpu_model.golden.formats import Fmt, signed_bits
 
 from .blocks import CoefSel, coef_memories, delay_line, out_frac_register
 from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width

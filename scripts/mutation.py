@@ -19,7 +19,7 @@ not killed. Timeouts and suspicious results (a crash, a wall-clock kill) are lis
 
 What mutmut 3 mutates: only code inside functions and methods (module-level constants are not mutated),
 and never a function with a decorator other than @staticmethod/@classmethod: numba ``@njit`` kernels,
-``@property``, ``@dataclass`` methods written by the decorator are left alone (``nmpu_model/kernels.py``
+``@property``, ``@dataclass`` methods written by the decorator are left alone (``nmpu_model/golden/kernels.py``
 is tested through the Python code that calls it, and is not mutated here).
 """
 from __future__ import annotations
@@ -59,20 +59,20 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "formats": Module("nmpu_model/formats.py",
+    "formats": Module("nmpu_model/golden/formats.py",
                       ["tests/model/test_formats.py", "tests/model/test_datapath.py", "tests/model/test_baselines.py"]),
-    "datapath": Module("nmpu_model/datapath.py",
+    "datapath": Module("nmpu_model/golden/datapath.py",
                        ["tests/model/test_datapath.py", "tests/model/test_formats.py", "tests/model/test_baselines.py"]),
-    "baselines": Module("nmpu_model/baselines.py",
+    "baselines": Module("nmpu_model/golden/baselines.py",
                         ["tests/model/test_baselines.py", "tests/model/test_datapath.py"]),
     # the sim/rtl tests that also build coefficients are Verilator/Amaranth builds
-    "coefficients": Module("nmpu_model/coefficients.py",
+    "coefficients": Module("nmpu_model/network/coefficients.py",
                            ["tests/model/test_coefficients.py", "tests/model/test_network.py"]),
-    "network": Module("nmpu_model/network.py", ["tests/model/test_network.py", "tests/model/test_graph.py"],
+    "network": Module("nmpu_model/network/analog_network.py", ["tests/model/test_network.py", "tests/model/test_graph.py"],
                       functions=["mark_digital", "mapping", "_calibrate_layer", "dac_codes", "_quantile_abs",
                                  "postprocess", "run"],
                       note="placement and calibration only"),
-    "sweep": Module("nmpu_model/sweep.py", ["tests/model/test_sweep.py"],
+    "sweep": Module("nmpu_model/studies/sweep.py", ["tests/model/test_sweep.py"],
                     # the Dask test starts a two-worker cluster (~tens of s): it tests run_tasks' scheduling,
                     # not the decision, and would dominate every mutant's run
                     ["--deselect", "tests/model/test_sweep.py::test_dask_two_workers_equals_serial_and_resumes"],

@@ -3,27 +3,39 @@
 Every ``import`` and ``from ... import`` of the project's packages, at module level or inside a
 function, is checked against the allowed order:
 
-    cosim.cli -> cosim.report, cosim.sim, cosim.synth -> rtl -> nmpu_model
+    cosim.cli -> cosim.report, cosim.sim, cosim.synth -> rtl -> nmpu_model.golden
+    nmpu_model.studies -> nmpu_model.workloads -> nmpu_model.network -> nmpu_model.analog, nmpu_model.golden
 
 ``cosim.sim`` and ``cosim.synth`` never import each other, ``cosim.report`` imports neither, and
 ``cosim.sim.tb`` (code that runs inside the simulator) imports nothing of ``cosim`` outside ``cosim.sim``.
+``rtl`` sees the golden model alone (its configuration and formats), so the RTL needs neither torch nor numba;
+``nmpu_model``'s own ``__init__`` is the public facade over its rooms and is not imported from inside them.
 """
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nmpu_model", "rtl", "cosim")
+MODEL_ROOMS = {"nmpu_model", "nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network",
+               "nmpu_model.workloads", "nmpu_model.studies"}
 
 # room -> the rooms it may import (besides itself)
 ALLOWED = {
-    "nmpu_model": set(),
-    "rtl": {"nmpu_model"},
-    "cosim.report": {"nmpu_model"},
-    "cosim.sim": {"rtl", "nmpu_model"},
-    "cosim.synth": {"rtl", "nmpu_model"},
-    "cosim.cli": {"cosim.report", "cosim.sim", "cosim.synth", "rtl", "nmpu_model"},
+    "nmpu_model": MODEL_ROOMS - {"nmpu_model"},       # the facade (nmpu_model/__init__.py)
+    "nmpu_model.golden": set(),
+    "nmpu_model.analog": set(),
+    "nmpu_model.network": {"nmpu_model.golden", "nmpu_model.analog"},
+    "nmpu_model.workloads": {"nmpu_model.network"},
+    "nmpu_model.studies": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network", "nmpu_model.workloads"},
+    "rtl": {"nmpu_model.golden"},
+    "cosim.report": MODEL_ROOMS,
+    "cosim.sim": {"rtl"} | MODEL_ROOMS,
+    "cosim.synth": {"rtl"} | MODEL_ROOMS,
+    "cosim.cli": {"cosim.report", "cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
     "cosim": set(),                          # the package's own __init__
 }
 
@@ -88,3 +100,20 @@ def test_the_check_sees_an_arrow_against_the_order(tmp_path: Path) -> None:
 def test_every_room_exists() -> None:
     for r in ALLOWED:
         assert (ROOT / r.replace(".", "/") / "__init__.py").exists(), r
+
+
+def test_the_rtl_loads_neither_torch_nor_numba() -> None:
+    """The RTL needs only the configuration: `import rtl` (and making a unit's Verilog) stays light."""
+    code = ("import sys, rtl, rtl.export, rtl.fp16_unit\n"
+            "print(sorted(m for m in ('torch', 'numba', 'nmpu_model.golden.datapath') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_the_public_names_are_one_import_away() -> None:
+    """The README's import line, and every name of the facade resolves (the facade's table is not stale)."""
+    import nmpu_model
+    from nmpu_model import AnalogNetwork, PCMParams, TileParams, apply, load_config, program_layer, resnet9  # noqa: F401
+    missing = [n for n in nmpu_model.__all__ if not hasattr(nmpu_model, n)]
+    assert missing == []

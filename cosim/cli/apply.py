@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 
 from nmpu_model import apply, load_config
-from nmpu_model.datapath import ARITHS
+from nmpu_model.golden.datapath import ARITHS
 
 from .io import check_parent, write_atomic
 

@@ -38,7 +38,7 @@ def parse_drifts(text: str) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from nmpu_model.evaluate import evaluate, format_table, run_images
+    from nmpu_model.studies.evaluate import evaluate, format_table, run_images
 
     drifts = parse_drifts(args.drift)
     if args.seeds < 1:

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
     from rtl.export import write_verilog
 
     from ..sim.toolchain import lint

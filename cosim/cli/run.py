@@ -102,7 +102,7 @@ def stage_eval(run: Run) -> list[str]:
     argv += ["--seeds", "2", "--images", "120", "--drift", "1,3600"] if run.quick else ["--seeds", "5"]
     run.nmpu(*argv)
     ev = run.json("eval.json")
-    from nmpu_model.evaluate import time_name
+    from nmpu_model.studies.evaluate import time_name
     ts = [r["t"] for r in ev["analog_fixed"]]
     lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
              "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
@@ -129,8 +129,8 @@ def _error_histograms(run: Run) -> list[str]:
     import torch
 
     from nmpu_model import load_config
-    from nmpu_model.evaluate import load_workload
-    from nmpu_model.network import capture, replay
+    from nmpu_model.workloads.registry import load_workload
+    from nmpu_model.network.analog_network import capture, replay
 
     from ..report.plots import error_histograms
     torch.set_num_threads(1)
@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     config = args.config or display_path(EXAMPLES / "default.toml")
     from nmpu_model import load_config
-    from nmpu_model.evaluate import MODELS, load_workload
+    from nmpu_model.workloads.registry import MODELS, load_workload
     load_config(config)  # a bad configuration stops here, before any stage
     if args.model not in MODELS or args.data:
         load_workload(args.model, args.data)     # a bad network or data file stops here, before any stage

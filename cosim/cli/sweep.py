@@ -54,7 +54,7 @@ def _pct(v: float) -> str:
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
     from ..report.plots import layer_plot, sweep_plot
-    from nmpu_model.sweep import Setup, grid_points, layer_sensitivity, load_grid, point_config, precision_sweep
+    from nmpu_model.studies.sweep import Setup, grid_points, layer_sensitivity, load_grid, point_config, precision_sweep
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")

@@ -109,7 +109,7 @@ def _unit_report(r: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmpu_model.config import NMPUConfig, load_config
+    from nmpu_model.golden.config import NMPUConfig, load_config
 
     from ..synth import flow as synth
 

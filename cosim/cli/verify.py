@@ -50,7 +50,7 @@ def _gate_level_netlist(config, unit: str, library: str = "sky130") -> list[Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
 
     from ..sim.runner import check_sim, require_sim, verify
     from .io import check_parent, write_json

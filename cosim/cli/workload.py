@@ -37,8 +37,8 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
     Nothing is printed: a command checks the rest of its input first, then :func:`show` prints the table,
     so a bad argument is still one line.
     """
-    from nmpu_model.evaluate import load_workload
-    from nmpu_model.network import mapping
+    from nmpu_model.workloads.registry import load_workload
+    from nmpu_model.network.analog_network import mapping
 
     if args.images is not None and args.images < 1:
         raise ValueError(f"--images must be >= 1, not {args.images}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 #: samples of the layer streamed through the netlist (x columns / lanes cycles each)
 DEFAULT_SAMPLES = 64
@@ -57,8 +57,8 @@ def layer_stimulus(work: Any, config: NMPUConfig, layer: str | None = None, samp
     import torch
 
     from nmpu_model import apply
-    from nmpu_model.analog import TileParams
-    from nmpu_model.network import AnalogNetwork
+    from nmpu_model.analog.tiles import TileParams
+    from nmpu_model.network.analog_network import AnalogNetwork
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, not {samples!r}")

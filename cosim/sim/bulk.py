@@ -23,7 +23,7 @@ from typing import Mapping
 
 import numpy as np
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 from .layer_stream import LayerStimulus, StreamResult, XorShift, plan, write_stimulus
 from .toolchain import build_dir, locked, setup_verilator_env

@@ -28,7 +28,7 @@ from typing import Mapping
 
 import numpy as np
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 MAGIC = b"NMPUBLK1"
 COEF_SEL = {"scale": 0, "offset": 1, "bn_scale": 2, "bn_offset": 3}

@@ -21,8 +21,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from nmpu_model.config import NMPUConfig
-from nmpu_model.models import top1
+from nmpu_model.golden.config import NMPUConfig
+from nmpu_model.workloads.models import top1
 
 MODES = ("bulk", "cocotb")
 
@@ -100,7 +100,7 @@ def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] 
 
     Parameters
     ----------
-    work : nmpu_model.evaluate.Workload
+    work : nmpu_model.workloads.registry.Workload
         Model, test images (``x_test``, ``y_test``), calibration images and batch size.
     config : NMPUConfig
         The NMPU configuration (each layer gets ``LayerCoeffs.config``: ReLU off where the layer has none).
@@ -148,8 +148,8 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
     import torch
 
     from nmpu_model import apply
-    from nmpu_model.analog import TileParams
-    from nmpu_model.network import AnalogNetwork
+    from nmpu_model.analog.tiles import TileParams
+    from nmpu_model.network.analog_network import AnalogNetwork
 
     stream = rtl_stream(mode)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:

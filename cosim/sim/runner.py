@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 from .toolchain import build_dir, icarus_available, locked, setup_verilator_env
 

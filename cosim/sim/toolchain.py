@@ -71,7 +71,7 @@ def locked(folder: Path) -> Iterator[None]:
 def lint(path: str | Path, top: str = "nmpu") -> subprocess.CompletedProcess:
     """``verilator --lint-only -Wall`` with the explained waivers of ``rtl/verilator_waivers.vlt``;
     a ``ConfigError`` naming the file and the warnings on any warning."""
-    from nmpu_model.formats import ConfigError
+    from nmpu_model.golden.formats import ConfigError
     from rtl.export import WAIVER_FILE
 
     env = setup_verilator_env()

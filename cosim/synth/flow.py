@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 from rtl.export import UNITS as ALL_UNITS
 
 from . import sky130
@@ -476,7 +476,7 @@ DEFAULT_VARIANTS: dict[str, dict[str, Any]] = {
 
 def variant_config(base: NMPUConfig, point: dict[str, Any]) -> NMPUConfig:
     """The configuration of a grid point, by ``nmpu sweep``'s rule (``bits`` keep the range)."""
-    from nmpu_model.sweep import point_config
+    from nmpu_model.studies.sweep import point_config
     # "=frac" pins the out_frac range to the output's frac (a unit without a runtime gain)
     point = {k: (base.output.frac if v == "=frac" else v) for k, v in point.items()}
     return point_config(base, point)
@@ -493,7 +493,7 @@ def precision_table(base: NMPUConfig, variants: dict[str, dict[str, Any]] | None
     FP16 unit's (when in ``units``) ``fp16_area``, ``fp16_transistors``, ``fp16_flip_flops``,
     ``fp16_latency``, and ``area_ratio`` = FP16 / fixed area (``transistor_ratio`` likewise).
     """
-    from nmpu_model.sweep import cost_bits
+    from nmpu_model.studies.sweep import cost_bits
 
     rows = []
     for label, point in (variants or DEFAULT_VARIANTS).items():

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from nmpu_model.config import NMPUConfig
+from nmpu_model.golden.config import NMPUConfig
 
 from . import osu018
 from .flow import gate_level_steps, run_yosys, unit_verilog

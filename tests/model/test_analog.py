@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from nmpu_model.analog import PCMParams, TileParams, mvm_error_vs_drift, program_layer
+from nmpu_model.analog.pcm import PCMParams
+from nmpu_model.analog.tiles import TileParams, program_layer
+from nmpu_model.analog.mvm_error import mvm_error_vs_drift
 
 
 def _codes(rng, m, k, dac_max=127):
@@ -157,12 +159,12 @@ def _adc_reference(rows, layer, st, bound, key):
     ``out_noise * normal(key, (r * n_tiles + t) * C + j)``, ADC gain and offset, round half to even, clip;
     the digital adder sums the tiles and saturates. Returns the codes and, per (row, column), whether some
     tile's ADC input lay within 1e-3 LSB of a rounding boundary (where float32 may round either way)."""
-    from nmpu_model import kernels
+    from nmpu_model.analog import streams
     tp = layer.params
     m, k = rows.shape
     c, nrt = layer.target.shape[1], layer.n_row_tiles
     z = np.empty(m * nrt * c)
-    kernels.normals(np.uint64(key), 0, z)
+    streams.normals(np.uint64(key), 0, z)
     z = z.reshape(m, nrt, c)
     w = st.weights.double().numpy() / tp.dac_max
     gain = (layer.adc_gain / (bound / tp.adc_max)).float().double().numpy()
@@ -182,7 +184,7 @@ def test_convolution_is_the_tile_model_on_the_im2col_rows():
     gives the codes of the documented tile model, in float64, on F.unfold's rows, with the noise of each
     row by its index; and so does mvm on those rows. Odd geometries, tiles that split a channel's kernel,
     and more images than one convolution call takes (the last call filled up with zero images)."""
-    from nmpu_model.analog import Conv, conv_group
+    from nmpu_model.analog.tiles import Conv, conv_group
     rng = np.random.default_rng(8)
     checked = ambiguous = 0
     for n, cin, cout, hw, k, pad, stride in [(3, 3, 5, (7, 9), (3, 3), (1, 1), (1, 1)),

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nmpu_model import Fmt, NMPUConfig, apply
-from nmpu_model.baselines import fma
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
+from nmpu_model.golden.baselines import fma
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES
 
 from .reference import apply_float_ref, round_binary
 
@@ -176,7 +176,7 @@ def test_infinite_coefficients_by_hand(arith, coeffs, relu, want):
 def test_float_output_ties_follow_the_spec_worked_table():
     """The float units' output quantization on exact ties, against docs/datapath.md's worked ties (the values are
     binary16/32 values, so only the output rounding decides)."""
-    from nmpu_model.baselines import quantize_real
+    from nmpu_model.golden.baselines import quantize_real
 
     from .test_formats import SPEC_TIES
 

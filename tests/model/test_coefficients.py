@@ -1,5 +1,5 @@
 """Coefficients of an analog layer against an exact derivation written from the rule in
-``nmpu_model.network``'s docstring ("Coefficients"), and against what they mean: the fixed-point
+``nmpu_model.network.analog_network``'s docstring ("Coefficients"), and against what they mean: the fixed-point
 unit loaded with them maps ADC codes to the layer's real output in output codes.
 
 The reference (``coefficients_ref``) is ``fractions.Fraction`` arithmetic on the calibration's
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from nmpu_model import NMPUConfig
-from nmpu_model.coefficients import LayerCal, make_coefficients
-from nmpu_model.formats import Fmt
+from nmpu_model.network.coefficients import LayerCal, make_coefficients
+from nmpu_model.golden.formats import Fmt
 
 from .reference import apply_ref, code_range
 

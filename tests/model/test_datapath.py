@@ -6,7 +6,7 @@ from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
 from nmpu_model import ConfigError, Fmt, NMPUConfig, apply, load_config
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES
 
 from .reference import apply_ref
 

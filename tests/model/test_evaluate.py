@@ -7,9 +7,10 @@ import torch
 
 from cosim.cli import main
 from nmpu_model import NMPUConfig
-from nmpu_model.data import CIFAR_MEAN, CIFAR_STD, load_cifar10, load_digits, write_cifar_binary
-from nmpu_model.evaluate import Workload, evaluate, format_table
-from nmpu_model.models import digits_cnn, resnet9
+from nmpu_model.workloads.datasets import CIFAR_MEAN, CIFAR_STD, load_cifar10, load_digits, write_cifar_binary
+from nmpu_model.workloads.registry import Workload
+from nmpu_model.studies.evaluate import evaluate, format_table
+from nmpu_model.workloads.models import digits_cnn, resnet9
 
 
 def test_digits_split_is_fixed():
@@ -102,7 +103,7 @@ def test_eval_resnet9_on_local_binary_data(tmp_path, capsys):
 
 
 def test_shipped_digits_model_loads_safely_and_is_trained():
-    from nmpu_model.models import SHIPPED_DIGITS, accuracy, load_or_train_digits
+    from nmpu_model.workloads.models import SHIPPED_DIGITS, accuracy, load_or_train_digits
 
     assert SHIPPED_DIGITS.is_file() and SHIPPED_DIGITS.stat().st_size < 200_000
     torch.load(SHIPPED_DIGITS, weights_only=True)  # plain tensors, no pickled code

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, quantize
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, quantize
 
 from .reference import q_ref
 
@@ -120,7 +120,7 @@ def test_every_small_value_every_mode_exhaustively():
 
 
 def test_signed_bits_by_brute_force():
-    from nmpu_model.formats import signed_bits
+    from nmpu_model.golden.formats import signed_bits
 
     for lo in range(-40, 41):
         for hi in range(lo, 41):

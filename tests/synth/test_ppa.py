@@ -12,7 +12,7 @@ import pytest
 from cosim.cli import main
 from cosim.sim.activity import toggle_counts
 from cosim.synth import ppa
-from nmpu_model.config import load_config
+from nmpu_model.golden.config import load_config
 
 pytestmark = pytest.mark.xdist_group("ppa")
 
@@ -78,7 +78,7 @@ def test_power_follows_the_activity(synth_doc: dict) -> None:
     """Zero activity with the clock held: leakage only; doubling every toggle rate raises dynamic power;
     a real layer's activity differs from random codes', and each report says which it used."""
     from cosim.sim import activity as act
-    from nmpu_model.evaluate import load_workload
+    from nmpu_model.workloads.registry import load_workload
 
     config = load_config(None)
     d = Path(synth_doc["fixed"]["osu018"]["folder"])

@@ -246,7 +246,7 @@ def test_precision_table_costs_what_the_sweep_costs_with_the_bn_stage():
     the mid value too (here 4 + 8 + 8 + 6 + 5 + 12 = 43 bits; without them it would say 20)."""
     from cosim.synth.flow import precision_table
     from nmpu_model import NMPUConfig
-    from nmpu_model.formats import Fmt
+    from nmpu_model.golden.formats import Fmt
 
     base = NMPUConfig(bn_stage=True, bn_scale=Fmt(6, 4, True), bn_offset=Fmt(5, 1, True),
                       mid=Fmt(12, 6, True, "RND", "SAT"))

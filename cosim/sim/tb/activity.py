@@ -24,7 +24,7 @@ async def activity_stream(dut: Any, p: dict) -> dict:
     """Load one layer block's coefficients, then stream its codes at full throughput; all outputs checked."""
     from cocotb.utils import get_sim_time
 
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
     from rtl import fp16_unit, nmpu
 
     config = load_config(p["config"])

@@ -85,7 +85,7 @@ class FP16Model:
 
     def __call__(self, codes: np.ndarray, coefs: dict[str, np.ndarray], out_frac: int) -> np.ndarray:
         from nmpu_model import apply
-        from nmpu_model.baselines import fma
+        from nmpu_model.golden.baselines import fma
 
         cfg = self.config
         flat = {k: f16_values(v.reshape(-1)) for k, v in coefs.items()}
@@ -120,7 +120,7 @@ STIMULI = ("random", "ties")
 
 async def fp16_stream(dut: Any, p: dict) -> dict:
     """Random layers, stalls and a reset; every output beat checked against ``apply(..., arith="fp16")``."""
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
     from rtl.fp16_unit import latency
     from rtl.nmpu import interface
 

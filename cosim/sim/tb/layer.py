@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nmpu_model.config import COEF_NAMES
+from nmpu_model.golden.config import COEF_NAMES
 
 from . import register
 
@@ -116,7 +116,7 @@ async def stream_layer(dut: Any, iface: Any, stim_file: str, seed: int, thr_vali
 
 async def layer_stream(dut: Any, p: dict) -> dict:
     """One layer's stimulus file through the NMPU; the output codes to ``p["out"]``, counts in the result."""
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
     from rtl.nmpu import interface
 
     iface = interface(load_config(p["config"]))

@@ -41,7 +41,7 @@ def nmpu_model(config: Any, arith: str = "fixed") -> Model:
 
 async def nmpu_stream(dut: Any, p: dict) -> dict:
     """Random layers, stalls and a reset; every output beat checked against ``nmpu_model.apply``."""
-    from nmpu_model.config import load_config
+    from nmpu_model.golden.config import load_config
     from rtl.nmpu import interface, latency
 
     config = load_config(p["config"])

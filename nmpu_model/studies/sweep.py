@@ -30,8 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from .config import NMPUConfig, set_field
-from .formats import ConfigError
+from ..golden.config import NMPUConfig, set_field
+from ..golden.formats import ConfigError
 
 DEFAULT_GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 3, 4, 6, 8]}
 _MOVING = ("scale", "offset", "bn_scale", "bn_offset", "mid", "output")
@@ -275,20 +275,21 @@ class Setup:
 _WORK_CACHE: dict[Setup, Any] = {}
 
 
-def load_workload(setup: Setup) -> Any:
-    """The trained model and its data, once per process."""
+def setup_workload(setup: Setup) -> Any:
+    """The trained model and its data of ``setup`` (:func:`~nmpu_model.workloads.registry.load_workload`),
+    once per process."""
     if setup not in _WORK_CACHE:
-        from .evaluate import load_workload as load
-        _WORK_CACHE[setup] = load(setup.model, setup.data, setup.images, digital=setup.digital)
+        from ..workloads.registry import load_workload
+        _WORK_CACHE[setup] = load_workload(setup.model, setup.data, setup.images, digital=setup.digital)
     return _WORK_CACHE[setup]
 
 
 def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
     """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
-    from .analog import TileParams
-    from .network import AnalogNetwork
+    from ..analog.tiles import TileParams
+    from ..network.analog_network import AnalogNetwork
     seed, adc_bits, dac_bits, dac_signed = key
-    work = load_workload(setup)
+    work = setup_workload(setup)
     return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=work.digital,
                                tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits, dac_signed=dac_signed))
 
@@ -301,7 +302,7 @@ class _LayerPost:
         self.__name__ = "fixed@" + coeffs.config.identity()
 
     def __call__(self, x: Any, _codes: Any, _out_frac: int) -> Any:
-        from .network import postprocess
+        from ..network.analog_network import postprocess
         return postprocess(x, self.coeffs, "fixed")
 
 
@@ -312,7 +313,7 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
     "low_layers": [...], "fp16_layers": [...]}``: layers in ``low_layers`` run the fixed-point unit
     with the ``low`` configuration, layers in ``fp16_layers`` the fp16 unit, the rest ``post``.
     """
-    work = load_workload(setup)
+    work = setup_workload(setup)
     config = spec["config"]
     per_layer: dict[str, Any] = {}
     if spec.get("low_layers"):
@@ -320,7 +321,7 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
         per_layer.update({name: _LayerPost(low[name]) for name in spec["low_layers"]})
     per_layer.update({name: "fp16" for name in spec.get("fp16_layers", [])})
     out, _ = net.run(work.x_test, config, spec.get("post", "fixed"), per_layer=per_layer)
-    from .models import top1
+    from ..workloads.models import top1
     return top1(out, work.y_test)
 
 
@@ -357,7 +358,7 @@ def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds
     meta["identity"] = json.dumps({k: v for k, v in meta.items()}, sort_keys=True)
     rf = ResultsFile(results, meta)
     if setup.model == "digits-cnn":
-        load_workload(setup)  # train (or load) once here, before workers start
+        setup_workload(setup)  # train (or load) once here, before workers start
     raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
                     scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
     fp16 = _summarize(raw, "fp16", seed_list)
@@ -382,7 +383,7 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     (a heterogeneous mapping), and report the accuracy recovered."""
     seed_list = list(range(seeds))
     if setup.model == "digits-cnn":
-        load_workload(setup)
+        setup_workload(setup)
     net0 = prepare_tiles(setup, _prep_key(0, base))
     layers = net0.analog_layers
     if not 0 <= keep_fp16 <= len(layers):

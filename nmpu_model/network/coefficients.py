@@ -3,7 +3,7 @@
 :class:`LayerCal` is what calibration measured (config-independent real numbers); :func:`make_coefficients`
 turns it into :class:`LayerCoeffs` for one configuration: the real scale/offset (and BN) values, their
 integer codes in the configuration's formats, the layer's ``out_frac`` and the quantization error (the
-rule is in :mod:`nmpu_model.network`'s docstring, "Coefficients").
+rule is in :mod:`nmpu_model.network.analog_network`'s docstring, "Coefficients").
 """
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Mapping
 
 import numpy as np
 
-from .config import NMPUConfig
-from .datapath import apply
+from ..golden.config import NMPUConfig
+from ..golden.datapath import apply
 
 __all__ = ["LayerCal", "LayerCoeffs", "make_coefficients"]
 

@@ -26,7 +26,7 @@ front of the NMPU sums the tiles' codes and saturates the sum to ``adc_bits``. S
 ``adc_bits`` code per column whatever the layer size, as the datapath contract requires; a
 partial sum can clip on its own tile (rare: partial sums are smaller than the whole).
 
-Every Gaussian draw is made by counter (:func:`nmpu_model.kernels.normal`), from a stream key that
+Every Gaussian draw is made by counter (:func:`nmpu_model.analog.streams.normal`), from a stream key that
 :func:`derive_seed` makes of ``(seed, layer, purpose[, time])`` with ``numpy.random.SeedSequence``:
 device ``i``'s programming noise, drift exponent and read noise at ``t`` are ``normal(key, i)`` of
 their streams, and the output noise added to row tile ``t``'s column ``j`` for input row ``r`` is
@@ -37,74 +37,24 @@ gives the same bits.
 The MVM is computed tile by tile: a float32 matrix product per row tile on a block of input rows, or,
 for a convolution, a float32 convolution per row tile over the input channels that the tile's rows
 touch (its weight zero where the rows of the neighbouring tiles are; no im2col matrix is made), then
-one compiled pass (:func:`nmpu_model.kernels.adc_tile`) adds the noise, applies the ADC and sums the
+one compiled pass (:func:`nmpu_model.analog.tiles.adc_tile`) adds the noise, applies the ADC and sums the
 tile's codes into the layer's. A convolution call always takes the same number of images for a layer
 (:func:`conv_group`), so that an image's currents, to the last bit, do not depend on the batch.
 """
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 
-from . import kernels
+from . import pcm
+from .pcm import PCMParams
+from .streams import _fill_normals, derive_seed, generator
 
-__all__ = ["PCMParams", "TileParams", "ProgrammedLayer", "DriftState", "Conv", "program_layer", "derive_seed",
-           "mvm_error_vs_drift", "format_mvm_error"]
-
-
-def derive_seed(seed: int, *keys: int | str | float) -> int:
-    """A 63-bit seed derived from ``seed`` and a path of keys (ints, strings, floats; hashed stably)."""
-    path = []
-    for k in keys:
-        if isinstance(k, str):
-            path.append(int.from_bytes(hashlib.blake2b(k.encode(), digest_size=8).digest(), "little"))
-        elif isinstance(k, float):
-            path.append(int(np.float64(k).view(np.uint64)))  # all 64 bits: 3600.0 and 86400.0 differ only high
-        else:
-            path.append(int(k) & 0xFFFFFFFFFFFFFFFF)
-    ss = np.random.SeedSequence(entropy=int(seed) & 0xFFFFFFFFFFFFFFFF, spawn_key=tuple(path))
-    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-
-
-def generator(seed: int, *keys: int | str | float) -> torch.Generator:
-    g = torch.Generator()
-    g.manual_seed(derive_seed(seed, *keys))
-    return g
-
-
-@dataclass(frozen=True)
-class PCMParams:
-    """PCM device statistics (AIHWKit ``PCMLikeNoiseModel`` defaults, Nandakumar et al. 2019).
-
-    Parameters
-    ----------
-    g_max : float
-        Conductance of the largest weight, uS. 25 uS: the reference of the programming-noise fit
-        (AIHWKit ``prog_coeff_g_max_reference = 25.0``).
-    prog_coeff : tuple of float
-        Programming-noise std ``c0 + c1 g + c2 g^2`` (uS, ``g = g_target / g_max``), scaled by
-        ``g_max / 25``: AIHWKit ``prog_coeff = [0.26348, 1.9650, -1.1731]``.
-    t0 : float
-        First reading time of the drift fit, s (AIHWKit ``t_0 = 20.0``).
-    t_read : float
-        Read pulse time of the 1/f fit, s (AIHWKit ``t_read = 250e-9``).
-    prog_noise_scale, read_noise_scale, drift_scale : float
-        Multipliers (1 = the published model; 0 turns a mechanism off).
-    """
-
-    g_max: float = 25.0
-    prog_coeff: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
-    t0: float = 20.0
-    t_read: float = 250e-9
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
+__all__ = ["TileParams", "ProgrammedLayer", "DriftState", "Conv", "program_layer"]
 
 
 @dataclass(frozen=True)
@@ -170,15 +120,6 @@ class TileParams:
     @property
     def adc_max(self) -> int:
         return (1 << (self.adc_bits - 1)) - 1
-
-
-# The PCM model (AIHWKit PCMLikeNoiseModel, rewritten; constants as published) is in
-# nmpu_model.kernels.program_devices / read_devices, one compiled pass per layer:
-# - programming noise std (c0 + c1 g + c2 g^2) * g_max / 25 uS, g = g_target / g_max (fit made at 25 uS);
-# - drift exponent nu ~ |N(mu(g), sigma(g))| with mu = clip(-0.0155 ln g + 0.0244, 0.049, 0.1) and
-#   sigma = clip(-0.0125 ln g - 0.0059, 0.008, 0.045) (Nandakumar 2019, as AIHWKit);
-# - 1/f read noise (Joshi 2020): relative std q_s sqrt(ln((t + t0 + t_read) / (2 t_read))),
-#   q_s = min(0.0088 / max((g_prog / g_max)^0.65, 1e-3), 0.2).
 
 
 # ---- one layer on its tiles ----------------------------------------------------------------------
@@ -278,18 +219,12 @@ class ProgrammedLayer:
         if p is None:
             w = self.target.float()
         else:
-            tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
             g_prog = torch.cat([self.g_prog_pos.reshape(-1), self.g_prog_neg.reshape(-1)])
             nu = torch.cat([self.nu_pos.reshape(-1), self.nu_neg.reshape(-1)])
-            g = g_prog * torch.exp(nu * -math.log(tt / p.t0)) if tt > p.t0 else g_prog
-            # accumulated 1/f read noise (Joshi 2020, AIHWKit): q_s depends on the programmed conductance
             if self._q_s is None:
-                self._q_s = (0.0088 / (g_prog / p.g_max).abs().pow(0.65).clamp(min=1e-3)).clamp(max=0.2)
-            q_s = self._q_s
-            spread = p.read_noise_scale * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
-            w = torch.empty(self.target.shape, dtype=torch.float32)
-            kernels.read_devices(g.numpy(), q_s.numpy(), spread, p.g_max,
-                                 np.uint64(derive_seed(self.seed, self.layer, "read", float(t))), w.view(-1).numpy())
+                self._q_s = pcm.read_noise_factor(g_prog, p)
+            w = pcm.read(p, g_prog, nu, self._q_s, t, derive_seed(self.seed, self.layer, "read", float(t)),
+                         tuple(self.target.shape))
         readout = float(w.double().sum(dim=0).abs().mean())  # AIHWKit GlobalDriftCompensation: all-ones input
         return DriftState(float(t), w, readout)
 
@@ -358,7 +293,7 @@ class ProgrammedLayer:
         out = np.empty((n * per_image, c), np.int32)
 
         def adc(cur: torch.Tensor, r0: int, t: int) -> None:
-            kernels.adc_tile(cur.numpy(), gain[t], offset[t], tp.out_noise, key, first_row + r0, t, nrt,
+            adc_tile(cur.numpy(), gain[t], offset[t], tp.out_noise, key, first_row + r0, t, nrt,
                              lo, hi, out[r0:r0 + cur.shape[0]], t == 0, t == nrt - 1)
 
         if conv is None:
@@ -423,17 +358,8 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
     p = params.pcm
     gpp = gpn = nup = nun = None
     if p is not None:
-        # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
-        t32 = target.float().reshape(-1)
-        g_t = p.g_max * torch.cat([t32.clamp(min=0), (-t32).clamp(min=0)])  # G+ devices, then G- devices
-        log_g = torch.log((g_t / p.g_max).clamp(min=1e-7))
-        g_prog = np.empty(2 * k * c, np.float32)
-        nu = np.empty(2 * k * c, np.float32)
-        kernels.program_devices(g_t.numpy(), log_g.numpy(), p.g_max, *p.prog_coeff, p.prog_noise_scale,
-                                p.drift_scale, np.uint64(derive_seed(seed, layer, "program")),
-                                np.uint64(derive_seed(seed, layer, "drift-nu")), g_prog, nu)
-        gpp, gpn = (torch.from_numpy(a).view(k, c) for a in np.split(g_prog, 2))
-        nup, nun = (torch.from_numpy(a).view(k, c) for a in np.split(nu, 2))
+        gpp, gpn, nup, nun = pcm.program(target, p, derive_seed(seed, layer, "program"),
+                                         derive_seed(seed, layer, "drift-nu"))
     nr = -(-k // params.rows)
     gen = generator(seed, layer, "adc")
     gain = 1.0 + params.adc_gain_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)
@@ -442,55 +368,33 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
                            gain.float(), offset.float())
 
 
-# ---- relative MVM error against drift time --------------------------------------------------------
-def mvm_error_vs_drift(times: Sequence[float] = (1.0, 3600.0, 86400.0, 31536000.0), *, size: int = 256,
-                       n_inputs: int = 1024, seed: int = 0, pcm: PCMParams | None = None,
-                       periphery: bool = False, columnwise: bool = True) -> dict[float, float]:
-    """Relative MVM error ``||y - y_ideal|| / ||y_ideal||`` of one ``size x size`` tile vs drift time.
+@njit(cache=True)
+def adc_tile(cur, gain, offset, sigma, key, first_row, tile, n_tiles, lo, hi, acc, first, last):
+    """One row tile's ADCs on its column currents, summed into the codes of the layer.
 
-    Weights: Gaussian, normalized per column (``columnwise``, as the network mapping does) or per
-    tile (AIHWKit's default) to ``[-1, 1]``; inputs: uniform in ``[-1, 1]``, through
-    the 8-bit DAC. Global drift compensation on (AIHWKit ``GlobalDriftCompensation``).
-    ``periphery=False`` isolates the PCM devices (no output noise, no ADC); ``True`` adds output noise
-    and an 8-bit ADC with full scale at the largest ideal output (mismatch known and removed).
+    ``cur`` (M, C) float32 currents in full-scale units; per column ``gain`` (ADC gain / LSB) and
+    ``offset`` (LSB), float32. The current of row ``s``, column ``j`` gets output noise
+    ``sigma * normal(key, ((first_row + s) * n_tiles + tile) * C + j)`` (``sigma = 0``: none), then
+    ``v = (cur + noise) * gain + offset`` is rounded half to even and clipped to ``[lo, hi]``:
+    that is the tile's ADC code. ``acc`` (M, C) int32 holds the sum over the row tiles (``first``:
+    set it; ``last``: saturate it to ``[lo, hi]``, the digital adder in front of the NMPU).
     """
-    pcm = pcm or PCMParams()
-    tp = TileParams(rows=size, cols=size, pcm=pcm, adc_gain_std=0.0, adc_offset_std=0.0,
-                    out_noise=TileParams.out_noise if periphery else 0.0)
-    g = generator(seed, "mvm-error")
-    w = torch.randn(size, size, generator=g, dtype=torch.float64)
-    u = torch.round((torch.rand(n_inputs, size, generator=g, dtype=torch.float64) * 2 - 1) * tp.dac_max)
-    layer = program_layer(w, tp, seed, 0, columnwise=columnwise)
-    ideal = (u / tp.dac_max) @ layer.target
-    bound = float(ideal.abs().max())
-    base = layer.readout_programmed()
-    out = {}
-    for t in times:
-        st = layer.at(t)
-        gdc = base / st.readout
-        if periphery:
-            x = torch.from_numpy(layer.mvm(u, st, bound, derive_seed(seed, "mvm-error-out", float(t)))).double()
-            y = x * (bound / tp.adc_max) * gdc
-        else:
-            y = layer.currents(u, st).double() * gdc
-        out[float(t)] = float((y - ideal).norm() / ideal.norm())
-    return out
+    m, c = cur.shape
+    z = np.zeros(c, np.float64)
+    bad = np.empty(c, np.bool_)
+    flo, fhi = np.float32(lo), np.float32(hi)
+    for s in range(m):
+        if sigma != 0:
+            _fill_normals(key, np.uint64(((first_row + s) * n_tiles + tile) * c), z, bad)
+        for j in range(c):
+            v = (cur[s, j] + np.float32(sigma * z[j])) * gain[j] + offset[j]
+            q = np.int32(min(max(np.rint(v), flo), fhi))
+            a = q if first else acc[s, j] + q
+            if last:
+                a = min(max(a, np.int32(lo)), np.int32(hi))
+            acc[s, j] = a
 
 
-def format_mvm_error(seed: int = 0) -> str:
-    """A small table of :func:`mvm_error_vs_drift`, devices only and with the periphery."""
-    names = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 31536000.0: "1 year"}
-    dev = mvm_error_vs_drift(seed=seed)
-    full = mvm_error_vs_drift(seed=seed, periphery=True)
-    tile = mvm_error_vs_drift(seed=seed, columnwise=False)
-    lines = ["relative MVM error of a 256 x 256 PCM tile (Gaussian weights, uniform inputs, global drift compensation)",
-             "t        per-column mapping         per-tile mapping (AIHWKit default)",
-             "         PCM only  + out noise, ADC  PCM only"]
-    for t in dev:
-        lines.append(f"{names.get(t, str(t)):8s} {100 * dev[t]:6.2f} %  {100 * full[t]:8.2f} %      "
-                     f"{100 * tile[t]:6.2f} %")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":  # python -m nmpu_model.analog: print the MVM error table
-    print(format_mvm_error())
+def warm_up() -> None:
+    z2 = np.zeros((2, 2), np.float32)
+    adc_tile(z2, z2[0], z2[0], 0.0, np.uint64(0), 0, 0, 1, -1, 1, np.zeros((2, 2), np.int32), True, True)

@@ -1,7 +1,7 @@
 """The networks evaluated: a small CNN for scikit-learn's digits (the default) and ResNet9 for CIFAR-10.
 
 Both are plain ``nn.Sequential`` models (with :class:`Residual` blocks); like any other network,
-:class:`~nmpu_model.network.AnalogNetwork` takes them through ``torch.export`` (:mod:`nmpu_model.graph`). The digits CNN is trained at run time in a
+:class:`~nmpu_model.network.AnalogNetwork` takes them through ``torch.export`` (:mod:`nmpu_model.network.graph`). The digits CNN is trained at run time in a
 few seconds with a fixed seed and its state dict cached under ``build/models/`` (loaded with
 ``torch.load(..., weights_only=True)``); the cache key covers the training recipe.
 """
@@ -97,7 +97,7 @@ def _mnist_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def train_mnist(progress: bool = False) -> MnistResNet:
     """Train the MNIST ResNet by :data:`MNIST_RECIPE` on the 4,000 training images of :func:`load_mnist5k`."""
-    from .data import load_mnist5k
+    from .datasets import load_mnist5k
 
     r = MNIST_RECIPE
     torch.manual_seed(r["seed"])
@@ -109,7 +109,7 @@ def train_mnist(progress: bool = False) -> MnistResNet:
 
 
 def load_mnist_resnet() -> MnistResNet:
-    """The trained MNIST ResNet shipped in the package (``python -m nmpu_model.models mnist`` remakes it)."""
+    """The trained MNIST ResNet shipped in the package (``python -m nmpu_model.workloads.models mnist`` remakes it)."""
     model = MnistResNet()
     model.load_state_dict(torch.load(SHIPPED_MNIST, weights_only=True))
     return model.eval()
@@ -244,7 +244,7 @@ SHIPPED_DIGITS = Path(__file__).parent / "data" / "digits_cnn.pt"
 
 def train_digits(progress: bool = False) -> nn.Sequential:
     """Train the digits CNN by :data:`DIGITS_RECIPE` (initialization seeded too); a few seconds on 2 cores."""
-    from .data import load_digits
+    from .datasets import load_digits
 
     r = DIGITS_RECIPE
     torch.manual_seed(r["seed"])  # the initial weights come from the global generator
@@ -255,8 +255,8 @@ def train_digits(progress: bool = False) -> nn.Sequential:
 
 
 def load_or_train_digits(progress: bool = False) -> nn.Sequential:
-    """The trained digits CNN: the state dict shipped in the package (``nmpu_model/data/digits_cnn.pt``,
-    made by ``python -m nmpu_model.models``), else a cached one under ``build/models/``, else trained now.
+    """The trained digits CNN: the state dict shipped in the package (``nmpu_model/workloads/data/digits_cnn.pt``,
+    made by ``python -m nmpu_model.workloads.models``), else a cached one under ``build/models/``, else trained now.
 
     Shipping it makes every machine evaluate the same weights: CPU training is only reproducible
     on the same machine and thread count.
@@ -290,7 +290,7 @@ def load_or_train_resnet9(data: str | Path | None, weights: str | Path | None = 
 
     Training on 2 CPU cores takes hours for 10 epochs; pass ``weights`` trained elsewhere to skip it.
     """
-    from .data import load_cifar10
+    from .datasets import load_cifar10
 
     model = resnet9()
     if weights is not None:
@@ -318,10 +318,10 @@ def load_or_train_resnet9(data: str | Path | None, weights: str | Path | None = 
     return model.eval()
 
 
-if __name__ == "__main__":  # python -m nmpu_model.models [mnist]: (re)make a shipped network
+if __name__ == "__main__":  # python -m nmpu_model.workloads.models [mnist]: (re)make a shipped network
     import sys
 
-    from .data import load_digits, load_mnist5k
+    from .datasets import load_digits, load_mnist5k
 
     t0 = time.time()
     if sys.argv[1:] == ["mnist"]:

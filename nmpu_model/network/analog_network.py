@@ -81,10 +81,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import kernels
-from .analog import Conv, DriftState, ProgrammedLayer, TileParams, derive_seed, generator, program_layer
-from .config import NMPUConfig
+from ..analog.tiles import Conv, DriftState, ProgrammedLayer, TileParams, program_layer
+from ..analog.streams import derive_seed, generator
+from ..golden.config import NMPUConfig
 from .coefficients import LayerCal, LayerCoeffs, make_coefficients
-from .datapath import apply
+from ..golden.datapath import apply
 from .graph import GraphError, LayerSpec, Ref, Step, parse
 
 PostProcessor = Callable[[np.ndarray, Mapping[str, np.ndarray], int], np.ndarray]
@@ -95,7 +96,7 @@ _PCT = 0.9999  # percentile for ADC full scale, input and output steps (clips ~1
 # ---- which layers are analog -----------------------------------------------------------------------
 def mark_digital(layers: list[LayerSpec], digital: Iterable[str] | str) -> None:
     """Mark the layers kept digital: names, ``"first"``, ``"last"`` (``()``: all analog), with why;
-    refuse an analog layer that cannot be mapped (:class:`~nmpu_model.graph.GraphError`)."""
+    refuse an analog layer that cannot be mapped (:class:`~nmpu_model.network.graph.GraphError`)."""
     dig = {digital} if isinstance(digital, str) else set(digital)
     unknown = dig - {l.name for l in layers} - {"first", "last"}
     if unknown:
@@ -521,7 +522,7 @@ class AnalogNetwork:
                 else:
                     env[st.name] = self._run_layer(spec, x, ctx)
             else:
-                # a grid op keeps codes codes when its tensor input is codes (see nmpu_model.graph)
+                # a grid op keeps codes codes when its tensor input is codes (see nmpu_model.network.graph)
                 src = [env[r] for r in st.refs]
                 on_codes = (st.kind == "grid" and len(src) >= 1 and isinstance(src[0], _Act)
                             and src[0].codes is not None)

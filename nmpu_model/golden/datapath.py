@@ -1,10 +1,10 @@
 """``apply()``: the NMPU datapath of ``docs/datapath.md`` on whole arrays.
 
 The fixed-point path is integer from end to end and never goes through floating point: one
-compiled pass (:data:`nmpu_model.kernels.DATAPATH`) per call, in the narrowest of int16, int32 and int64
+compiled pass (:data:`nmpu_model.golden.kernels.DATAPATH`) per call, in the narrowest of int16, int32 and int64
 that holds the configuration's widest exact intermediate (:meth:`NMPUConfig.plan`, :func:`work_dtype`;
 int64 holds every configuration's), which also checks the codes' range on the way when their dtype can
-hold a bad one; each requantization is the same integer recipe as :func:`nmpu_model.formats.quantize`.
+hold a bad one; each requantization is the same integer recipe as :func:`nmpu_model.golden.formats.quantize`.
 """
 from __future__ import annotations
 
@@ -153,8 +153,8 @@ def _integer_codes(codes: Any) -> np.ndarray:
 
 
 def requant_desc(v_frac: int, fmt: Fmt, nonneg: bool = False) -> tuple[int, np.ndarray]:
-    """How :data:`nmpu_model.kernels.DATAPATH` does ``quantize(v, v_frac, fmt)``: the left shift to fold
-    into the coefficients that make ``v``, and the 10 integers of the rest (see :mod:`nmpu_model.kernels`).
+    """How :data:`nmpu_model.golden.kernels.DATAPATH` does ``quantize(v, v_frac, fmt)``: the left shift to fold
+    into the coefficients that make ``v``, and the 10 integers of the rest (see :mod:`nmpu_model.golden.kernels`).
     ``nonneg``: ``v`` is never negative (after ReLU), so rounding needs no term for negative values."""
     shift = fmt.frac - v_frac
     left, pre, d = max(shift, 0), 0, max(-shift, 0)
