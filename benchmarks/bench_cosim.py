@@ -96,7 +96,7 @@ def main() -> None:
     if not args.no_cold:
         with tempfile.TemporaryDirectory(prefix="bench-cosim-build-") as bd:
             s, r = cli(["cosim", "--layers", "all", "--mode", "bulk", "--json", str(out / "cold.json")],
-                       env={"NMPU_BUILD_DIR": bd})
+                       env={"NMPU_CACHE_DIR": bd})
         assert r.returncode == 0, r.stdout + r.stderr
         d = json.loads((out / "cold.json").read_text())
         whole["cold_build"] = {"wall_s": round(s, 2), "inner_seconds": d["seconds"], "builds": d["builds"]}

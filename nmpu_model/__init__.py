@@ -13,7 +13,14 @@ golden model's configuration (as :mod:`rtl` does) loads neither torch nor numba.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+from .cache import cache_root
+
+# numba's compiled kernels go to the project's cache too, not beside the installed modules (numba reads this
+# when it is first imported, which the rooms below do)
+os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
 
 _API = {
     "golden.config": ("NMPUConfig", "Plan", "RTLParams", "Span", "load_config", "set_field", "COEF_NAMES"),

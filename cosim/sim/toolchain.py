@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-# Builds are cached here, one folder per configuration identity (override with NMPU_BUILD_DIR).
-BUILD_ROOT = Path(os.environ.get("NMPU_BUILD_DIR", Path(__file__).resolve().parents[1] / "build"))
+from nmpu_model.cache import cache_dir
+
 
 
 def verilator_root() -> Path:
@@ -51,10 +51,9 @@ def icarus_available() -> bool:
 
 
 def build_dir(kind: str, identity: str) -> Path:
-    """A stable cache folder for one build (stable paths make Verilator rebuilds ~0.1 s)."""
-    d = BUILD_ROOT / kind / identity
-    d.mkdir(parents=True, exist_ok=True)
-    return d
+    """A stable cache folder for one build (stable paths make Verilator rebuilds ~0.1 s), in the project's
+    cache (:func:`nmpu_model.cache.cache_root`: the user's cache folder, or ``$NMPU_CACHE_DIR``)."""
+    return cache_dir("builds", kind, identity)
 
 
 @contextmanager

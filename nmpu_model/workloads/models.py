@@ -2,7 +2,7 @@
 
 Both are plain ``nn.Sequential`` models (with :class:`Residual` blocks); like any other network,
 :class:`~nmpu_model.network.AnalogNetwork` takes them through ``torch.export`` (:mod:`nmpu_model.network.graph`). The digits CNN is trained at run time in a
-few seconds with a fixed seed and its state dict cached under ``build/models/`` (loaded with
+few seconds with a fixed seed and its state dict cached in the project's cache folder (:mod:`nmpu_model.cache`) (loaded with
 ``torch.load(..., weights_only=True)``); the cache key covers the training recipe.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..cache import cache_dir
 
 
 class Residual(nn.Module):
@@ -231,8 +233,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 10
 
 
 def build_dir() -> Path:
-    """Where trained state dicts are cached: ``$NMPU_BUILD`` or ``./build``."""
-    return Path(os.environ.get("NMPU_BUILD", "build")) / "models"
+    """Where trained state dicts are cached: ``models`` in the project's cache (:mod:`nmpu_model.cache`)."""
+    return cache_dir("models")
 
 
 def _recipe_key(name: str, recipe: dict) -> str:
@@ -256,7 +258,7 @@ def train_digits(progress: bool = False) -> nn.Sequential:
 
 def load_or_train_digits(progress: bool = False) -> nn.Sequential:
     """The trained digits CNN: the state dict shipped in the package (``nmpu_model/workloads/data/digits_cnn.pt``,
-    made by ``python -m nmpu_model.workloads.models``), else a cached one under ``build/models/``, else trained now.
+    made by ``python -m nmpu_model.workloads.models``), else a cached one (:func:`build_dir`), else trained now.
 
     Shipping it makes every machine evaluate the same weights: CPU training is only reproducible
     on the same machine and thread count.

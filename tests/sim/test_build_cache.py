@@ -16,7 +16,7 @@ CFG = NMPUConfig(scale=Fmt(5, 4, False), offset=Fmt(5, 1, True))
 
 @pytest.fixture
 def fresh_root(tmp_path, monkeypatch):
-    monkeypatch.setattr(toolchain, "BUILD_ROOT", tmp_path)
+    monkeypatch.setenv("NMPU_CACHE_DIR", str(tmp_path))
     return tmp_path
 
 
