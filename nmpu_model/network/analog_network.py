@@ -2,12 +2,11 @@
 
 Structure
 ---------
-A model is an ``nn.Sequential`` (nested ``nn.Sequential`` and :class:`Residual` allowed) of
-``Conv2d``/``Linear`` layers, each optionally followed by ``BatchNorm`` and ``ReLU``, and of
-shape/digital operations (pooling, flatten, dropout, anything else runs as is in float32).
-A ``Conv2d``/``Linear`` with its BN and ReLU is one *layer*: analog (on tiles, its outputs
-post-processed by the NMPU) or digital (float32, marked ``digital``; by default the first and
-the last layer, as is usual for analog accelerators).
+Any model that ``torch.export`` takes (:mod:`nmpu_model.network.graph`) becomes a list of steps: *layers*
+(a ``conv2d``/``linear`` with a constant weight, fused with the batch norm and ReLU that alone consume it),
+*grid* ops that keep integer codes codes (max pooling, ReLU, shape-only ops) and other ops run in float32 at
+their place. A layer is analog (on tiles, its outputs post-processed by the NMPU) or digital (float32, named
+in ``digital``; by default the first and the last layer, as is usual for analog accelerators).
 
 What an analog layer does
 -------------------------
