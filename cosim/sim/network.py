@@ -161,6 +161,7 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
     tile = TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits, dac_signed=config.output.signed)
     t0 = time.perf_counter()
     net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=drift, tile=tile, digital=work.digital)
+    net.require_tiles()
     t_build_net = time.perf_counter() - t0
     analog = net.analog_layers
     names = select_layers(layers, analog) if isinstance(layers, str) else select_layers(",".join(layers), analog)

@@ -114,6 +114,29 @@ def mark_digital(layers: list[LayerSpec], digital: Iterable[str] | str) -> None:
                              f"keep it digital (--digital {l.name})")
 
 
+def require_tiles(layers: list[LayerSpec], steps: list[Step]) -> None:
+    """Refuse (:class:`GraphError`, one line) a network of which nothing is on tiles: every "analog" figure
+    of a study would be the float model's own. Names the layers and why each is digital, and the ops with
+    weights that ran in float32 instead (those the front end does not map onto tiles)."""
+    if any(not l.digital for l in layers):
+        return
+    from .graph import op_name
+    names = ", ".join(f"{l.name} ({l.why})" for l in layers) or "none"
+    consts = {st.name for st in steps if st.kind == "const" and isinstance(st.args[0], torch.Tensor)
+              and st.args[0].ndim >= 2}
+    weighted = sorted({op_name(st.fn) for st in steps if st.kind == "op" and set(st.refs) & consts})
+    floats = f"; ops with weights that run in float32, not on tiles: {', '.join(weighted)}" if weighted else ""
+    raise GraphError(f"network: nothing is on tiles (conv2d/linear layers: {names}{floats}); its analog "
+                     f"figures would be the float model's: keep fewer layers digital (--digital)")
+
+
+def check_on_tiles(model: object, calib_x: torch.Tensor, digital: Iterable[str] | str = ("first", "last")) -> None:
+    """:func:`require_tiles` before anything is programmed (one parse; the export is cached per model)."""
+    graph = parse(model, calib_x[:2])
+    mark_digital(graph.layers, digital)
+    require_tiles(graph.layers, graph.steps)
+
+
 def layer_table(model: object, calib_x: torch.Tensor, tile: TileParams | None = None,
                 digital: Iterable[str] | str = ("first", "last")) -> str:
     """The network as it will be mapped: per conv/linear its name (module path), kind, K x C, row x
@@ -335,6 +358,10 @@ class AnalogNetwork:
     def analog_layers(self) -> list[str]:
         """Names of the analog layers, in order."""
         return [l.name for l in self.layers if not l.digital]
+
+    def require_tiles(self) -> None:
+        """:func:`require_tiles` for this network."""
+        require_tiles(self.layers, self.steps)
 
     # -- calibration -------------------------------------------------------------------------
     def _calibrate(self, calib_x: torch.Tensor) -> None:

@@ -53,6 +53,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     layers: dict[str, Any] = {}
     for s in range(seeds):
         net0 = AnalogNetwork.build(work.model, work.x_cal, seed=s, t=drifts[0], tile=tile, digital=digital)
+        net0.require_tiles()
         for i, t in enumerate(drifts):
             net = net0 if i == 0 else net0.at(t)
             pred = {}

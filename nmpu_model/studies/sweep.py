@@ -357,8 +357,10 @@ def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds
     meta = {"kind": "grid", "grid": grid, "seeds": seeds, "base": base.to_dict(), **setup.identity()}
     meta["identity"] = json.dumps({k: v for k, v in meta.items()}, sort_keys=True)
     rf = ResultsFile(results, meta)
-    if setup.model == "digits-cnn":
-        setup_workload(setup)  # train (or load) once here, before workers start
+    # train (or load) once here, before workers start, and refuse a network with nothing on tiles
+    from ..network.analog_network import check_on_tiles
+    work = setup_workload(setup)
+    check_on_tiles(work.model, work.x_cal, work.digital)
     raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
                     scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
     fp16 = _summarize(raw, "fp16", seed_list)
@@ -382,9 +384,8 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     then run every layer at ``low`` except the ``keep_fp16`` most sensitive, which go to fp16
     (a heterogeneous mapping), and report the accuracy recovered."""
     seed_list = list(range(seeds))
-    if setup.model == "digits-cnn":
-        setup_workload(setup)
     net0 = prepare_tiles(setup, _prep_key(0, base))
+    net0.require_tiles()
     layers = net0.analog_layers
     if not 0 <= keep_fp16 <= len(layers):
         raise ValueError(f"keep_fp16 must be between 0 and {len(layers)} (the analog layers), not {keep_fp16}")
