@@ -106,10 +106,6 @@ class LayerStimulus:
         return np.concatenate(parts, axis=1).astype(np.int64) if parts else np.zeros((self.samples, 0), np.int64)
 
 
-def coef_names(config: NMPUConfig) -> list[str]:
-    return ["scale", "offset"] + (["bn_scale", "bn_offset"] if config.bn_stage else [])
-
-
 def plan(codes: np.ndarray, coeffs: Mapping[str, np.ndarray], out_frac: int, config: NMPUConfig) -> LayerStimulus:
     """Lay out one layer as column blocks of coefficient writes and beats (see the module docstring).
 
@@ -136,7 +132,7 @@ def plan(codes: np.ndarray, coeffs: Mapping[str, np.ndarray], out_frac: int, con
                          f"[{config.out_frac_min}, {config.out_frac_max}]")
     n, C = x.shape
     L, depth = config.rtl.lanes, config.rtl.columns
-    names = coef_names(config)
+    names = config.coef_names
     raw = {}
     for name in names:
         c = np.asarray(coeffs[name]).reshape(-1)

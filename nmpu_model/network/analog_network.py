@@ -84,11 +84,10 @@ from ..analog.tiles import Conv, DriftState, ProgrammedLayer, TileParams, progra
 from ..analog.streams import derive_seed, generator
 from ..golden.config import NMPUConfig
 from .coefficients import LayerCal, LayerCoeffs, make_coefficients
-from ..golden.datapath import apply
+from ..golden.datapath import ARITHS, apply
 from .graph import GraphError, LayerSpec, Ref, Step, parse
 
 PostProcessor = Callable[[np.ndarray, Mapping[str, np.ndarray], int], np.ndarray]
-ARITHS = ("fixed", "fp16", "fp32")
 _PCT = 0.9999  # percentile for ADC full scale, input and output steps (clips ~1e-4 of values)
 
 

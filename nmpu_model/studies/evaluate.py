@@ -13,11 +13,13 @@ import numpy as np
 
 from ..analog.tiles import TileParams
 from ..golden.config import NMPUConfig
+from ..golden.datapath import ARITHS
 from ..network.analog_network import AnalogNetwork
 from ..workloads.models import accuracy, top1
 from ..workloads.registry import Workload
 
-POSTS = ("fp32", "fp16", "fixed")
+#: the post-processors an evaluation compares, in the order of its table (the reference first)
+POSTS = tuple(reversed(ARITHS))
 DEFAULT_DRIFTS = (1.0, 3600.0, 86400.0, 31536000.0)
 KEYS = {"fp32": "analog_fp32", "fp16": "analog_fp16", "fixed": "analog_fixed"}
 
