@@ -193,9 +193,13 @@ class _Act:
 
 def _geometry(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, Conv | None, tuple[int, ...]]:
     """A layer's input as :meth:`ProgrammedLayer.mvm` takes it, its convolution geometry and the shape of
-    its output rows: ``(N, Ho, Wo)`` for a convolution, ``(N,)`` for a linear layer."""
+    its output rows: ``(N, Ho, Wo)`` for a convolution; for a linear layer the input's leading dimensions,
+    ``(N,)`` for one vector per sample, ``(N, T)`` for one per token (a transformer's projections): the rows
+    are sample-major, so a sample's rows, and the noise drawn for them, do not depend on the batch."""
     if not spec.is_conv:
-        return x.reshape(x.shape[0], -1), None, (x.shape[0],)
+        f = x.shape[-1]
+        x = (x if spec.lead is None else x.reshape(*spec.lead, f)).movedim(spec.batch_dim, 0)
+        return x.reshape(-1, f), None, tuple(x.shape[:-1])
     conv = Conv(tuple(spec.kernel_size), tuple(spec.padding), tuple(spec.stride))
     return x, conv, (x.shape[0], *conv.out_hw(x.shape[2], x.shape[3]))
 
@@ -218,11 +222,13 @@ def dac_codes(x: torch.Tensor, step: float, tp: TileParams) -> torch.Tensor:
     return (x / step).round_().clamp_(tp.dac_min, tp.dac_max)
 
 
-def _col2im(y: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
-    """Output rows ``(M, C)`` of any dtype as a float32 ``(N, C)`` or contiguous ``(N, C, Ho, Wo)`` tensor
-    (one pass: the conversion and the transpose together)."""
-    if len(shape) == 1:
-        return y.float()
+def _col2im(y: torch.Tensor, shape: tuple[int, ...], conv: Conv | None, spec: LayerSpec,
+            lead: tuple[int, ...]) -> torch.Tensor:
+    """Output rows ``(M, C)`` of any dtype as a float32 tensor: for a linear layer ``(*lead, C)``, the layer
+    input's leading axes (the rows of :func:`_geometry` put back in their order), for a convolution a
+    contiguous ``(N, C, Ho, Wo)`` one (one pass: the conversion and the transpose together)."""
+    if conv is None:
+        return y.float().reshape(*shape, y.shape[1]).movedim(0, spec.batch_dim).reshape(*lead, y.shape[1])
     n, ho, wo = shape
     out = torch.empty((n, y.shape[1], ho, wo))
     out.copy_(y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2))
@@ -425,7 +431,7 @@ class AnalogNetwork:
         y = np.empty(x.shape, np.float32)
         kernels.requant_real(x, g * A0 / step_out, (g * (bias - A0 * beta) + h) / step_out, bool(spec.relu),
                              float(out_min), float(out_max), y)
-        c = _col2im(torch.from_numpy(y), shape)
+        c = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
         return _Act(None, c, step_out)
 
     # -- coefficients ------------------------------------------------------------------------
@@ -583,7 +589,7 @@ class AnalogNetwork:
                                                      getattr(p, "__name__", "callable")))
             lt.adc_codes.append(x)
             lt.out_codes.append(y)
-        c = _col2im(torch.from_numpy(y), shape)
+        c = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
         return _Act(None, c, cal.step_out)
 
 

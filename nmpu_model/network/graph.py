@@ -19,8 +19,9 @@ of a ``.pt2`` file), or an ``nn.Module`` exported here with a dynamic batch dime
 
 What cannot be mapped is refused with one line naming the node (its module path), the op and why
 (:class:`GraphError`, a ``ValueError``): a model that does not export, a grouped or dilated
-convolution on an analog layer, a string-padded convolution on an analog layer, an analog
-``linear`` on an input that is not one vector per sample, an op whose output shape is unknown.
+convolution on an analog layer, a string-padded convolution on an analog layer, an op whose output shape
+is unknown. A ``linear`` takes one vector per sample (``N x F``) or per token (``N x ... x F``, a
+transformer's projections): every vector is one row of the tiles.
 """
 from __future__ import annotations
 
@@ -130,6 +131,10 @@ class LayerSpec:
     digital: bool = False
     why: str = ""
     problem: str = ""            # why it cannot be analog ("" if it can)
+    #: a linear layer's input rows: the leading axes they are made of (-1: the samples') and which is the
+    #: samples'; ``lead`` None: the input's own leading axes (see :func:`_sample_axes`)
+    lead: tuple[int, ...] | None = None
+    batch_dim: int = 0
     op: str = ""
 
     @property
@@ -477,12 +482,19 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
             spec.problem = f"dilated convolution (dilation={list(a['dilation'])})"
     else:
         shape = node.args[0].meta["val"].shape if "val" in node.args[0].meta else None
-        if shape is None or len(shape) != 2:
-            spec.problem = (f"its input has {len(shape)} dimensions" if shape is not None else "its input shape is "
-                            "unknown") + "; the tiles take one vector per sample (flatten first)"
+        if shape is None or len(shape) < 2:
+            spec.problem = ("its input shape is unknown" if shape is None else "its input has one dimension") + \
+                "; the tiles take vectors (samples, or samples x tokens)"
+    # a batch norm folds into a layer's columns only where its channels are the layer's outputs: a conv2d's
+    # channels, a linear layer's features on (N, F); after a token-wise linear (N, T, F) batch norm's axis 1
+    # is the tokens, so it stays an op of its own
+    token_wise = not is_conv and (shape is None or len(shape) > 2)
+    if not is_conv and shape is not None:
+        spec.lead, spec.batch_dim = _sample_axes(node.args[0])
     tail = node
     user = _only_user(tail)
-    if user is not None and user.op == "call_function" and user.target in BN_OPS and user.args[0] is tail:
+    if (user is not None and user.op == "call_function" and user.target in BN_OPS and user.args[0] is tail
+            and not token_wise):
         b = _norm_args(user)
         training = b.get("training", False)
         if not training and all(_attr(gm, b[k]) is not None for k in ("running_mean", "running_var")):
@@ -509,6 +521,43 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
         spec.calls.append((_portable(user.target), (INPUT,), {}))
         fused[user] = node.name
     return spec
+
+
+_VIEWS = {aten.view.default, aten.reshape.default, aten._unsafe_view.default, aten.flatten.using_ints}
+
+
+def _is_batch(d: Any) -> bool:
+    """The exported program's dynamic batch size itself (a bare symbol), not a product of it."""
+    return not isinstance(d, int) and getattr(getattr(d, "node", None), "expr", None) is not None \
+        and d.node.expr.is_Symbol
+
+
+def _sample_axes(inp: torch.fx.Node) -> tuple[tuple[int, ...] | None, int]:
+    """How a linear layer's input rows are made: ``(None, i)`` when axis ``i`` of its input is the samples'
+    (a transformer's (N, T, F), or the (T, N, F) of an attention with ``batch_first=True``); ``(lead, i)``
+    when the input is a flattened view of a tensor of leading axes ``lead`` (-1 for the samples', axis
+    ``i``), as attention's output projection takes ``(T * N, F)``. The tiles' rows then go sample-major,
+    so a sample's rows and the noise drawn for them do not depend on the batch. ``(None, 0)`` when no
+    axis is found (a static batch)."""
+    shape = inp.meta["val"].shape
+    axes = [i for i, d in enumerate(shape[:-1]) if _is_batch(d)]
+    if len(axes) == 1:
+        return None, axes[0]
+    node = inp
+    while node.op == "call_function" and node.target in _VIEWS and isinstance(node.args[0], torch.fx.Node) \
+            and "val" in node.args[0].meta:
+        node = node.args[0]
+        src = node.meta["val"].shape
+        # the source's trailing axes that make the features (F = 4 heads x 8), and the leading ones the rows
+        k, feat = len(src), 1
+        while k > 0 and isinstance(src[k - 1], int) and feat < shape[-1]:
+            k, feat = k - 1, feat * int(src[k - 1])
+        lead = src[:k]
+        axes = [i for i, d in enumerate(lead) if _is_batch(d)]
+        if feat == shape[-1] and len(axes) == 1 and all(isinstance(d, int) for i, d in enumerate(lead)
+                                                        if i != axes[0]):
+            return tuple(-1 if i == axes[0] else int(d) for i, d in enumerate(lead)), axes[0]
+    return None, 0
 
 
 def _name_layers(layers: list[LayerSpec], steps: list[Step]) -> None:

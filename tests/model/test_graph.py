@@ -160,17 +160,6 @@ class Grouped(nn.Module):
         return self.last(torch.flatten(F.relu(self.mid(F.relu(self.first(x)))), 1))
 
 
-class SeqLinear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.first = nn.Linear(8, 8)
-        self.mid = nn.Linear(8, 8)
-        self.last = nn.Linear(64, 10)
-
-    def forward(self, x):
-        return self.last(torch.flatten(self.mid(F.relu(self.first(x[:, 0]))), 1))
-
-
 class SameConv(nn.Module):
     """``padding="same"`` (``aten.conv2d.padding`` in the graph) on the middle layer."""
 
@@ -219,8 +208,6 @@ class Untraceable(nn.Module):
                                      "mapped onto tiles; keep it digital (--digital mid)"),
     (SameConv(2), "network: mid (aten.conv2d): padding='same' with an even kernel (zero padding on one side only) "
                   "cannot be mapped onto tiles; keep it digital (--digital mid)"),
-    (SeqLinear(), "network: mid (aten.linear): its input has 3 dimensions; the tiles take one vector per sample "
-                  "(flatten first) cannot be mapped onto tiles; keep it digital (--digital mid)"),
 ])
 def test_what_cannot_be_mapped_is_refused(model: nn.Module, msg: str) -> None:
     with pytest.raises(GraphError) as e:
