@@ -201,6 +201,8 @@ def _geometry(spec: LayerSpec, x: torch.Tensor) -> tuple[torch.Tensor, Conv | No
         x = (x if spec.lead is None else x.reshape(*spec.lead, f)).movedim(spec.batch_dim, 0)
         return x.reshape(-1, f), None, tuple(x.shape[:-1])
     conv = Conv(tuple(spec.kernel_size), tuple(spec.padding), tuple(spec.stride))
+    if spec.one_d:
+        x = x.unsqueeze(2)
     return x, conv, (x.shape[0], *conv.out_hw(x.shape[2], x.shape[3]))
 
 
@@ -232,7 +234,7 @@ def _col2im(y: torch.Tensor, shape: tuple[int, ...], conv: Conv | None, spec: La
     n, ho, wo = shape
     out = torch.empty((n, y.shape[1], ho, wo))
     out.copy_(y.reshape(n, ho, wo, -1).permute(0, 3, 1, 2))
-    return out
+    return out.squeeze(2) if spec.one_d else out
 
 
 def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:

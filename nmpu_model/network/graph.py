@@ -44,7 +44,8 @@ class GraphError(ValueError):
     """A network that cannot be mapped (one line: the node, the op, why)."""
 
 
-CONV_OPS = {aten.conv2d.default, aten.conv2d.padding}     # .padding: padding="same" / "valid"
+CONV_OPS = {aten.conv2d.default, aten.conv2d.padding,     # .padding: padding="same" / "valid"
+            aten.conv1d.default, aten.conv1d.padding}     # a conv1d goes onto tiles as a conv2d of height 1
 LINEAR_OPS = {aten.linear.default}
 BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 RELU_OPS = {aten.relu.default, aten.relu_.default}
@@ -142,8 +143,15 @@ class LayerSpec:
         return self.kind == "conv"
 
     @property
+    def one_d(self) -> bool:
+        """A conv1d: on the tiles a conv2d of kernel height 1 over inputs of height 1."""
+        return self.is_conv and self.weight.ndim == 3
+
+    @property
     def kernel_size(self) -> tuple[int, int]:
-        return tuple(self.weight.shape[2:4]) if self.is_conv else ()
+        if not self.is_conv:
+            return ()
+        return (1, int(self.weight.shape[2])) if self.one_d else tuple(self.weight.shape[2:4])
 
     @property
     def inputs(self) -> int:
@@ -387,14 +395,14 @@ def _norm_args(node: torch.fx.Node) -> dict[str, Any]:
     return out
 
 
-def _conv_padding(padding: Any, dilation: Any, wshape: Any) -> tuple[int, int] | None:
-    """The zero padding of a conv2d, also for ``padding="valid"`` / ``"same"`` (``aten.conv2d.padding``);
+def _conv_padding(padding: Any, dilation: Any, kernel: tuple[int, int]) -> tuple[int, int] | None:
+    """The zero padding of a conv2d of kernel ``kernel``, also for ``padding="valid"`` / ``"same"``;
     None when ``"same"`` pads one side more than the other (an even kernel extent)."""
     if not isinstance(padding, str):
         return _pair(padding)
     if padding == "valid":
         return (0, 0)
-    total = [d * (k - 1) for d, k in zip(_pair(dilation), (int(wshape[2]), int(wshape[3])))]
+    total = [d * (k - 1) for d, k in zip(_pair(dilation), kernel)]
     return None if any(t % 2 for t in total) else (total[0] // 2, total[1] // 2)
 
 
@@ -472,7 +480,10 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
                      op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
                                     dict(node.kwargs))])
     if is_conv:
-        spec.stride, spec.padding = _pair(a["stride"]), _conv_padding(a["padding"], a["dilation"], weight.shape)
+        if weight.ndim == 3:     # conv1d: the 1-D geometry as a conv2d's of height 1
+            a = {**a, "stride": [1, *a["stride"]], "dilation": [1, *a["dilation"]],
+                 "padding": a["padding"] if isinstance(a["padding"], str) else [0, *a["padding"]]}
+        spec.stride, spec.padding = _pair(a["stride"]), _conv_padding(a["padding"], a["dilation"], spec.kernel_size)
         if spec.padding is None:
             spec.padding = (0, 0)
             spec.problem = "padding='same' with an even kernel (zero padding on one side only)"

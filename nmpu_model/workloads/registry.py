@@ -72,7 +72,8 @@ CALIB_FROM_TEST = 128
 
 
 def load_npz_data(path: str) -> dict[str, np.ndarray]:
-    """A data file: ``x`` (N x C x H x W or N x F, float), ``y`` (N integer labels), optionally ``calib``.
+    """A data file: ``x`` (float, one sample per row of the first axis: N x F vectors, N x C x L signals, N x T x F
+    token sequences, N x C x H x W images), ``y`` (N integer labels), optionally ``calib`` (samples like ``x``'s).
 
     Every problem is a one-line ``ValueError`` naming the file and the array.
     """
@@ -94,8 +95,9 @@ def load_npz_data(path: str) -> dict[str, np.ndarray]:
         a = arrays.get(k)
         if a is None:
             continue
-        if not np.issubdtype(a.dtype, np.floating) or a.ndim not in (2, 4):
-            raise ValueError(f"{path}: {k} must be float, N x C x H x W or N x F; got {a.dtype} {a.shape}")
+        if not np.issubdtype(a.dtype, np.floating) or not 2 <= a.ndim <= 5:
+            raise ValueError(f"{path}: {k} must be float with 2 to 5 axes (N x F, N x C x L, N x T x F, "
+                             f"N x C x H x W); got {a.dtype} {a.shape}")
         if not np.isfinite(a).all():
             i = int(np.flatnonzero(~np.isfinite(a.reshape(-1)))[0])
             raise ValueError(f"{path}: {k} has a non-finite value at flat index {i}")

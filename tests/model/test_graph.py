@@ -421,20 +421,20 @@ def test_the_exported_program_is_kept_while_the_model_is_unchanged(monkeypatch) 
 
 
 def test_a_network_with_nothing_on_tiles_is_refused_not_reported_as_analog() -> None:
-    """A 1-D CNN: conv1d is not mapped onto tiles and its one linear is both first and last layer. An evaluation
-    would print the float model's accuracy as "analog + fixed NMPU": refused in one line naming why, in the
-    evaluation, the sweep's up-front check and the RTL-in-the-loop's network alike (one function)."""
+    """A transposed 1-D convolution is not mapped onto tiles and the one linear is both first and last layer. An
+    evaluation would print the float model's accuracy as "analog + fixed NMPU": refused in one line naming why,
+    in the evaluation, the sweep's up-front check and the RTL-in-the-loop's network alike (one function)."""
     from nmpu_model.network.analog_network import check_on_tiles
     from nmpu_model.studies.evaluate import evaluate
     from nmpu_model.workloads.registry import Workload
 
     torch.manual_seed(0)
-    m = nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten(),
+    m = nn.Sequential(nn.ConvTranspose1d(3, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten(),
                       nn.Linear(8 * 32, 4)).eval()
     x = torch.randn(48, 3, 32)
     work = Workload("conv1d", m, x, torch.zeros(48, dtype=torch.long), x[:32])
     msg = ("network: nothing is on tiles (conv2d/linear layers: 4 (first layer); ops with weights that run in "
-           "float32, not on tiles: aten.conv1d); its analog figures would be the float model's: keep fewer layers "
+           "float32, not on tiles: aten.conv_transpose1d); its analog figures would be the float model's: keep fewer layers "
            "digital (--digital)")
     with pytest.raises(GraphError) as e:
         evaluate(work, NMPUConfig(), seeds=1, drifts=(1.0,))
