@@ -47,6 +47,10 @@ class GraphError(ValueError):
 CONV_OPS = {aten.conv2d.default, aten.conv2d.padding,     # .padding: padding="same" / "valid"
             aten.conv1d.default, aten.conv1d.padding}     # a conv1d goes onto tiles as a conv2d of height 1
 LINEAR_OPS = {aten.linear.default}
+#: products with a constant weight matrix written without nn.Linear, that go onto tiles as linear layers: op ->
+#: (the input's argument, the weight's, the bias's or None); their weight is (K, C), the transpose of a linear's.
+#: ``addmm`` is HuggingFace GPT-2's ``Conv1D`` (``addmm(bias, x.view(-1, nx), weight)``), ``matmul`` ``x @ W``.
+MATMUL_OPS = {aten.addmm.default: (1, 2, 0), aten.matmul.default: (0, 1, None), aten.mm.default: (0, 1, None)}
 BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 RELU_OPS = {aten.relu.default, aten.relu_.default}
 # codes -> codes of the same step (see the module docstring)
@@ -455,10 +459,11 @@ def parse(model: Any, example: torch.Tensor) -> Graph:
         name = op_name(node.target)
         if "val" not in node.meta and node.target is not operator.getitem:
             raise GraphError(f"network: {path or node.name} ({name}): its output shape cannot be determined")
-        if node.target in CONV_OPS | LINEAR_OPS and _attr(gm, node.args[1]) is not None:
+        if _is_layer(gm, node):
             spec = _layer(gm, node, len(layers), fused)
             layers.append(spec)
-            steps.append(Step(node.name, "layer", args=(conv(node.args[0]),), spec=spec, path=path))
+            i = MATMUL_OPS[node.target][0] if node.target in MATMUL_OPS else 0
+            steps.append(Step(node.name, "layer", args=(conv(node.args[i]),), spec=spec, path=path))
             continue
         kind = "grid" if node.target in GRID_OPS else "op"
         steps.append(Step(node.name, kind, fn=_portable(node.target), args=conv(tuple(node.args)),
@@ -469,16 +474,43 @@ def parse(model: Any, example: torch.Tensor) -> Graph:
     return Graph(steps, layers, gm)
 
 
+def _is_layer(gm: nn.Module, node: torch.fx.Node) -> bool:
+    """A conv/linear on a constant weight, or a product with a constant 2-D weight matrix (:data:`MATMUL_OPS`)
+    on the input, with a constant bias (if any) and no scaling (``addmm``'s ``beta``, ``alpha`` of 1)."""
+    if node.target in CONV_OPS | LINEAR_OPS:
+        return _attr(gm, node.args[1]) is not None
+    if node.target not in MATMUL_OPS:
+        return False
+    i, w, b = MATMUL_OPS[node.target]
+    weight = _attr(gm, node.args[w]) if len(node.args) > w else None
+    if weight is None or weight.ndim != 2 or _attr(gm, node.args[i]) is not None:
+        return False
+    if b is not None and _attr(gm, node.args[b]) is None:
+        return False
+    return all(float(node.kwargs.get(k, 1)) == 1.0 for k in ("beta", "alpha"))
+
+
 def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> LayerSpec:
-    """The layer of a conv2d/linear node, with the BN and ReLU that alone consume it (marked in ``fused``)."""
-    a = _norm_args(node)
+    """The layer of a conv/linear/product node, with the BN and ReLU that alone consume it (marked in ``fused``)."""
     path = _path(node)
-    weight, bias = _attr(gm, node.args[1]), _attr(gm, a.get("bias"))
-    is_conv = node.target in CONV_OPS
     op = op_name(node.target)
-    spec = LayerSpec(name=path, index=index, kind="conv" if is_conv else "linear", weight=weight, bias=bias,
-                     op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
-                                    dict(node.kwargs))])
+    if node.target in MATMUL_OPS:
+        i, w, b = MATMUL_OPS[node.target]
+        a = {}
+        weight = _attr(gm, node.args[w]).t()             # (K, C) -> a linear's (C, K)
+        bias = _attr(gm, node.args[b]) if b is not None else None
+        args = [INPUT if k == i else _consts(gm, v, path) for k, v in enumerate(node.args)]
+        spec = LayerSpec(name=path, index=index, kind="linear", weight=weight, bias=bias, op=op,
+                         calls=[(_portable(node.target), tuple(args), dict(node.kwargs))])
+        inp = node.args[i]
+    else:
+        a = _norm_args(node)
+        weight, bias = _attr(gm, node.args[1]), _attr(gm, a.get("bias"))
+        spec = LayerSpec(name=path, index=index, kind="conv" if node.target in CONV_OPS else "linear", weight=weight,
+                         bias=bias, op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
+                                                   dict(node.kwargs))])
+        inp = node.args[0]
+    is_conv = spec.is_conv
     if is_conv:
         if weight.ndim == 3:     # conv1d: the 1-D geometry as a conv2d's of height 1
             a = {**a, "stride": [1, *a["stride"]], "dilation": [1, *a["dilation"]],
@@ -492,7 +524,7 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
         elif _pair(a["dilation"]) != (1, 1):
             spec.problem = f"dilated convolution (dilation={list(a['dilation'])})"
     else:
-        shape = node.args[0].meta["val"].shape if "val" in node.args[0].meta else None
+        shape = inp.meta["val"].shape if "val" in inp.meta else None
         if shape is None or len(shape) < 2:
             spec.problem = ("its input shape is unknown" if shape is None else "its input has one dimension") + \
                 "; the tiles take vectors (samples, or samples x tokens)"
@@ -501,7 +533,7 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
     # is the tokens, so it stays an op of its own
     token_wise = not is_conv and (shape is None or len(shape) > 2)
     if not is_conv and shape is not None:
-        spec.lead, spec.batch_dim = _sample_axes(node.args[0])
+        spec.lead, spec.batch_dim = _sample_axes(inp)
     tail = node
     user = _only_user(tail)
     if (user is not None and user.op == "call_function" and user.target in BN_OPS and user.args[0] is tail
