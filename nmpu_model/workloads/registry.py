@@ -141,10 +141,18 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
     n = len(y) if images is None else min(images, len(y))
     try:
         with torch.no_grad():
-            ep.module()(x[:2])
+            out = ep.module()(x[:2])
     except Exception as e:
         raise ValueError(f"--model {model} does not run on --data {data} x of shape {tuple(x.shape[1:])} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    # labels the model cannot output would score 0 % in every row, silently
+    if isinstance(out, torch.Tensor) and out.ndim == 2:
+        classes = int(out.shape[1])
+        bad = np.flatnonzero((arrays["y"] < 0) | (arrays["y"] >= classes))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{data}: y[{i}] = {int(arrays['y'][i])} is not one of the model's {classes} output "
+                             f"classes (0..{classes - 1}); {bad.size} label(s) out of range")
     return Workload(Path(model).stem, ep, x[:n], y[:n], x_cal, note=note)
 
 

@@ -290,6 +290,21 @@ def test_cli_bad_model_input_exits_2(exported, make, msg: str) -> None:
     assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+def test_cli_labels_the_model_cannot_output_exit_2(exported, tmp_path: Path) -> None:
+    """Labels 20..29 for a 10-class network would score 0.00 % in every row: refused, naming the first."""
+    pt2, data, _ = exported
+    with np.load(data) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["y"] = arrays["y"].copy()
+    arrays["y"][5] = 23
+    np.savez(tmp_path / "bad.npz", **arrays)
+    r = nmpu("eval", "--model", str(pt2), "--data", str(tmp_path / "bad.npz"), "--seeds", "1")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().endswith("bad.npz: y[5] = 23 is not one of the model's 10 output classes (0..9); "
+                                     "1 label(s) out of range"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
 def test_cli_refusal_of_a_grouped_conv_exits_2(tmp_path: Path) -> None:
     model = Grouped(groups=2).eval()
     ep = torch.export.export(model, (X[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
