@@ -6,9 +6,10 @@ of a ``.pt2`` file), or an ``nn.Module`` exported here with a dynamic batch dime
 ``aten.add``, ``aten.cat``, pooling, ``aten.flatten``/``view``/``reshape``, ...) becomes a list of
 :class:`Step` in execution order:
 
-- ``layer``: a ``conv2d`` or ``linear`` whose weight is a constant, fused with the eval-mode batch
-  norm that alone consumes it and the ReLU that alone consumes that (:class:`LayerSpec`). Analog
-  (on tiles, the NMPU after it) or digital (the same ATen calls in float32).
+- ``layer``: a weight-stationary product whose weight is a constant: ``conv2d``, ``conv1d`` (on the tiles a
+  conv2d of height 1), ``linear``, and ``addmm``/``matmul``/``mm`` on a constant 2-D weight (:data:`MATMUL_OPS`),
+  fused with the eval-mode batch norm that alone consumes it and the ReLU that alone consumes that
+  (:class:`LayerSpec`). Analog (on tiles, the NMPU after it) or digital (the same ATen calls in float32).
 - ``grid``: an op that maps integer codes to integer codes of the same step, so the NMPU's output
   codes pass through it unchanged in kind: max pooling, ReLU, dropout (eval), and shape-only ops
   (flatten, view, reshape, squeeze, unsqueeze, clone). This is the hardware's rule: codes stay codes
@@ -98,7 +99,7 @@ def op_name(target: Any) -> str:
 
 @dataclass
 class LayerSpec:
-    """One conv2d/linear on constant weights, with its folded batch norm and ReLU.
+    """One conv2d/conv1d/linear (or a product on a constant weight, as a linear) with its folded batch norm and ReLU.
 
     Attributes
     ----------
