@@ -24,7 +24,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_root() / "numba"))
 
 _API = {
     "golden.config": ("NMPUConfig", "Plan", "RTLParams", "Span", "load_config", "set_field", "COEF_NAMES"),
-    "golden.formats": ("OVERFLOW_MODES", "ROUNDING_MODES", "ConfigError", "Fmt", "quantize"),
+    "golden.formats": ("OVERFLOW_MODES", "ROUNDING_MODES", "ConfigError", "Fmt", "Overflow", "Rounding", "quantize"),
     "golden.datapath": ("apply", "check_inputs"),
     "analog.pcm": ("PCMParams",),
     "analog.tiles": ("TileParams", "program_layer"),

@@ -16,15 +16,36 @@ from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, Value, signed, 
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt
+from nmpu_model.golden.formats import ConfigError, Fmt, Rounding, Up, rounding_mode
 
 __all__ = ["RoundShift", "VarQuantize", "Fit", "fit_logic", "MulAdd", "fmt_shape", "round_shift_width",
-           "TIE_FAULTS"]
+           "up_rule", "either", "both", "as_value"]
 
-# A deliberately wrong tie rule per rounding mode, used only by the "broken RTL" tests to prove
-# that the verification catches a one-LSB error on ties. Truncating modes have no ties.
-TIE_FAULTS = {"RND": "RND_MIN_INF", "RND_MIN_INF": "RND", "RND_ZERO": "RND_INF", "RND_INF": "RND_ZERO",
-              "RND_CONV": "RND_CONV_ODD", "TRN": "TRN", "TRN_ZERO": "TRN_ZERO"}
+
+def up_rule(rounding: Rounding, fault: bool = False) -> Up:
+    """The rule that decides a rounding's undecided values (:attr:`Rounding.up`). With ``fault``, a
+    deliberately wrong tie rule (the opposite one), used only by the "broken RTL" tests to prove that
+    the verification catches a one-LSB error on ties; truncating modes have no ties and keep theirs."""
+    return rounding.up.opposite if fault and rounding.nearest else rounding.up
+
+
+def either(a, b):
+    """``a | b`` of 1-bit values, where the Python constants ``True``/``False`` (from :meth:`Up.of`) fold."""
+    if a is True or b is True:
+        return True
+    return b if a is False else (a if b is False else a | b)
+
+
+def both(a, b):
+    """``a & b`` of 1-bit values, where the Python constants ``True``/``False`` fold."""
+    if a is False or b is False:
+        return False
+    return b if a is True else (a if b is True else a & b)
+
+
+def as_value(x) -> Value:
+    """A folded 1-bit result as an Amaranth value."""
+    return Const(int(x)) if isinstance(x, bool) else x
 
 
 def _refuse(obj: object, exc: Exception) -> Exception:
@@ -74,12 +95,12 @@ class RoundShift(wiring.Component):
         Width of the signed input.
     shift : int
         The power of two to divide by; ``<= 0`` is an exact left shift.
-    rounding : str
-        One of ``nmpu_model.golden.formats.ROUNDING_MODES``.
+    rounding : Rounding or str
+        A ``nmpu_model.golden.formats.Rounding`` (or its name).
     pre_truncate : int
         When ``0 < k < shift``, floor to ``k`` extra fraction bits before rounding.
     fault : bool
-        Build a deliberately wrong tie rule (:data:`TIE_FAULTS`); for verification tests only.
+        Build a deliberately wrong tie rule (:func:`up_rule`); for verification tests only.
 
     Members
     -------
@@ -95,8 +116,10 @@ class RoundShift(wiring.Component):
                  fault: bool = False) -> None:
         if not isinstance(width, int) or width < 1:
             raise _refuse(self, TypeError(f"Width must be a positive integer, not {width!r}"))
-        if rounding not in ROUNDING_MODES:
-            raise _refuse(self, ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}"))
+        try:
+            rounding = rounding_mode(rounding)
+        except ConfigError as e:
+            raise _refuse(self, e) from None
         if pre_truncate < 0:
             raise _refuse(self, ConfigError(f"pre_truncate must be >= 0, not {pre_truncate}"))
         self.width, self.shift, self.rounding, self.pre_truncate = width, shift, rounding, pre_truncate
@@ -115,25 +138,15 @@ class RoundShift(wiring.Component):
             if 0 < k < d:
                 # floor to k extra fraction bits first: the dropped bits never reach the adder
                 v, d = self.i >> (d - k), k
-            half = 1 << (d - 1)
-            neg = v[-1]                    # sign of the (possibly pre-truncated) input
-            rule = TIE_FAULTS[self.rounding] if self.fault else self.rounding
-            if rule == "TRN":
-                bias = Const(0, 1)
-            elif rule == "TRN_ZERO":
-                bias = Mux(neg, (1 << d) - 1, 0)       # ceil for negatives
-            elif rule == "RND":
-                bias = Const(half, d + 1)
-            elif rule == "RND_MIN_INF":
-                bias = Const(half - 1, d + 1)
-            elif rule == "RND_ZERO":
-                bias = (half - 1) + neg
-            elif rule == "RND_INF":
-                bias = Mux(neg, half - 1, half)
-            elif rule == "RND_CONV":
-                bias = (half - 1) + v[d] if len(v) > d else Const(half - 1, d + 1) + v[-1]
-            else:  # RND_CONV_ODD: the fault of RND_CONV, ties to odd
-                bias = Mux(v[d] if len(v) > d else v[-1], half - 1, half)
+            # (v + base + step * up) >> d, up the rounding's rule (Rounding.bias)
+            base, step = self.rounding.bias(d)
+            up = up_rule(self.rounding, self.fault).of(v[-1], v[d] if len(v) > d else v[-1])
+            if isinstance(up, bool):
+                bias = Const(base + step * up, d + 1)
+            elif step == 1:
+                bias = base + up
+            else:
+                bias = Mux(up, base + step, base)
             # one bit of headroom for the rounding add (0 <= bias < 2**d); d may exceed the width
             total = Signal(signed(max(len(v), d) + 1))
             m.d.comb += total.eq(v + bias)
@@ -162,8 +175,6 @@ class Fit(wiring.Component):
     LATENCY = 1
 
     def __init__(self, width: int, fmt: Fmt) -> None:
-        if fmt.overflow not in OVERFLOW_MODES:
-            raise _refuse(self, ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}"))
         self.width, self.fmt = width, fmt
         super().__init__({"i": In(signed(width)), "o": Out(fmt_shape(fmt)), "en": In(1, init=1)})
 
@@ -181,11 +192,11 @@ def fit_logic(m: Module, i: Value, fmt: Fmt) -> Signal:
     # input range: a comparison that can never be true is left out (no constant-compare lint)
     in_lo, in_hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
     below, above = (i < lo) if in_lo < lo else Const(0), (i > hi) if in_hi > hi else Const(0)
-    if fmt.overflow == "WRAP":
+    if fmt.overflow.wraps:
         ext = Signal(signed(max(width, fmt.bits)))
         m.d.comb += [ext.eq(i), res.eq(ext[:fmt.bits])]
-    elif fmt.overflow in ("SAT", "SAT_SYM"):
-        floor = -hi if (fmt.overflow == "SAT_SYM" and fmt.signed) else lo
+    elif not fmt.overflow.to_zero:
+        floor = fmt.overflow.bounds(fmt)[0]
         below = (i < floor) if in_lo < floor else Const(0)
         with m.If(below):
             m.d.comb += res.eq(floor)
@@ -301,7 +312,7 @@ class VarQuantize(wiring.Component):
     relu : bool
         Quantize ``max(v, 0)`` (``shape`` must be signed).
     fault : bool
-        A deliberately wrong tie rule (:data:`TIE_FAULTS`), for verification tests only.
+        A deliberately wrong tie rule (:func:`up_rule`), for verification tests only.
 
     Members
     -------
@@ -318,10 +329,6 @@ class VarQuantize(wiring.Component):
     def __init__(self, shape: Shape, frac: int, fmt: Fmt, out_frac_min: int, out_frac_max: int, *,
                  relu: bool = False, fault: bool = False) -> None:
         shape = Shape.cast(shape)
-        if fmt.rounding not in ROUNDING_MODES:
-            raise _refuse(self, ConfigError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {fmt.rounding!r}"))
-        if fmt.overflow not in OVERFLOW_MODES:
-            raise _refuse(self, ConfigError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {fmt.overflow!r}"))
         if not out_frac_min <= out_frac_max:
             raise _refuse(self, ValueError(f"out_frac range must have min <= max, not {out_frac_min}, {out_frac_max}"))
         if relu and not shape.signed:
@@ -359,7 +366,7 @@ class VarQuantize(wiring.Component):
         ob = fmt.bits
         k = fmt.pre_truncate
         hi_bits = fmt.max.bit_length()
-        narrow = not shape.signed and fmt.overflow != "WRAP" and hi_bits >= 1
+        narrow = not shape.signed and not fmt.overflow.wraps and hi_bits >= 1
         w = hi_bits if narrow else ob + 1            # width of the floor F
         far_from = w if narrow else ob               # far: bits from d + far_from up
         # v = i << pad, signed unless the narrow path (one more bit for an unsigned input)
@@ -393,25 +400,17 @@ class VarQuantize(wiring.Component):
                 far_bits.append((v[j] ^ sign) & at_most(j - far_from))
         sticky = Cat(*sticky_bits).any() if sticky_bits else Const(0)
         far = Cat(*far_bits).any() if far_bits else Const(0)
-        rule = TIE_FAULTS[fmt.rounding] if self.fault else fmt.rounding
-        inc = {
-            "TRN": Const(0),
-            "TRN_ZERO": sign & (half | sticky),
-            "RND": half,
-            "RND_MIN_INF": half & sticky,
-            "RND_ZERO": half & (sticky | sign),
-            "RND_INF": half & (sticky | ~sign),
-            "RND_CONV": half & (sticky | F[0]),
-            "RND_CONV_ODD": half & (sticky | ~F[0]),
-        }[rule]
+        up = up_rule(fmt.rounding, self.fault).of(sign, F[0])
+        # to nearest: up from the half bit, a tie (no sticky bit) by the rule; truncating: any dropped bit, by the rule
+        inc = as_value(both(half, either(sticky, up)) if fmt.rounding.nearest else both(up, either(half, sticky)))
         if narrow:
             # n = F + inc in w + 1 bits; out of range (above fmt.max = 2**w - 1) when far or carry
             n = Signal(unsigned(w + 1))
             m.d.comb += n.eq(F + inc)
             over = far | n[w]
-            return Mux(over, 0 if fmt.overflow == "SAT_ZERO" else fmt.max, n[:w])
+            return Mux(over, 0 if fmt.overflow.to_zero else fmt.max, n[:w])
         n = Signal(signed(ob + 2))
-        if fmt.overflow == "WRAP":   # only the low bits count
+        if fmt.overflow.wraps:   # only the low bits count
             m.d.comb += n.eq(F.as_signed() + inc)
         else:
             m.d.comb += n.eq(Mux(far, Mux(sign, -(1 << (ob + 1)), (1 << (ob + 1)) - 1), F.as_signed() + inc))

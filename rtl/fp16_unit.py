@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 from nmpu_model.golden.config import NMPUConfig
 from nmpu_model.golden.formats import Fmt, signed_bits
 
-from .arith import Fit, fmt_shape
+from .arith import Fit, as_value, both, either, fmt_shape
 from .blocks import coef_memories, delay_line, out_frac_register
 from .nmpu import check_unit_args, interface, pipeline_control
 
@@ -411,15 +411,8 @@ class FP16ToFixed(wiring.Component):
         tie = (rem_t == half) & (d != 0)
         nz = (rem_t != 0)
         vneg = V < 0
-        inc = {
-            "TRN": Const(0),
-            "TRN_ZERO": vneg & nz,
-            "RND": gt | tie,
-            "RND_MIN_INF": gt,
-            "RND_ZERO": gt | (tie & vneg),
-            "RND_INF": gt | (tie & ~vneg),
-            "RND_CONV": gt | (tie & q[0]),
-        }[fmt.rounding]
+        up = fmt.rounding.up.of(vneg, q[0])
+        inc = as_value(either(gt, both(tie, up)) if fmt.rounding.nearest else both(up, nz))
         with m.If(sh >= 0):
             m.d.comb += n.eq(V << left)
         with m.Else():
@@ -438,14 +431,7 @@ class FP16ToFixed(wiring.Component):
         inf2, inf_neg2, nan2 = Signal(reset_less=True), Signal(reset_less=True), Signal(reset_less=True)
         with m.If(self.en):
             m.d.sync += [inf2.eq(inf_r), inf_neg2.eq(inf_neg_r), nan2.eq(nan_r)]
-        hi = fmt.max
-        lo = fmt.min
-        if fmt.overflow == "SAT_ZERO":
-            pos_code, neg_code = 0, 0
-        elif fmt.overflow == "SAT_SYM" and fmt.signed:
-            pos_code, neg_code = hi, -hi
-        else:
-            pos_code, neg_code = hi, lo
+        neg_code, pos_code = fmt.overflow.extremes(fmt)
         with m.If(nan2):
             m.d.comb += self.o.eq(0)
         with m.Elif(inf2):

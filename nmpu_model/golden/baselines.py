@@ -75,36 +75,24 @@ def quantize_real(v: np.ndarray, fmt: Fmt) -> np.ndarray:
     tf = np.where(fin, t, 0.0)
     fl = np.floor(tf)
     r = tf - fl  # exact
-    up = {
-        "TRN": np.zeros_like(r, dtype=bool),
-        "RND": r >= 0.5,
-        "RND_MIN_INF": r > 0.5,
-    }.get(fmt.rounding)
-    if up is None:
-        tie = r == 0.5
-        if fmt.rounding == "TRN_ZERO":
-            up = (r > 0) & (tf < 0)
-        elif fmt.rounding == "RND_ZERO":
-            up = (r > 0.5) | (tie & (tf < 0))
-        elif fmt.rounding == "RND_INF":
-            up = (r > 0.5) | (tie & (tf > 0))
-        else:  # RND_CONV
-            up = (r > 0.5) | (tie & (np.fmod(fl, 2.0) != 0))
+    rule = fmt.rounding.up.of(tf < 0, np.fmod(fl, 2.0) != 0)
+    if fmt.rounding.nearest:
+        up = (r > 0.5) | ((r == 0.5) & rule)
+    else:
+        up = (r > 0) & rule
     n = fl + up
-    lo, hi = float(fmt.min), float(fmt.max)
-    if fmt.overflow == "SAT":
-        n = np.clip(n, lo, hi)
-    elif fmt.overflow == "SAT_SYM":
-        n = np.clip(n, -hi if fmt.signed else lo, hi)
-    elif fmt.overflow == "SAT_ZERO":
-        n = np.where((n < lo) | (n > hi), 0.0, n)
-    else:  # WRAP, exactly: fmod of a float is exact, the rest are small integers
+    lo, hi = fmt.min, fmt.max
+    if fmt.overflow.wraps:  # exactly: fmod of a float is exact, the rest are small integers
         m = float(1 << fmt.bits)
         w = np.fmod(n, m) - lo
         w = np.where(w < 0, w + m, w)
         w = np.where(w >= m, w - m, w)
         n = w + lo
-    inf_code = {"SAT_ZERO": (0.0, 0.0), "SAT_SYM": (-hi if fmt.signed else lo, hi)}.get(fmt.overflow, (lo, hi))
+    elif fmt.overflow.to_zero:
+        n = np.where((n < lo) | (n > hi), 0.0, n)
+    else:
+        n = np.clip(n, *fmt.overflow.bounds(fmt))
+    inf_code = fmt.overflow.extremes(fmt)
     n = np.where(np.isposinf(t), inf_code[1], n)
     n = np.where(np.isneginf(t), inf_code[0], n)
     n = np.where(np.isnan(t), 0.0, n)

@@ -160,15 +160,16 @@ def requant_desc(v_frac: int, fmt: Fmt, nonneg: bool = False) -> tuple[int, np.n
     left, pre, d = max(shift, 0), 0, max(-shift, 0)
     if 0 < fmt.pre_truncate < d:
         pre, d = d - fmt.pre_truncate, fmt.pre_truncate
-    half = (1 << (d - 1)) if d > 0 else 0
-    c0, c_neg, c_odd = {"TRN": (0, 0, 0), "RND": (half, 0, 0), "RND_MIN_INF": (half - 1, 0, 0),
-                        "RND_ZERO": (half - 1, 1, 0), "RND_INF": (half, -1, 0), "RND_CONV": (half - 1, 0, 1),
-                        "TRN_ZERO": (0, (1 << d) - 1, 0)}[fmt.rounding] if d > 0 else (0, 0, 0)
+    c0 = c_neg = c_odd = 0
+    if d > 0:
+        base, step = fmt.rounding.bias(d)
+        always, negative, odd = fmt.rounding.up.terms
+        c0, c_neg, c_odd = base + step * always, step * negative, step * odd
     if nonneg:
         c_neg = 0
     lo, hi = fmt.min, fmt.max
-    lo_sat = -hi if fmt.overflow == "SAT_SYM" and fmt.signed else lo
-    kind = {"WRAP": 0, "SAT": 1, "SAT_SYM": 1, "SAT_ZERO": 2}[fmt.overflow]
+    lo_sat = fmt.overflow.bounds(fmt)[0]
+    kind = 0 if fmt.overflow.wraps else (2 if fmt.overflow.to_zero else 1)
     desc = np.array([pre, d, c0, c_neg, c_odd, lo, hi, lo_sat, (1 << fmt.bits) - 1, kind], np.int64)
     assert desc.shape == (Q_FIELDS,)
     return left, desc

@@ -13,7 +13,8 @@ from amaranth.hdl import signed, unsigned
 from amaranth.sim import Simulator
 
 from nmpu_model.golden.formats import OVERFLOW_MODES, ROUNDING_MODES, ConfigError, Fmt, fit, quantize, round_shift
-from rtl.arith import TIE_FAULTS, Fit, MulAdd, RoundShift, VarQuantize, round_shift_width
+from nmpu_model.golden.formats import Rounding
+from rtl.arith import up_rule, Fit, MulAdd, RoundShift, VarQuantize, round_shift_width
 
 
 def run_pipelined(dut, inputs: list[list[tuple]], out, latency: int) -> list[int]:
@@ -65,7 +66,7 @@ def test_round_shift_fault_changes_ties_only() -> None:
     want = round_shift(v, 2, "RND")
     ties = (v & 3) == 2
     assert (got != want).tolist() == ties.tolist()
-    assert TIE_FAULTS["RND"] != "RND"
+    assert up_rule(Rounding.RND, fault=True) is not Rounding.RND.up
 
 
 @pytest.mark.parametrize("overflow", OVERFLOW_MODES)

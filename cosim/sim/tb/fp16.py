@@ -103,7 +103,7 @@ class FP16Model:
             c["fma_zero"] += int((v == 0).sum())
             c["fma_subnormal"] += int(((v != 0) & (np.abs(v) < 2.0 ** -14)).sum())
         out = cfg.output
-        lowest = -out.max if (out.overflow == "SAT_SYM" and out.signed) else out.min
+        lowest = out.overflow.bounds(out)[0]
         c["out_max"] += int((y == out.max).sum())
         c["out_min"] += int((y == lowest).sum())      # the lowest code the overflow mode produces
         c["values"] += int(y.size)
