@@ -33,6 +33,7 @@ from nmpu_model import apply, load_config  # noqa: E402
 from nmpu_model.analog.tiles import TileParams
 from nmpu_model.workloads.registry import digits_workload
 from nmpu_model.network.analog_network import AnalogNetwork
+from timing import save_json  # noqa: E402
 
 
 def cli(args: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
@@ -123,8 +124,7 @@ def main() -> None:
         print(f"  with a cold build: {whole['cold_build']['wall_s']} s "
               f"(harness build {list(whole['cold_build']['builds'].values())[0]['seconds']} s)")
     print(f"load average during the run: {res['load_avg_1min']} on {res['cpus']} CPUs")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+    save_json(args.json, res)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ codes, and the wall time of the whole default ``nmpu eval`` (5 seeds x 4 drift t
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import torch
-from timing import best_of
+from timing import best_of, save_json
 
 from nmpu_model import NMPUConfig
 from nmpu_model.studies.evaluate import DEFAULT_DRIFTS, evaluate
@@ -65,9 +64,7 @@ def main() -> None:
     for p, s in post_s.items():
         print(f"  {p:6s} {1e3 * s:8.2f} ms")
     print(f"whole evaluation ({args.seeds} seeds x {len(DEFAULT_DRIFTS)} drift times x 3 posts): {eval_s:.1f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    save_json(args.json, res)
 
 
 if __name__ == "__main__":

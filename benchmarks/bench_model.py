@@ -20,12 +20,11 @@ run) over the bytes a value moves: its code read, its output written.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 
 import numpy as np
 import torch
-from timing import best_of
+from timing import best_of, save_json
 
 from nmpu_model import apply, load_config
 
@@ -137,9 +136,7 @@ def main() -> None:
           f"{res['torch_f32_best_Mvalues_s']:.1f} at its best (fused addcmul, 3 passes)")
     print(f"per-element Python                {res['python_Mvalues_s']:8.3f} Mvalues/s  (the model is "
           f"{min(res['speedup_over_python'].values()):.0f}x-{max(res['speedup_over_python'].values()):.0f}x faster)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=2)
+    save_json(args.json, res)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ evaluation of N such images in a child process and reports its peak resident mem
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
 
 import torch
-from timing import best_of
+from timing import best_of, save_json
 
 from nmpu_model import NMPUConfig
 from nmpu_model.workloads.registry import load_workload
@@ -114,9 +113,7 @@ def main() -> None:
         out["peak_rss_gb"] = {"images": args.rss, "gb": peak_rss(args.rss)}
         print(f"resnet9-random, {args.rss} images, analog evaluation in one call: peak resident memory "
               f"{out['peak_rss_gb']['gb']:.2f} GB")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    save_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import time
 
 from nmpu_model import load_config
 from nmpu_model.studies.sweep import Setup, precision_sweep, setup_workload
+from timing import save_json
 
 GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 4, 8]}
 
@@ -59,10 +60,9 @@ def main() -> None:
     same = all(r == raws["serial (no Dask)"] for r in raws.values())
     speedup = res["Dask, 1 worker"] / res["Dask, 2 workers"]
     print(f"2 workers vs 1: {speedup:.2f}x speed-up; identical results in all modes: {same}")
-    if args.json:
-        json.dump({"seconds": res, "speedup_2_vs_1": speedup, "identical": same, "cores": os.cpu_count(),
-                   "two_process_throughput": cores,
-                   "tasks": len(GRID["scale.bits"]) * len(GRID["offset.bits"]) * 3 + 3}, open(args.json, "w"), indent=2)
+    save_json(args.json, {"seconds": res, "speedup_2_vs_1": speedup, "identical": same, "cores": os.cpu_count(),
+                          "two_process_throughput": cores,
+                          "tasks": len(GRID["scale.bits"]) * len(GRID["offset.bits"]) * 3 + 3})
 
 
 if __name__ == "__main__":

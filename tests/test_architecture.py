@@ -3,10 +3,11 @@
 Every ``import`` and ``from ... import`` of the project's packages, at module level or inside a
 function, is checked against the allowed order:
 
-    cosim.cli -> cosim.report, cosim.sim, cosim.synth -> rtl -> nmpu_model.golden
+    cosim.cli -> cosim.report -> cosim.studies -> cosim.sim, cosim.synth -> rtl -> nmpu_model.golden
     nmpu_model.studies -> nmpu_model.workloads -> nmpu_model.network -> nmpu_model.analog, nmpu_model.golden
 
-``cosim.sim`` and ``cosim.synth`` never import each other, ``cosim.report`` imports neither, and
+``cosim.sim`` and ``cosim.synth`` never import each other (``cosim.studies`` composes them), ``cosim.report``
+imports neither (it renders the studies' results), and
 ``cosim.sim.tb`` (code that runs inside the simulator) imports nothing of ``cosim`` outside ``cosim.sim``.
 ``rtl`` sees the golden model alone (its configuration and formats), so the RTL needs neither torch nor numba;
 ``nmpu_model``'s own ``__init__`` is the public facade over its rooms and is not imported from inside them.
@@ -33,10 +34,11 @@ ALLOWED = {
     "nmpu_model.workloads": {"nmpu_model.network", "nmpu_model.cache"},
     "nmpu_model.studies": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network", "nmpu_model.workloads"},
     "rtl": {"nmpu_model.golden"},
-    "cosim.report": MODEL_ROOMS,
+    "cosim.report": {"cosim.studies"} | MODEL_ROOMS,   # the studies' result types, to render them
     "cosim.sim": {"rtl"} | MODEL_ROOMS,
     "cosim.synth": {"rtl"} | MODEL_ROOMS,
-    "cosim.cli": {"cosim.report", "cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
+    "cosim.studies": {"cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
+    "cosim.cli": {"cosim.report", "cosim.studies", "cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
     "cosim": set(),                          # the package's own __init__
 }
 

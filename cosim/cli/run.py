@@ -129,19 +129,16 @@ def _error_histograms(run: Run) -> list[str]:
     import torch
 
     from nmpu_model import load_config
+    from nmpu_model.studies.evaluate import fixed_minus_fp32
     from nmpu_model.workloads.registry import load_workload
-    from nmpu_model.network.analog_network import capture, replay
 
     from ..report.plots import error_histograms
     torch.set_num_threads(1)
-    config = load_config(run.config)
     work = load_workload(run.model, run.data, 120 if run.quick else None)
-    net, _, trace = capture(work.model, work.x_test, work.x_cal, config, seed=0, t=3600.0, digital=work.digital)
-    fp32 = replay(trace, net, config, "fp32")
-    diffs = {name: lt.out_codes - fp32[name] for name, lt in trace.items()}
+    diffs = fixed_minus_fp32(work, load_config(run.config), seed=0, t=3600.0)
     error_histograms(diffs, run.out / "error_histograms.png")
     return ["Output codes of each analog layer, fixed-point vs fp32 post-processing of the *same* ADC codes "
-            f"(seed 0, t = 1 h, {len(work.y_test)} images; library calls `nmpu_model.network.capture` and `replay`):",
+            f"(seed 0, t = 1 h, {len(work.y_test)} images; library call `nmpu_model.studies.evaluate.fixed_minus_fp32`):",
             "", "![error histograms](error_histograms.png)"]
 
 
@@ -201,6 +198,8 @@ def stage_cosim(run: Run) -> list[str]:
 
 def stage_synth(run: Run) -> list[str]:
     from ..report.plots import area_plot
+    from ..report.tables import ppa_markdown
+    from ..studies.ppa import PPAStudy
     argv = ["synth", *run.model_args(), "--compare", "--breakdown", "--config", run.config, "--out",
             run.path("synth"), "--json", run.path("synth.json")]
     # quick: no precision table, and 16 samples of the layer through the gate-level netlists for the activity
@@ -219,10 +218,11 @@ def stage_synth(run: Run) -> list[str]:
              f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
              "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
              f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
-    if s.get("ppa"):
+    study = PPAStudy.from_json(s)
+    if study is not None and study.comparison is not None:
         from ..report.plots import ppa_plot
         ppa_plot(s, run.out / "ppa.png")
-        lines += [""] + ppa_markdown(s) + ["", "![power, performance, area](ppa.png)"]
+        lines += [""] + ppa_markdown(study) + ["", "![power, performance, area](ppa.png)"]
     if s.get("breakdown"):
         lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
                   "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
@@ -230,30 +230,6 @@ def stage_synth(run: Run) -> list[str]:
                   for u in ("fixed", "fp16") for r in s["breakdown"].get(u, [])]
     if not run.quick and (run.out / "area_vs_accuracy.png").exists():
         lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
-    return lines
-
-
-def ppa_markdown(s: dict) -> list[str]:
-    """The PPA table of ``nmpu synth --compare --json`` (both units, OSU 0.18 um, OpenSTA)."""
-    q = s["ppa"]
-    names = (("fixed", "fixed-point NMPU"), ("fp16", "FP16 unit"), ("fp16_pipelined", "FP16 unit, 5-stage FMAs"))
-    rows = [f"| {name} | {s[u]['osu018']['area']:,.0f} | {s[u]['latency']} | {s[u]['timing']['critical_path_ns']:.2f} | "
-            f"{s[u]['timing']['fmax_mhz']:.1f} | {s[u]['power']['mw']:.2f} | {s[u]['energy_pj_per_value']:.1f} | "
-            f"{s[u]['throughput_per_mm2'] / 1e9:.2f} |" for u, name in names if u in s and "timing" in s[u]]
-    lines = [f"Power, performance and area in {q['library']} (Yosys timing-driven mapping, OpenSTA; memories as "
-             f"macros, excluded). Activity: {s['fixed']['power']['activity']}.", "",
-             "| unit | area (µm²) | latency (cycles) | critical path (ns) | fmax (MHz) | power at fmax (mW) | "
-             "energy (pJ/value) | throughput (Gvalues/s/mm²) |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
-             f"fixed / FP16: fmax **{q['fmax_ratio']:.2f}x**, energy per value **{q['energy_ratio']:.2f}x** lower, "
-             f"throughput per area **{q['throughput_per_area_ratio']:.1f}x**; {q['fixed_lanes_in_fp16_area']:.1f} "
-             f"fixed-point lanes fit in the FP16 unit's area ({q['throughput_in_fp16_area_ratio']:.1f}x its throughput)."]
-    e = q.get("equal_clock")
-    if e:
-        lines += ["", f"At one clock, {e['clock_mhz']:.1f} MHz ({100 * e['of_fixed_fmax']:.0f}% of the fixed unit's "
-                  f"fmax), against the FP16 unit pipelined to reach it: area **{e['area_ratio']:.2f}x**, power "
-                  f"{e['fp16_pipelined']['mw']:.2f} vs {e['fixed']['mw']:.2f} mW, energy per value "
-                  f"**{e['energy_ratio']:.2f}x** lower."]
     return lines
 
 

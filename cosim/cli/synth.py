@@ -15,6 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..report.tables import fmt, table, unit_text
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -63,49 +65,11 @@ def _notify(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _fmt(v: Any, nd: int = 0) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:,.{nd}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def _table(headers: list[str], rows: list[list[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _print_unit(r: dict[str, Any]) -> None:
     """Print the unit's report and keep it beside its netlist (``summary.txt``)."""
-    text = _unit_report(r)
+    text = unit_text(r)
     print(text)
     Path(r["files"]["report"]).with_name("summary.txt").write_text(text + "\n")
-
-
-def _unit_report(r: dict[str, Any]) -> str:
-    lines = [f"{r['unit']} unit ({r['top']}), target {r['target']}: {r['lanes']} lane(s), latency {r['latency']} cycles, "
-             f"Yosys {r['seconds']:.1f} s"]
-    if r["target"] == "generic":
-        lines.append(f"  area: {_fmt(r['area'])} um^2 in {r['std_cells']} sky130_fd_sc_hd cells (memories excluded); "
-                     f"{_fmt(r['transistors'])} transistors by Yosys' estimate "
-                     f"({_fmt(r['transistors_with_memory'])} with the memory bits as 6T SRAM cells); "
-                     f"logic depth {r['logic_depth']} cells between registers")
-        lines.append("  sky130 cells: " + ", ".join(
-            f"{n} {t.replace('sky130_fd_sc_hd__', '')}" for t, n in
-            sorted(r["std_cells_by_type"].items(), key=lambda kv: -kv[1])))
-    else:
-        lines.append(f"  LUT4 {r['luts']}, carry {r['carries']}, DSP {r['dsps']}, RAM blocks {r['rams']}")
-        lines.append("  fmax: " + (f"{r['fmax_mhz']:.1f} MHz ({r['fmax_note']})" if r["fmax_mhz"] else r["fmax_note"]))
-    lines.append(f"  flip-flops {r['flip_flops']}, memory bits {r['memory_bits']}, cells {r['cells']}"
-                 + (" (Yosys' gates)" if r["target"] == "generic" else "") + ":")
-    lines += [f"    {n:>7}  {t}" for t, n in sorted(r["cells_by_type"].items(), key=lambda kv: -kv[1])]
-    lines.append("  files: " + ", ".join(r["files"][k] for k in ("verilog", "netlist_v", "netlist_json", "report",
-                                                                 "netlist_sky130", "report_sky130") if k in r["files"]))
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,31 +113,31 @@ def run(args: argparse.Namespace) -> int:
         area_key = "area" if args.target == "generic" else "luts"
         print(f"\nfixed-point NMPU vs FP16 unit, {config.rtl.lanes} lane(s), target {args.target}:")
         if args.target == "generic":
-            print(_table(["unit", "latency (cycles)", "logic depth (cells)", "flip-flops", "area (um^2, sky130)",
+            print(table(["unit", "latency (cycles)", "logic depth (cells)", "flip-flops", "area (um^2, sky130)",
                           "sky130 cells", "transistors (Yosys)", "memory bits"],
-                         [[u["unit"], u["latency"], u["logic_depth"], u["flip_flops"], _fmt(u["area"]), u["std_cells"],
-                           _fmt(u["transistors"]), u["memory_bits"]] for u in (fx, fp)]))
+                         [[u["unit"], u["latency"], u["logic_depth"], u["flip_flops"], fmt(u["area"]), u["std_cells"],
+                           fmt(u["transistors"]), u["memory_bits"]] for u in (fx, fp)]))
         else:
-            print(_table(["unit", "latency (cycles)", "cells", "flip-flops", "LUT4", "memory bits"],
-                         [[u["unit"], u["latency"], u["cells"], u["flip_flops"], _fmt(u[area_key]), u["memory_bits"]]
+            print(table(["unit", "latency (cycles)", "cells", "flip-flops", "LUT4", "memory bits"],
+                         [[u["unit"], u["latency"], u["cells"], u["flip_flops"], fmt(u[area_key]), u["memory_bits"]]
                           for u in (fx, fp)]))
-        print(f"area ratio FP16/fixed {_fmt(doc['area_ratio'], 2)}x"
-              + (f" (sky130 cell area; {_fmt(doc['transistor_ratio'], 2)}x by Yosys' transistor estimate, "
-                 f"{_fmt(doc['transistors_with_memory_ratio'], 2)}x with the memories as 6T SRAM)"
+        print(f"area ratio FP16/fixed {fmt(doc['area_ratio'], 2)}x"
+              + (f" (sky130 cell area; {fmt(doc['transistor_ratio'], 2)}x by Yosys' transistor estimate, "
+                 f"{fmt(doc['transistors_with_memory_ratio'], 2)}x with the memories as 6T SRAM)"
                  if doc.get("transistor_ratio") else "")
-              + f", flip-flop ratio {_fmt(doc['ff_ratio'], 2)}x, "
-              f"memory bits ratio {_fmt(doc['memory_bits_ratio'], 2)}x"
+              + f", flip-flop ratio {fmt(doc['ff_ratio'], 2)}x, "
+              f"memory bits ratio {fmt(doc['memory_bits_ratio'], 2)}x"
               + (f", fmax {fx['fmax_mhz']:.1f} vs {fp['fmax_mhz']:.1f} MHz" if doc.get("fmax_ratio") else ""))
         doc["config"] = config.to_dict()
         if args.target == "generic" and not args.no_precisions:
-            rows = synth.precision_table(config, None, out, _notify)
+            rows = synth.precisiontable(config, None, out, _notify)
             doc["precisions"] = rows
             print("\narea over precisions (sky130 um^2; each variant synthesized for both units):")
-            print(_table(["variant", "fixed area", "fixed FFs", "FP16 area", "FP16 FFs", "FP16/fixed",
+            print(table(["variant", "fixed area", "fixed FFs", "FP16 area", "FP16 FFs", "FP16/fixed",
                           "(transistors)"],
-                         [[r["label"], _fmt(r.get("area")), _fmt(r.get("flip_flops")), _fmt(r.get("fp16_area")),
-                           _fmt(r.get("fp16_flip_flops")), _fmt(r.get("area_ratio"), 2),
-                           _fmt(r.get("transistor_ratio"), 2)] if "error" not in r
+                         [[r["label"], fmt(r.get("area")), fmt(r.get("flip_flops")), fmt(r.get("fp16_area")),
+                           fmt(r.get("fp16_flip_flops")), fmt(r.get("area_ratio"), 2),
+                           fmt(r.get("transistor_ratio"), 2)] if "error" not in r
                           else [r["label"], "refused: " + r["error"], "", "", "", "", ""] for r in rows]))
         if sweep is not None:
             rows = synth.sweep_areas(config, sweep, out, notify=_notify)
@@ -181,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
                             "skipped": sweep["skipped"]}
             print(f"\narea vs accuracy ({len(rows)} sweep point(s) from {args.sweep}"
                   + (f", {sweep['skipped']} skipped" if sweep["skipped"] else "") + "):")
-            print(_table(["point", "area (um^2)", "accuracy"],
-                         [[r["label"], _fmt(r.get("area")) if "error" not in r else "refused", f"{r['mean']:.4f}"]
+            print(table(["point", "area (um^2)", "accuracy"],
+                         [[r["label"], fmt(r.get("area")) if "error" not in r else "refused", f"{r['mean']:.4f}"]
                           for r in rows]))
             png = Path(args.plot) if args.plot else out / "area_vs_accuracy.png"
             from ..report.plots import plot_area_accuracy
@@ -198,9 +162,9 @@ def run(args: argparse.Namespace) -> int:
         for u in units:
             rows = doc["breakdown"][u]
             print(f"\nwhere the {u} unit's area goes (sky130 um^2, hierarchy kept: each block optimized alone, "
-                  f"total {_fmt(sum(r['area'] for r in rows))}):")
-            print(_table(["block", "area (um^2)", "cells", "share"],
-                         [[r["block"], _fmt(r["area"]), r["cells"], f"{100 * r['share']:.0f}%"] for r in rows]))
+                  f"total {fmt(sum(r['area'] for r in rows))}):")
+            print(table(["block", "area (um^2)", "cells", "share"],
+                         [[r["block"], fmt(r["area"]), r["cells"], f"{100 * r['share']:.0f}%"] for r in rows]))
         if args.compare:
             from ..report.plots import area_plot
             png = area_plot(doc, out / "area_breakdown.png")
@@ -214,90 +178,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argparse.Namespace, out: Path) -> None:
-    """Timing, power and energy per value of ``units`` in the OSU 0.18 um library; adds to ``doc`` per unit
-    (``timing``, ``power``, ``energy_pj_per_value``, ``osu018``, ``throughput_per_mm2``) and, for both units,
-    ``fp16_pipelined`` (the FP16 unit with 5-stage FMAs, ``rtl.fp16_fma_stages = 5``) and ``ppa`` (ratios;
-    the equal-clock comparison: the fixed unit and the pipelined FP16 unit at the lower of their fmax)."""
-    from dataclasses import replace
-
-    from ..sim import activity as act
-    from ..synth import ppa
+    """The PPA study of ``units`` (:func:`cosim.studies.ppa.ppa_study`) printed and written into ``doc``."""
+    from ..report.tables import ppa_text
+    from ..studies.ppa import ppa_study
     from .workload import load
 
-    work = load(args)
-    stim = act.layer_stimulus(work, config, args.layer, args.samples)
-    if args.activity == "random":
-        stim = act.random_codes(stim, config)
-    print(f"\npower, performance, area in {ppa.osu018.NAME}; activity: {args.activity} ({stim.name})", flush=True)
-    runs = [(u, u, config, "") for u in units]
-    if len(units) == 2 and config.rtl.fp16_fma_stages == 3:
-        runs.append(("fp16_pipelined", "fp16", replace(config, rtl=replace(config.rtl, fp16_fma_stages=5)), "-5stage"))
-    nets, acts = {}, {}
-    for key, unit, cfg, tag in runs:
-        n = nets[key] = ppa.map_netlist(cfg, unit, out, notify=_notify, tag=tag)
-        t = ppa.timing(n)
-        m = act.measure(cfg, unit, [n.netlist] + n.models, stim, n.top)
-        a = acts[key] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
-        pw = ppa.power(n, t["fmax_mhz"], a)
-        r = doc.setdefault(key, {"unit": unit})
-        r.update(timing=t, power=pw, energy_pj_per_value=pw["energy_pj_per_value"], osu018=ppa.netlist_dict(n),
-                 activity_kind=args.activity, latency=n.latency, fp16_fma_stages=cfg.rtl.fp16_fma_stages,
-                 throughput_per_mm2=t["fmax_mhz"] * 1e6 * n.lanes / (n.area * 1e-6))
-    if len(units) == 2:
-        fx, fp = doc["fixed"], doc["fp16"]
-        lanes_fit = fp["osu018"]["area"] / fx["osu018"]["area"]
-        doc["ppa"] = {
-            "library": ppa.osu018.NAME, "activity": args.activity, "stimulus": stim.name,
-            "fmax_ratio": fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
-            "energy_ratio": fp["energy_pj_per_value"] / fx["energy_pj_per_value"],
-            "area_ratio": lanes_fit,
-            "throughput_per_area_ratio": fx["throughput_per_mm2"] / fp["throughput_per_mm2"],
-            "fixed_lanes_in_fp16_area": lanes_fit,
-            "throughput_in_fp16_area_ratio": lanes_fit * fx["timing"]["fmax_mhz"] / fp["timing"]["fmax_mhz"],
-        }
-        if "fp16_pipelined" in doc:
-            # both units at one clock that both meet: the fixed unit's fmax, or the pipelined FP16 unit's
-            # where that is a little lower
-            pp = doc["fp16_pipelined"]
-            clock = min(fx["timing"]["fmax_mhz"], pp["timing"]["fmax_mhz"])
-            at = {k: doc[k]["power"] if doc[k]["power"]["clock_mhz"] == clock else ppa.power(nets[k], clock, acts[k])
-                  for k in ("fixed", "fp16_pipelined")}     # the unit whose fmax it is: its power at fmax
-            doc["ppa"]["equal_clock"] = {
-                "clock_mhz": clock, "of_fixed_fmax": clock / fx["timing"]["fmax_mhz"], **at,
-                "energy_ratio": at["fp16_pipelined"]["energy_pj_per_value"] / at["fixed"]["energy_pj_per_value"],
-                "area_ratio": pp["osu018"]["area"] / fx["osu018"]["area"],
-                "fp16_flip_flops": pp["osu018"]["flip_flops"], "fp16_latency": pp["latency"]}
-    print(_ppa_table(doc, tuple(k for k, *_ in runs)))
-    if len(units) == 2:
+    print(flush=True)
+    study = ppa_study(config, units, load(args), out, activity=args.activity, layer=args.layer,
+                      samples=args.samples, notify=_notify)
+    study.merge_into(doc)
+    print(ppa_text(study))
+    if study.comparison is not None:
         from ..report.plots import ppa_plot
-        doc["ppa"]["plot"] = str(ppa_plot(doc, out / "ppa.png"))
+        study.comparison.plot = doc["ppa"]["plot"] = str(ppa_plot(doc, out / "ppa.png"))
         print(f"plot: {doc['ppa']['plot']}")
-
-
-def _ppa_table(doc: dict[str, Any], units: tuple[str, ...]) -> str:
-    rows = []
-    for u in units:
-        r = doc[u]
-        t, p = r["timing"], r["power"]
-        rows.append([u, _fmt(r["osu018"]["area"]), f"{t['critical_path_ns']:.2f}", f"{t['fmax_mhz']:.1f}",
-                     f"{p['mw']:.3f}", f"{r['energy_pj_per_value']:.2f}", f"{r['throughput_per_mm2'] / 1e9:.2f}"])
-    text = _table(["unit", "area (um^2, osu018)", "critical path (ns)", "fmax (MHz)", "power at fmax (mW)",
-                   "energy (pJ/value)", "throughput (Gvalues/s/mm^2)"], rows)
-    for u in units:
-        t = doc[u]["timing"]
-        text += f"\n{u}: worst path {t['startpoint']} -> {t['endpoint']}; netlist {t['netlist']}"
-    text += f"\nactivity: {doc[units[0]]['power']['activity']}"
-    if "ppa" in doc:
-        q = doc["ppa"]
-        text += (f"\nfixed / FP16: fmax {q['fmax_ratio']:.2f}x, energy per value {q['energy_ratio']:.2f}x lower, "
-                 f"throughput per area {q['throughput_per_area_ratio']:.2f}x; area FP16 / fixed {q['area_ratio']:.2f}x "
-                 f"(osu018)\n{q['fixed_lanes_in_fp16_area']:.1f} fixed-point lanes fit in the FP16 unit's area: "
-                 f"{q['throughput_in_fp16_area_ratio']:.1f}x its throughput at each unit's own fmax")
-        e = q.get("equal_clock")
-        if e:
-            text += (f"\nat one clock, {e['clock_mhz']:.1f} MHz ({100 * e['of_fixed_fmax']:.0f}% of the fixed unit's "
-                     f"fmax), against the FP16 unit with 5-stage FMAs (latency {e['fp16_latency']}, "
-                     f"{e['fp16_flip_flops']} flip-flops): area {e['area_ratio']:.2f}x, power "
-                     f"{e['fp16_pipelined']['mw']:.3f} vs {e['fixed']['mw']:.3f} mW, energy per value "
-                     f"{e['energy_ratio']:.2f}x lower")
-    return text

@@ -542,13 +542,10 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
         ``points`` (list of ``{"point": dict, "mean": float}``), ``base`` (config dict or None),
         ``fp16`` (accuracy of the FP16 reference or None), ``skipped`` (int).
     """
+    from nmpu_model.golden.config import read_document
+
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{p}: not valid JSON: {e}") from None
+    doc = read_document(p, "JSON")
     base = fp16 = None
     if isinstance(doc, dict):
         base = doc["meta"].get("base") if isinstance(doc.get("meta"), dict) else None

@@ -28,7 +28,7 @@ import math
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -105,6 +105,47 @@ class Activity:
 
 
 # ---- step 1: mapping -----------------------------------------------------------------------------
+@dataclass
+class Timing:
+    """The worst path of a netlist at a clock (OpenSTA ``report_checks``): ``critical_path_ns`` is the
+    smallest period the unit meets (period - worst slack), ``fmax_mhz`` its inverse; the files it came from."""
+
+    netlist: str
+    liberty: str
+    macro_liberty: str
+    library: str
+    period_ns: float
+    slack_ns: float
+    critical_path_ns: float
+    fmax_mhz: float
+    startpoint: str
+    endpoint: str
+    sta_script: str
+    sta_log: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Power:
+    """OpenSTA ``report_power`` at ``clock_mhz`` (mW): ``mw`` the total, its internal, switching and leakage
+    parts; ``activity`` where the toggle rates came from (``activity_nets``: how many traced nets matched);
+    ``energy_pj_per_value`` = power / (clock x lanes), one value per lane and cycle at full throughput."""
+
+    mw: float
+    internal_mw: float
+    switching_mw: float
+    leakage_mw: float
+    clock_mhz: float
+    activity: str
+    activity_nets: str | None
+    energy_pj_per_value: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
 def _map_script(top: str, target_ps: int) -> str:
     return "\n".join([
         *gate_level_steps(top),                   # memories stay $mem_v2 cells (-> macros)
@@ -331,13 +372,8 @@ def _run_sta(folder: Path, script: str, name: str) -> str:
     return out
 
 
-def timing(n: LibertyNetlist, period_ns: float = 10.0) -> dict[str, Any]:
-    """The worst path of the netlist at a clock of ``period_ns`` (OpenSTA ``report_checks``).
-
-    Returns ``critical_path_ns`` (the smallest period the unit meets: period - worst slack), ``fmax_mhz``,
-    ``startpoint``, ``endpoint``, ``slack_ns`` at ``period_ns`` and the files: ``netlist``, ``liberty``
-    (and ``macro_liberty``), ``sta_script``, ``sta_log``.
-    """
+def timing(n: LibertyNetlist, period_ns: float = 10.0) -> Timing:
+    """The worst path of the netlist at a clock of ``period_ns`` (OpenSTA ``report_checks``)."""
     out = _run_sta(n.folder, _sta_setup(n, period_ns) + "\nreport_checks -path_delay max -digits 4\n"
                    "report_worst_slack -digits 4", "sta_timing")
     m = re.search(r"worst slack\s+(-?[\d.]+)", out)
@@ -346,11 +382,11 @@ def timing(n: LibertyNetlist, period_ns: float = 10.0) -> dict[str, Any]:
     if not (m and sp and ep):
         raise RuntimeError(f"OpenSTA reported no timed path ({n.folder / 'sta_timing.log'})")
     crit = period_ns - float(m.group(1))
-    return {"netlist": str(n.netlist), "liberty": str(n.liberty), "macro_liberty": str(n.macro_liberty),
-            "library": osu018.NAME, "period_ns": period_ns, "slack_ns": float(m.group(1)),
-            "critical_path_ns": round(crit, 4), "fmax_mhz": round(1000.0 / crit, 2),
-            "startpoint": sp.group(1), "endpoint": ep.group(1),
-            "sta_script": str(n.folder / "sta_timing.tcl"), "sta_log": str(n.folder / "sta_timing.log")}
+    return Timing(netlist=str(n.netlist), liberty=str(n.liberty), macro_liberty=str(n.macro_liberty),
+                  library=osu018.NAME, period_ns=period_ns, slack_ns=float(m.group(1)),
+                  critical_path_ns=round(crit, 4), fmax_mhz=round(1000.0 / crit, 2),
+                  startpoint=sp.group(1), endpoint=ep.group(1),
+                  sta_script=str(n.folder / "sta_timing.tcl"), sta_log=str(n.folder / "sta_timing.log"))
 
 
 def _activity_tcl(act: Activity) -> str:
@@ -372,16 +408,12 @@ def _activity_tcl(act: Activity) -> str:
         "puts \"activity: nets not in the netlist: $::missing\""])
 
 
-def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock_running: bool = True) -> dict[str, Any]:
+def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock_running: bool = True) -> Power:
     """OpenSTA ``report_power`` at ``clock_mhz`` with per-net ``activity`` (or one toggle rate for every net).
 
     The activity is in toggles per clock cycle (OpenSTA's ``set_power_activity`` unit: at the same activity,
     twice the period is half the dynamic power). ``clock_running=False`` holds the clock at 0 (its pins
     then toggle no more than the activity says): with zero activity, what remains is leakage.
-
-    Returns ``mw`` (total), ``internal_mw``, ``switching_mw``, ``leakage_mw``, ``clock_mhz``, ``activity``
-    (where the activity came from) and ``energy_pj_per_value`` (power / (clock x lanes): one value per lane
-    and cycle at full throughput).
     """
     if not (isinstance(clock_mhz, (int, float)) and math.isfinite(clock_mhz) and clock_mhz > 0):
         raise ValueError(f"clock must be a positive number of MHz, not {clock_mhz!r}")
@@ -409,9 +441,9 @@ def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock
     if not m:
         raise RuntimeError(f"OpenSTA printed no power total ({n.folder / 'sta_power.log'})")
     internal, switching, leakage, total = (float(v) * 1e3 for v in m.groups())    # W -> mW
-    return {"mw": total, "internal_mw": internal, "switching_mw": switching, "leakage_mw": leakage,
-            "clock_mhz": clock_mhz, "activity": source, "activity_nets": matched,
-            "energy_pj_per_value": total * 1e-3 / (clock_mhz * 1e6 * n.lanes) * 1e12}
+    return Power(mw=total, internal_mw=internal, switching_mw=switching, leakage_mw=leakage, clock_mhz=clock_mhz,
+                 activity=source, activity_nets=matched,
+                 energy_pj_per_value=total * 1e-3 / (clock_mhz * 1e6 * n.lanes) * 1e12)
 
 
 def netlist_dict(n: LibertyNetlist) -> dict[str, Any]:

@@ -6,6 +6,7 @@ the field. The RTL takes its widths from :meth:`NMPUConfig.plan`, so a width is 
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -336,16 +337,23 @@ def load_config(path: str | Path | None = None) -> NMPUConfig:
     """Load and validate a TOML configuration; ``None`` gives the defaults of the spec."""
     if path is None:
         return NMPUConfig()
+    return NMPUConfig.from_dict(read_document(path, "TOML"), source=str(path))
+
+
+def read_document(path: str | Path, kind: str) -> Any:
+    """The content of a ``"TOML"`` or ``"JSON"`` file; an unreadable file or bad syntax is a one-line
+    :class:`ConfigError` naming the file (configurations, precision grids, sweep results)."""
     p = Path(path)
     try:
         text = p.read_text()
     except OSError as e:
         raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not valid {kind}: not UTF-8 text") from None
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: not valid TOML: {e}") from None
-    return NMPUConfig.from_dict(data, source=str(p))
+        return tomllib.loads(text) if kind == "TOML" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{p}: not valid {kind}: {e}") from None
 
 
 def set_field(config: NMPUConfig, dotted: str, value: Any) -> NMPUConfig:

@@ -118,3 +118,14 @@ def format_table(res: dict[str, Any]) -> str:
                          f"{100 * q['scale_rel_mean']:5.2f}%  offset {q['offset_abs_max']:.3f}  "
                          f"sat {int(q['saturated'])}")
     return "\n".join(lines)
+
+
+def fixed_minus_fp32(work: Workload, config: NMPUConfig, *, seed: int = 0, t: float = 3600.0) -> dict[str, np.ndarray]:
+    """Per analog layer, the fixed-point unit's output codes minus the fp32 unit's on the *same* ADC codes
+    (one run of the network with the fixed unit, its tile outputs replayed through fp32): the error the
+    fixed-point formats add, apart from the tiles' noise."""
+    from ..network.analog_network import capture, replay
+
+    net, _, trace = capture(work.model, work.x_test, work.x_cal, config, seed=seed, t=t, digital=work.digital)
+    fp32 = replay(trace, net, config, "fp32")
+    return {name: lt.out_codes - fp32[name] for name, lt in trace.items()}

@@ -24,13 +24,12 @@ import itertools
 import json
 import math
 import os
-import tomllib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..golden.config import NMPUConfig, set_field
+from ..golden.config import NMPUConfig, read_document, set_field
 from ..golden.formats import ConfigError
 
 DEFAULT_GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 3, 4, 6, 8]}
@@ -43,12 +42,7 @@ def load_grid(path: str | Path | None) -> dict[str, list]:
     if path is None:
         return dict(DEFAULT_GRID)
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text())
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read: {e.strerror}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p}: not valid TOML: {e}") from None
+    data = read_document(p, "TOML")
     grid = data.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise ValueError(f"{p}: expected a non-empty [grid] table of field = [values]")

@@ -21,15 +21,22 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 verify = partial(verify_unit, unit="fp16")
 
 
+def bit_exact(config: NMPUConfig, vectors: int, seed: int, tag: str) -> dict:
+    """Verify ``vectors`` random vectors: no error, every one checked, no mismatch; the run's details
+    (``coverage``: how often the corners were reached)."""
+    res = verify(config, vectors=vectors, seed=seed, tag=tag)
+    assert res.details.get("error") is None, res.details["error"]
+    assert res.vectors == vectors and res.mismatches == 0, res.details.get("first_mismatch")
+    return res.details
+
+
 @pytest.mark.xdist_group("verilator-fp16-default")
 def test_fp16_unit_default_config_bit_exact() -> None:
-    res = verify(load_config(EXAMPLES / "default.toml"), vectors=4000, seed=5, tag="default")
-    assert res.details.get("error") is None, res.details["error"]
-    assert res.vectors == 4000 and res.mismatches == 0, res.details.get("first_mismatch")
-    cov = res.details["coverage"]
+    details = bit_exact(load_config(EXAMPLES / "default.toml"), 4000, 5, "default")
+    cov = details["coverage"]
+    assert details["resets"] == 1
     assert cov["fma_inf"] > 10 and cov["fma_subnormal"] > 10 and cov["fma_zero"] > 0 and cov["fma_nan"] > 0, cov
     assert cov["out_max"] > 100, cov          # ReLU is on: the low extreme is 0, not min
-    assert res.details["resets"] == 1
 
 
 @pytest.mark.xdist_group("verilator-fp16-default")
@@ -45,10 +52,7 @@ def test_fp16_unit_latency_and_initiation_interval_measured() -> None:
 @pytest.mark.xdist_group("verilator-fp16-bn")
 def test_fp16_unit_bn_stage_three_lanes_bit_exact() -> None:
     """BN stage (a second, binary16 x binary16 FMA), no ReLU, 3 lanes, RND_MIN_INF/SAT_SYM output."""
-    res = verify(load_config(EXAMPLES / "bn_lanes3_trn.toml"), vectors=1500, seed=8, tag="bn")
-    assert res.details.get("error") is None, res.details["error"]
-    assert res.vectors == 1500 and res.mismatches == 0, res.details.get("first_mismatch")
-    cov = res.details["coverage"]
+    cov = bit_exact(load_config(EXAMPLES / "bn_lanes3_trn.toml"), 1500, 8, "bn")["coverage"]
     assert cov["fma_inf"] > 10 and cov["fma_nan"] > 0 and cov["out_max"] > 10 and cov["out_min"] > 10, cov
 
 
@@ -59,10 +63,7 @@ def test_fp16_unit_four_lanes_unsigned_wrap_bit_exact() -> None:
     unit runs all 4, and the random lint draws cover 1..8 lanes of both units)."""
     cfg = load_config(EXAMPLES / "lanes4.toml")
     cfg = replace(cfg, rtl=replace(cfg.rtl, lanes=2))
-    res = verify(cfg, vectors=1500, seed=4, tag="lanes4")
-    assert res.details.get("error") is None, res.details["error"]
-    assert res.vectors == 1500 and res.mismatches == 0, res.details.get("first_mismatch")
-    cov = res.details["coverage"]
+    cov = bit_exact(cfg, 1500, 4, "lanes4")["coverage"]
     assert cov["fma_inf"] > 10 and cov["out_max"] > 10, cov
 
 

@@ -92,13 +92,13 @@ def test_power_follows_the_activity(synth_doc: dict) -> None:
         acts[kind] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
     base = ppa.power(n, clock, acts["layer"])
     zero = ppa.power(n, clock, acts["layer"].scaled(0), clock_running=False)
-    assert zero["leakage_mw"] > 0 and zero["mw"] == pytest.approx(zero["leakage_mw"], rel=1e-3)
+    assert zero.leakage_mw > 0 and zero.mw == pytest.approx(zero.leakage_mw, rel=1e-3)
     double = ppa.power(n, clock, acts["layer"].scaled(2))
-    dyn = lambda p: p["internal_mw"] + p["switching_mw"]   # noqa: E731
-    assert dyn(double) > 1.3 * dyn(base) and double["switching_mw"] == pytest.approx(2 * base["switching_mw"], rel=1e-3)
+    dyn = lambda p: p.internal_mw + p.switching_mw   # noqa: E731
+    assert dyn(double) > 1.3 * dyn(base) and double.switching_mw == pytest.approx(2 * base.switching_mw, rel=1e-3)
     rand = ppa.power(n, clock, acts["random"])
-    assert rand["mw"] != pytest.approx(base["mw"], rel=1e-4)
-    assert "uniform random ADC codes" in rand["activity"] and "uniform random" not in base["activity"]
+    assert rand.mw != pytest.approx(base.mw, rel=1e-4)
+    assert "uniform random ADC codes" in rand.activity and "uniform random" not in base.activity
     assert acts["layer"].nets != acts["random"].nets
 
 
@@ -193,11 +193,52 @@ def test_energy_per_value_and_fmax_by_hand(tmp_path: Path, monkeypatch, lanes: i
     monkeypatch.setattr(ppa, "_run_sta", lambda folder, script, name: STA_POWER if "power" in name else STA_TIMING)
     n = _fake_netlist(tmp_path, lanes)
     p = ppa.power(n, 100.0, 0.1)   # type: ignore[arg-type]
-    assert p["mw"] == pytest.approx(1.50003) and p["switching_mw"] == pytest.approx(0.8)
-    assert p["internal_mw"] == pytest.approx(0.7) and p["leakage_mw"] == pytest.approx(3.0e-5)
-    assert p["energy_pj_per_value"] == pytest.approx(15.0003 / lanes, rel=1e-12)
+    assert p.mw == pytest.approx(1.50003) and p.switching_mw == pytest.approx(0.8)
+    assert p.internal_mw == pytest.approx(0.7) and p.leakage_mw == pytest.approx(3.0e-5)
+    assert p.energy_pj_per_value == pytest.approx(15.0003 / lanes, rel=1e-12)
     # at half the clock, the same power is twice the energy per value
-    assert ppa.power(n, 50.0, 0.1)["energy_pj_per_value"] == pytest.approx(2 * 15.0003 / lanes)   # type: ignore[arg-type]
+    assert ppa.power(n, 50.0, 0.1).energy_pj_per_value == pytest.approx(2 * 15.0003 / lanes)   # type: ignore[arg-type]
     t = ppa.timing(n, 10.0)   # type: ignore[arg-type]
-    assert t["critical_path_ns"] == 2.5 and t["fmax_mhz"] == 400.0 and t["slack_ns"] == 7.5
-    assert (t["startpoint"], t["endpoint"]) == ("a_reg", "y_reg")
+    assert t.critical_path_ns == 2.5 and t.fmax_mhz == 400.0 and t.slack_ns == 7.5
+    assert (t.startpoint, t.endpoint) == ("a_reg", "y_reg")
+
+
+def _unit(key: str, unit: str, area: float, lanes: int, fmax: float, mw: float):
+    from cosim.studies.ppa import UnitPPA
+
+    t = ppa.Timing(netlist=f"{key}.v", liberty="l.lib", macro_liberty="m.lib", library="lib", period_ns=10.0,
+                   slack_ns=10.0 - 1000 / fmax, critical_path_ns=1000 / fmax, fmax_mhz=fmax, startpoint="a",
+                   endpoint="b", sta_script="s.tcl", sta_log="s.log")
+    p = ppa.Power(mw=mw, internal_mw=mw / 2, switching_mw=mw / 2, leakage_mw=0.0, clock_mhz=fmax, activity="hand",
+                  activity_nets=None, energy_pj_per_value=mw * 1e-3 / (fmax * 1e6 * lanes) * 1e12)
+    return UnitPPA(key=key, unit=unit, latency=4, fp16_fma_stages=3, activity_kind="layer",
+                   osu018={"area": area, "lanes": lanes, "flip_flops": 10}, timing=t, power=p)
+
+
+def test_ppa_study_json_round_trip_and_tables_by_hand() -> None:
+    """The study written into `nmpu synth`'s JSON reads back equal, and its tables show ratios worked by hand:
+    fixed 1,000 um^2 at 200 MHz and 1 mW, FP16 4,000 um^2 at 100 MHz and 2 mW, both 2 lanes. Energy per value
+    2.5 pJ and 10 pJ (ratio 4); throughput per area 200e6 * 2 / 1e-3 mm^2 = 4e11 and 100e6 * 2 / 4e-3 = 5e10 (8x);
+    4 fixed lanes' worth of area in the FP16 unit at twice its clock: 8x its throughput."""
+    from cosim.report.tables import ppa_markdown, ppa_text
+    from cosim.studies.ppa import PPAComparison, PPAStudy
+
+    fx, fp = _unit("fixed", "fixed", 1000.0, 2, 200.0, 1.0), _unit("fp16", "fp16", 4000.0, 2, 100.0, 2.0)
+    assert fx.energy_pj_per_value == pytest.approx(2.5) and fp.energy_pj_per_value == pytest.approx(10.0)
+    assert fx.throughput_per_mm2 == pytest.approx(4e11) and fp.throughput_per_mm2 == pytest.approx(5e10)
+    comp = PPAComparison(library="lib", activity="layer", stimulus="hand", fmax_ratio=2.0, energy_ratio=4.0,
+                         area_ratio=4.0, throughput_per_area_ratio=8.0, fixed_lanes_in_fp16_area=4.0,
+                         throughput_in_fp16_area_ratio=8.0)
+    study = PPAStudy(library="lib", activity="layer", stimulus="hand", units={"fixed": fx, "fp16": fp},
+                     comparison=comp)
+    doc: dict = {"fixed": {"area": 1.0}}
+    study.merge_into(doc)
+    doc = json.loads(json.dumps(doc))
+    assert doc["fixed"]["area"] == 1.0 and doc["fixed"]["timing"]["fmax_mhz"] == 200.0     # synthesis' keys kept
+    assert PPAStudy.from_json(doc) == study
+    assert PPAStudy.from_json({"fixed": {"area": 1.0}}) is None
+    text = ppa_text(study)
+    assert "fmax 2.00x, energy per value 4.00x lower, throughput per area 8.00x" in text
+    assert "4.0 fixed-point lanes fit in the FP16 unit's area: 8.0x its throughput" in text
+    assert "fmax **2.00x**, energy per value **4.00x** lower" in "\n".join(ppa_markdown(study))
+    assert "| fixed-point NMPU | 1,000 | 4 | 5.00 | 200.0 | 1.00 | 2.5 | 400.00 |" in ppa_markdown(study)

@@ -1,0 +1,98 @@
+"""Text and Markdown tables of the studies' typed results: what ``nmpu synth`` prints and the run report shows."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..studies.ppa import PPAStudy
+
+UNIT_NAMES = {"fixed": "fixed-point NMPU", "fp16": "FP16 unit", "fp16_pipelined": "FP16 unit, 5-stage FMAs"}
+
+
+def fmt(v: Any, nd: int = 0) -> str:
+    """A figure for a table: thousands separated, ``nd`` decimals for floats, ``-`` for None."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A plain-text table: the first column left-aligned, the others right-aligned, a rule under the header."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def unit_text(r: dict[str, Any]) -> str:
+    """One unit's synthesis figures (:meth:`cosim.synth.flow.SynthResult.to_dict`) as ``nmpu synth`` prints them."""
+    lines = [f"{r['unit']} unit ({r['top']}), target {r['target']}: {r['lanes']} lane(s), latency {r['latency']} cycles, "
+             f"Yosys {r['seconds']:.1f} s"]
+    if r["target"] == "generic":
+        lines.append(f"  area: {fmt(r['area'])} um^2 in {r['std_cells']} sky130_fd_sc_hd cells (memories excluded); "
+                     f"{fmt(r['transistors'])} transistors by Yosys' estimate "
+                     f"({fmt(r['transistors_with_memory'])} with the memory bits as 6T SRAM cells); "
+                     f"logic depth {r['logic_depth']} cells between registers")
+        lines.append("  sky130 cells: " + ", ".join(
+            f"{n} {t.replace('sky130_fd_sc_hd__', '')}" for t, n in
+            sorted(r["std_cells_by_type"].items(), key=lambda kv: -kv[1])))
+    else:
+        lines.append(f"  LUT4 {r['luts']}, carry {r['carries']}, DSP {r['dsps']}, RAM blocks {r['rams']}")
+        lines.append("  fmax: " + (f"{r['fmax_mhz']:.1f} MHz ({r['fmax_note']})" if r["fmax_mhz"] else r["fmax_note"]))
+    lines.append(f"  flip-flops {r['flip_flops']}, memory bits {r['memory_bits']}, cells {r['cells']}"
+                 + (" (Yosys' gates)" if r["target"] == "generic" else "") + ":")
+    lines += [f"    {n:>7}  {t}" for t, n in sorted(r["cells_by_type"].items(), key=lambda kv: -kv[1])]
+    lines.append("  files: " + ", ".join(r["files"][k] for k in ("verilog", "netlist_v", "netlist_json", "report",
+                                                                 "netlist_sky130", "report_sky130") if k in r["files"]))
+    return "\n".join(lines)
+
+
+def _comparison(study: PPAStudy, bold) -> list[str]:
+    """The comparison's sentences, figures passed through ``bold`` (plain for text, ``**`` for Markdown)."""
+    q = study.comparison
+    if q is None:
+        return []
+    out = [f"fixed / FP16: fmax {bold(f'{q.fmax_ratio:.2f}x')}, energy per value {bold(f'{q.energy_ratio:.2f}x')} "
+           f"lower, throughput per area {bold(f'{q.throughput_per_area_ratio:.2f}x')}; area FP16 / fixed "
+           f"{q.area_ratio:.2f}x; {q.fixed_lanes_in_fp16_area:.1f} fixed-point lanes fit in the FP16 unit's area: "
+           f"{q.throughput_in_fp16_area_ratio:.1f}x its throughput at each unit's own fmax."]
+    e = q.equal_clock
+    if e is not None:
+        out.append(f"At one clock, {e.clock_mhz:.1f} MHz ({100 * e.of_fixed_fmax:.0f}% of the fixed unit's fmax), "
+                   f"against the FP16 unit with 5-stage FMAs (latency {e.fp16_latency}, {e.fp16_flip_flops} "
+                   f"flip-flops): area {bold(f'{e.area_ratio:.2f}x')}, power {e.fp16_pipelined.mw:.3f} vs "
+                   f"{e.fixed.mw:.3f} mW, energy per value {bold(f'{e.energy_ratio:.2f}x')} lower.")
+    return out
+
+
+def _activity(study: PPAStudy) -> str:
+    return next(iter(study.units.values())).power.activity
+
+
+def ppa_text(study: PPAStudy) -> str:
+    """The PPA study as ``nmpu synth`` prints it: a table of the units, the worst paths, the comparison."""
+    rows = [[k, fmt(u.area), f"{u.timing.critical_path_ns:.2f}", f"{u.timing.fmax_mhz:.1f}", f"{u.power.mw:.3f}",
+             f"{u.energy_pj_per_value:.2f}", f"{u.throughput_per_mm2 / 1e9:.2f}"] for k, u in study.units.items()]
+    lines = [f"power, performance, area in {study.library}; activity: {study.activity} ({study.stimulus})",
+             table(["unit", "area (um^2, osu018)", "critical path (ns)", "fmax (MHz)", "power at fmax (mW)",
+                    "energy (pJ/value)", "throughput (Gvalues/s/mm^2)"], rows)]
+    lines += [f"{k}: worst path {u.timing.startpoint} -> {u.timing.endpoint}; netlist {u.timing.netlist}"
+              for k, u in study.units.items()]
+    return "\n".join(lines + [f"activity: {_activity(study)}"] + _comparison(study, lambda x: x))
+
+
+def ppa_markdown(study: PPAStudy) -> list[str]:
+    """The PPA study as the run report shows it (Markdown lines)."""
+    rows = [f"| {UNIT_NAMES[k]} | {u.area:,.0f} | {u.latency} | {u.timing.critical_path_ns:.2f} | "
+            f"{u.timing.fmax_mhz:.1f} | {u.power.mw:.2f} | {u.energy_pj_per_value:.1f} | "
+            f"{u.throughput_per_mm2 / 1e9:.2f} |" for k, u in study.units.items()]
+    lines = [f"Power, performance and area in {study.library} (Yosys timing-driven mapping, OpenSTA; memories as "
+             f"macros, excluded). Activity: {_activity(study)}.", "",
+             "| unit | area (µm²) | latency (cycles) | critical path (ns) | fmax (MHz) | power at fmax (mW) | "
+             "energy (pJ/value) | throughput (Gvalues/s/mm²) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    for sentence in _comparison(study, lambda x: f"**{x}**"):
+        lines += ["", sentence]
+    return lines
