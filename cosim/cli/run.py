@@ -18,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..report import run_report as report
 from .io import display_path
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -73,11 +74,7 @@ class Run:
         return json.loads((self.out / name).read_text())
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}"
-
-
-# ---- stages ----------------------------------------------------------------------------------------
+# ---- stages: run the commands, draw the figures; cosim.report.run_report renders each section ---------
 def stage_example(run: Run) -> list[str]:
     """Golden model and float baselines on the small tile example shipped in examples/."""
     y = {}
@@ -85,15 +82,7 @@ def stage_example(run: Run) -> list[str]:
         run.nmpu("apply", "--config", run.config, "--codes", display_path(EXAMPLES / "codes.npy"),
                  "--coeffs", display_path(EXAMPLES / coeffs), "--out", run.path(f"example_{arith}.npy"), "--arith", arith)
         y[arith] = np.load(run.out / f"example_{arith}.npy")
-    x = np.load(EXAMPLES / "codes.npy")
-    lines = [f"A 16-column tile with ADC gain/offset mismatch (`examples/codes.npy`, {x.shape[0]} samples), "
-             "corrected by the fixed-point unit (coefficients quantized to the configured formats) and by the "
-             "fp16/fp32 units (real coefficients).", "",
-             "| unit | equal to fp32 | max abs diff vs fp32 | mean abs diff vs fp32 |", "|---|---:|---:|---:|"]
-    for arith in ("fixed", "fp16"):
-        d = np.abs(y[arith] - y["fp32"])
-        lines.append(f"| {arith} | {100 * np.mean(d == 0):.1f}% | {d.max()} | {d.mean():.3f} |")
-    return lines
+    return report.example_section(np.load(EXAMPLES / "codes.npy"), y)
 
 
 def stage_eval(run: Run) -> list[str]:
@@ -102,26 +91,8 @@ def stage_eval(run: Run) -> list[str]:
     argv += ["--seeds", "2", "--images", "120", "--drift", "1,3600"] if run.quick else ["--seeds", "5"]
     run.nmpu(*argv)
     ev = run.json("eval.json")
-    from nmpu_model.studies.evaluate import time_name
-    ts = [r["t"] for r in ev["analog_fixed"]]
-    lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
-             "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
-             "| post-processing | " + " | ".join(f"t = {time_name(t)}" for t in ts) + " |",
-             "|---|" + "---:|" * len(ts)]
-    for key, label in LABELS.items():
-        lines.append(f"| {label} | " + " | ".join(f"{_pct(r['mean'])} +- {_pct(r['std'])}" for r in ev[key]) + " |")
-    lines.append("| **fixed - fp16 (pp)** | " + " | ".join(
-        f"{100 * (a['mean'] - b['mean']):+.2f}" for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
     drift_plot(ev, run.out / "accuracy_vs_drift.png")
-    lines += ["", "![accuracy vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
-              "coefficient quantization error of the fixed-point formats:", "",
-              "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
-              "|---|---:|---:|---:|---:|"]
-    for name, q in ev["layers"].items():
-        lines.append(f"| {name} | {q['out_frac']} | {100 * q['scale_rel_max']:.2f}% | "
-                     f"{100 * q['scale_rel_mean']:.3f}% | {q['offset_abs_max']:.3f} |")
-    lines += ["", *_error_histograms(run)]
-    return lines
+    return report.eval_section(ev, LABELS) + [""] + _error_histograms(run)
 
 
 def _error_histograms(run: Run) -> list[str]:
@@ -137,9 +108,7 @@ def _error_histograms(run: Run) -> list[str]:
     work = load_workload(run.model, run.data, 120 if run.quick else None)
     diffs = fixed_minus_fp32(work, load_config(run.config), seed=0, t=3600.0)
     error_histograms(diffs, run.out / "error_histograms.png")
-    return ["Output codes of each analog layer, fixed-point vs fp32 post-processing of the *same* ADC codes "
-            f"(seed 0, t = 1 h, {len(work.y_test)} images; library call `nmpu_model.studies.evaluate.fixed_minus_fp32`):",
-            "", "![error histograms](error_histograms.png)"]
+    return report.error_histogram_section(len(work.y_test))
 
 
 def stage_sweep(run: Run) -> list[str]:
@@ -152,29 +121,13 @@ def stage_sweep(run: Run) -> list[str]:
     if (run.out / "sweep.json").exists():
         (run.out / "sweep.json").unlink()  # a fresh sweep: the report must not mix runs
     run.nmpu(*argv)
-    sw = run.json("sweep.json")
-    c = sw["chosen"]
-    lines = [f"Accuracy over a grid of formats, each point on the same tiles and seeds, against the fp16 unit "
-             f"({_pct(sw['fp16']['mean'])}%):", "", "![precision sweep](sweep.png)", ""]
-    if c:
-        lines.append(f"Cheapest configuration within {sw['tolerance_pp']} pp of fp16 (cost: {sw['cost']}): "
-                     f"**{', '.join(f'{k} = {v}' for k, v in c['point'].items())}**, {c['cost_bits']} bits, "
-                     f"{_pct(c['mean'])}% ({-100 * c['drop_vs_fp16']:+.2f} pp).")
-    else:
-        lines.append(f"No grid point is within {sw['tolerance_pp']} pp of fp16.")
-    return lines
+    return report.sweep_section(run.json("sweep.json"))
 
 
 def stage_verify(run: Run) -> list[str]:
     vectors = "500" if run.quick else "5000"
     run.nmpu("verify", "--config", run.config, "--vectors", vectors, "--json", run.path("verify.json"))
-    v = run.json("verify.json")
-    build = "cached" if v["build_cached"] else f"{v['build_seconds']:.0f} s"
-    return ["cocotb on Verilator, random codes and coefficients with every format edge, random input gaps and "
-            "output stalls, coefficient rewrites between layers, a reset mid-stream:", "",
-            "| vectors | mismatches | cycles | latency | cycles/s (cocotb) | build |", "|---:|---:|---:|---:|---:|---|",
-            f"| {v['vectors']} | {v['mismatches']} | {v['cycles']} | {v['latency']} | {v['cycles_per_s']:,.0f} | "
-            f"{build} |"]
+    return report.verify_section(run.json("verify.json"))
 
 
 def stage_cosim(run: Run) -> list[str]:
@@ -183,23 +136,11 @@ def stage_cosim(run: Run) -> list[str]:
     if run.quick:
         argv += ["--images", "40"]
     run.nmpu(*argv)
-    c = run.json("cosim.json")
-    lines = [f"The {c['model']} network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
-             "layer (each layer's inputs are the RTL's outputs of the layer before):", "",
-             "| layer | values | mismatches | cycles | values/s |", "|---|---:|---:|---:|---:|"]
-    for r in c["layers"]:
-        lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
-                     f"{r['values_per_s']:,.0f} |")
-    lines += ["", f"Accuracy on {c['images']} test images: golden model {_pct(c['accuracy_golden'])}%, RTL in the loop "
-              f"{_pct(c['accuracy_rtl'])}%; logits identical: {c['logits_equal']}. Random input gaps "
-              f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]
-    return lines
+    return report.cosim_section(run.json("cosim.json"))
 
 
 def stage_synth(run: Run) -> list[str]:
-    from ..report.plots import area_plot
-    from ..report.tables import ppa_markdown
-    from ..studies.ppa import PPAStudy
+    from ..report.plots import area_plot, ppa_plot
     argv = ["synth", *run.model_args(), "--compare", "--breakdown", "--config", run.config, "--out",
             run.path("synth"), "--json", run.path("synth.json")]
     # quick: no precision table, and 16 samples of the layer through the gate-level netlists for the activity
@@ -209,28 +150,9 @@ def stage_synth(run: Run) -> list[str]:
     run.nmpu(*argv)
     s = run.json("synth.json")
     area_plot(s, run.out / "area.png")
-    f, h = s["fixed"], s["fp16"]
-    lines = [f"Yosys ({s['target']}), {s['lanes']} lane(s); area proxy: {s['area_proxy']}; beside it "
-             f"{s['transistor_proxy']}.", "",
-             "| unit | area (µm², sky130) | transistors (Yosys) | flip-flops | latency (cycles) |",
-             "|---|---:|---:|---:|---:|",
-             f"| fixed-point NMPU | {f['area']:,.0f} | {f['transistors']:,.0f} | {f['flip_flops']} | {f['latency']} |",
-             f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
-             "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
-             f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
-    study = PPAStudy.from_json(s)
-    if study is not None and study.comparison is not None:
-        from ..report.plots import ppa_plot
+    if s.get("ppa"):
         ppa_plot(s, run.out / "ppa.png")
-        lines += [""] + ppa_markdown(study) + ["", "![power, performance, area](ppa.png)"]
-    if s.get("breakdown"):
-        lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
-                  "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
-        lines += [f"| {u} | {r['block']} | {r['area']:,.0f} | {100 * r['share']:.0f}% |"
-                  for u in ("fixed", "fp16") for r in s["breakdown"].get(u, [])]
-    if not run.quick and (run.out / "area_vs_accuracy.png").exists():
-        lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
-    return lines
+    return report.synth_section(s, not run.quick and (run.out / "area_vs_accuracy.png").exists())
 
 
 @dataclass
@@ -251,13 +173,7 @@ STAGES = [
 
 def write_report(run: Run, failed: str | None) -> Path:
     from ..report.markdown import markdown_to_html
-    lines = ["# nmpu-cosim report", "", f"Configuration: `{run.config}`" + (" (quick settings)" if run.quick else ""),
-             ""]
-    for title, body in run.sections:
-        lines += [f"## {title}", ""] + body + [""]
-    if failed:
-        lines += ["## Stopped", "", failed, ""]
-    md = "\n".join(lines)
+    md = report.report_markdown(run.config, run.quick, run.sections, failed)
     (run.out / "report.md").write_text(md)
     (run.out / "report.html").write_text(markdown_to_html(md, "nmpu-cosim report"))
     return run.out / "report.md"

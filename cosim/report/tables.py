@@ -1,9 +1,10 @@
 """Text and Markdown tables of the studies' typed results: what ``nmpu synth`` prints and the run report shows."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..studies.ppa import PPAStudy
+if TYPE_CHECKING:
+    from ..studies.ppa import PPAStudy
 
 UNIT_NAMES = {"fixed": "fixed-point NMPU", "fp16": "FP16 unit", "fp16_pipelined": "FP16 unit, 5-stage FMAs"}
 

@@ -1,0 +1,131 @@
+"""The sections of the ``nmpu run`` report, rendered from what each stage's command wrote (``--json``).
+
+Each function takes the stage's results and returns Markdown lines; :func:`report_markdown` puts the sections
+together. The command (:mod:`cosim.cli.run`) runs the stages, draws the figures and writes the files.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}"
+
+
+def example_section(codes: np.ndarray, y: dict[str, np.ndarray]) -> list[str]:
+    """The shipped tile example through the fixed, fp16 and fp32 units (``y``: each unit's output codes)."""
+    lines = [f"A 16-column tile with ADC gain/offset mismatch (`examples/codes.npy`, {codes.shape[0]} samples), "
+             "corrected by the fixed-point unit (coefficients quantized to the configured formats) and by the "
+             "fp16/fp32 units (real coefficients).", "",
+             "| unit | equal to fp32 | max abs diff vs fp32 | mean abs diff vs fp32 |", "|---|---:|---:|---:|"]
+    for arith in ("fixed", "fp16"):
+        d = np.abs(y[arith] - y["fp32"])
+        lines.append(f"| {arith} | {100 * np.mean(d == 0):.1f}% | {d.max()} | {d.mean():.3f} |")
+    return lines
+
+
+def eval_section(ev: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """``nmpu eval --json``: accuracy per post-processor and drift time, and the per-layer coefficient errors."""
+    from nmpu_model.studies.evaluate import time_name
+
+    ts = [r["t"] for r in ev["analog_fixed"]]
+    lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
+             "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
+             "| post-processing | " + " | ".join(f"t = {time_name(t)}" for t in ts) + " |",
+             "|---|" + "---:|" * len(ts)]
+    for key, label in labels.items():
+        lines.append(f"| {label} | " + " | ".join(f"{_pct(r['mean'])} +- {_pct(r['std'])}" for r in ev[key]) + " |")
+    lines.append("| **fixed - fp16 (pp)** | " + " | ".join(
+        f"{100 * (a['mean'] - b['mean']):+.2f}" for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
+    lines += ["", "![accuracy vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
+              "coefficient quantization error of the fixed-point formats:", "",
+              "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
+              "|---|---:|---:|---:|---:|"]
+    for name, q in ev["layers"].items():
+        lines.append(f"| {name} | {q['out_frac']} | {100 * q['scale_rel_max']:.2f}% | "
+                     f"{100 * q['scale_rel_mean']:.3f}% | {q['offset_abs_max']:.3f} |")
+    return lines
+
+
+def error_histogram_section(images: int) -> list[str]:
+    return ["Output codes of each analog layer, fixed-point vs fp32 post-processing of the *same* ADC codes "
+            f"(seed 0, t = 1 h, {images} images; library call `nmpu_model.studies.evaluate.fixed_minus_fp32`):",
+            "", "![error histograms](error_histograms.png)"]
+
+
+def sweep_section(sw: dict[str, Any]) -> list[str]:
+    """``nmpu sweep --json``: the plot and the cheapest point within the tolerance."""
+    c = sw["chosen"]
+    lines = [f"Accuracy over a grid of formats, each point on the same tiles and seeds, against the fp16 unit "
+             f"({_pct(sw['fp16']['mean'])}%):", "", "![precision sweep](sweep.png)", ""]
+    if c:
+        lines.append(f"Cheapest configuration within {sw['tolerance_pp']} pp of fp16 (cost: {sw['cost']}): "
+                     f"**{', '.join(f'{k} = {v}' for k, v in c['point'].items())}**, {c['cost_bits']} bits, "
+                     f"{_pct(c['mean'])}% ({-100 * c['drop_vs_fp16']:+.2f} pp).")
+    else:
+        lines.append(f"No grid point is within {sw['tolerance_pp']} pp of fp16.")
+    return lines
+
+
+def verify_section(v: dict[str, Any]) -> list[str]:
+    """``nmpu verify --json``: vectors, mismatches, cycles and the simulator's speed."""
+    build = "cached" if v["build_cached"] else f"{v['build_seconds']:.0f} s"
+    return ["cocotb on Verilator, random codes and coefficients with every format edge, random input gaps and "
+            "output stalls, coefficient rewrites between layers, a reset mid-stream:", "",
+            "| vectors | mismatches | cycles | latency | cycles/s (cocotb) | build |", "|---:|---:|---:|---:|---:|---|",
+            f"| {v['vectors']} | {v['mismatches']} | {v['cycles']} | {v['latency']} | {v['cycles_per_s']:,.0f} | "
+            f"{build} |"]
+
+
+def cosim_section(c: dict[str, Any]) -> list[str]:
+    """``nmpu cosim --json``: per layer values and mismatches, accuracy of the golden model vs the RTL."""
+    lines = [f"The {c['model']} network on analog tiles with the **Verilated RTL** as the post-processor of every analog "
+             "layer (each layer's inputs are the RTL's outputs of the layer before):", "",
+             "| layer | values | mismatches | cycles | values/s |", "|---|---:|---:|---:|---:|"]
+    for r in c["layers"]:
+        lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
+                     f"{r['values_per_s']:,.0f} |")
+    lines += ["", f"Accuracy on {c['images']} test images: golden model {_pct(c['accuracy_golden'])}%, RTL in the loop "
+              f"{_pct(c['accuracy_rtl'])}%; logits identical: {c['logits_equal']}. Random input gaps "
+              f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]
+    return lines
+
+
+def synth_section(s: dict[str, Any], area_vs_accuracy: bool) -> list[str]:
+    """``nmpu synth --compare --json``: area of both units, the PPA study, where the area goes."""
+    f, h = s["fixed"], s["fp16"]
+    lines = [f"Yosys ({s['target']}), {s['lanes']} lane(s); area proxy: {s['area_proxy']}; beside it "
+             f"{s['transistor_proxy']}.", "",
+             "| unit | area (µm², sky130) | transistors (Yosys) | flip-flops | latency (cycles) |",
+             "|---|---:|---:|---:|---:|",
+             f"| fixed-point NMPU | {f['area']:,.0f} | {f['transistors']:,.0f} | {f['flip_flops']} | {f['latency']} |",
+             f"| FP16 unit | {h['area']:,.0f} | {h['transistors']:,.0f} | {h['flip_flops']} | {h['latency']} |",
+             "", f"FP16 / fixed: area **{s['area_ratio']:.2f}x** (transistor estimate {s['transistor_ratio']:.2f}x), "
+             f"flip-flops {s['ff_ratio']:.2f}x.", "", "![area](area.png)"]
+    from ..studies.ppa import PPAStudy
+    from .tables import ppa_markdown
+
+    study = PPAStudy.from_json(s)
+    if study is not None and study.comparison is not None:
+        lines += [""] + ppa_markdown(study) + ["", "![power, performance, area](ppa.png)"]
+    if s.get("breakdown"):
+        lines += ["", "Where the area goes (sky130 µm², each block synthesized on its own):", "",
+                  "| unit | block | area (µm²) | share |", "|---|---|---:|---:|"]
+        lines += [f"| {u} | {r['block']} | {r['area']:,.0f} | {100 * r['share']:.0f}% |"
+                  for u in ("fixed", "fp16") for r in s["breakdown"].get(u, [])]
+    if area_vs_accuracy:
+        lines += ["", "![area vs accuracy](area_vs_accuracy.png)"]
+    return lines
+
+
+def report_markdown(config: str, quick: bool, sections: Sequence[tuple[str, list[str]]], failed: str | None) -> str:
+    """The whole report: a title, the configuration, each finished stage's section, and why a run stopped."""
+    lines = ["# nmpu-cosim report", "", f"Configuration: `{config}`" + (" (quick settings)" if quick else ""), ""]
+    for title, body in sections:
+        lines += [f"## {title}", ""] + body + [""]
+    if failed:
+        lines += ["## Stopped", "", failed, ""]
+    return "\n".join(lines)
