@@ -27,6 +27,8 @@ _API = {
     "golden.formats": ("OVERFLOW_MODES", "ROUNDING_MODES", "ConfigError", "Fmt", "Overflow", "Rounding", "quantize"),
     "golden.datapath": ("apply", "check_inputs"),
     "analog.pcm": ("PCMParams",),
+    "analog.hermes": ("HermesParams",),
+    "analog.devices": ("DeviceModel",),
     "analog.tiles": ("TileParams", "program_layer"),
     "network.analog_network": ("AnalogNetwork", "capture", "replay"),
     "workloads.models": ("resnet9", "digits_cnn"),
@@ -53,8 +55,8 @@ def __dir__() -> list[str]:
 def warm_up() -> None:
     """Compile (or load from numba's cache) every kernel for the types the network and the golden model use:
     ``make install`` runs this once (~20 s), so that no first call pays a compilation."""
-    from .analog import pcm, streams, tiles
+    from .analog import devices, streams, tiles
     from .golden import kernels as golden_kernels
     from .network import kernels as network_kernels
-    for m in (streams, tiles, pcm, network_kernels, golden_kernels):
+    for m in (streams, tiles, devices, network_kernels, golden_kernels):
         m.warm_up()

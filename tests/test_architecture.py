@@ -31,7 +31,7 @@ ALLOWED = {
     "nmpu_model.golden": set(),
     "nmpu_model.analog": set(),
     "nmpu_model.network": {"nmpu_model.golden", "nmpu_model.analog"},
-    "nmpu_model.workloads": {"nmpu_model.network", "nmpu_model.cache"},
+    "nmpu_model.workloads": {"nmpu_model.network", "nmpu_model.analog", "nmpu_model.cache"},
     "nmpu_model.studies": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network", "nmpu_model.workloads"},
     "rtl": {"nmpu_model.golden"},
     "cosim.report": {"cosim.studies"} | MODEL_ROOMS,   # the studies' result types, to render them

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             point_config(base, point)
     work = workload.load(args)               # checks the model and data
     workload.show(work)
-    setup = Setup(args.model, args.data, args.images, args.drift, work.digital)
+    setup = Setup(args.model, args.data, args.images, args.drift, work.digital, work.device, work.compensation)
     progress = sys.stderr.isatty()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
     if args.per_layer:

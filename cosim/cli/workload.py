@@ -19,6 +19,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=int, metavar="N", help="the first N test images only")
     p.add_argument("--digital", metavar="NAME,...", help="layers kept digital, by name as the layer table "
                    "shows them, or first/last (default: first,last); 'none': every layer analog")
+    p.add_argument("--device", default="pcm", metavar="MODEL",
+                   help="the tiles' device model: pcm (AIHWKit PCMLikeNoiseModel, the default), hermes (AIHWKit "
+                   "HermesNoiseModel, HERMES-fitted PCM, two devices per conductance) or hermes-1 (one device); "
+                   "`nmpu devices` compares them")
+    p.add_argument("--compensation", default="global", metavar="KIND",
+                   help="drift compensation: global (one factor per layer, AIHWKit's default) or column (one factor "
+                   "per output column, AIHWKit PerColumnDriftCompensation)")
 
 
 def digital_layers(text: str | None) -> tuple[str, ...] | None:
@@ -43,14 +50,15 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
     if args.images is not None and args.images < 1:
         raise ValueError(f"--images must be >= 1, not {args.images}")
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
-                         digital=digital_layers(args.digital))
+                         digital=digital_layers(args.digital), device=args.device, compensation=args.compensation)
     work.table, work.analog = mapping(work.model, work.x_cal, tile, work.digital)   # a refusal stops here
     return work
 
 
 def show(work: Any) -> None:
     """The workload's size, layer table and where its calibration images came from, on stderr."""
-    print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images", file=sys.stderr)
+    print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images; tiles: "
+          f"{work.describe_tiles()}", file=sys.stderr)
     print(work.table, file=sys.stderr)
     if work.note:
         print(work.note, file=sys.stderr)

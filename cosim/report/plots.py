@@ -35,6 +35,28 @@ def drift_plot(ev: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def device_plot(doc: dict[str, Any], path: str | Path) -> Path:
+    """``nmpu devices``: relative MVM error against drift time, a colour per device model, a line style per mapping."""
+    styles = {"per_tile": ("-", "per-tile mapping"), "per_column": ("--", "per-column mapping"),
+              "per_column_periphery": (":", "per-column + out noise, ADC")}
+    fig, ax = plt.subplots(figsize=(8.6, 3.8))
+    for i, (name, d) in enumerate(doc["devices"].items()):
+        for key, (ls, label) in styles.items():
+            rows = d[key]
+            ax.plot([max(r["t"], 1e-3) for r in rows], [100 * r["error"] for r in rows], ls=ls, marker="o", ms=3,
+                    color=f"C{i}", label=f"{name}, {label}")
+    ax.set_xscale("log")
+    ax.set_xlabel("drift time after programming (s)")
+    ax.set_ylabel("relative MVM error (%)")
+    ax.set_title(f"one {doc['size']} x {doc['size']} tile, {doc['compensation']} drift compensation", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def error_histograms(diffs: dict[str, np.ndarray], path: Path) -> Path:
     """Per layer: histogram of (fixed - fp32) output codes on the same ADC codes."""
     n = len(diffs)

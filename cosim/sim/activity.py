@@ -57,12 +57,11 @@ def layer_stimulus(work: Any, config: NMPUConfig, layer: str | None = None, samp
     import torch
 
     from nmpu_model import apply
-    from nmpu_model.analog.tiles import TileParams
     from nmpu_model.network.analog_network import AnalogNetwork
 
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, not {samples!r}")
-    tile = TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits, dac_signed=config.output.signed)
+    tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=drift, tile=tile, digital=work.digital)
     coeffs = net.coefficients(config)
     same = [n for n in net.analog_layers if coeffs[n].config.identity() == config.identity()]

@@ -148,7 +148,6 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
     import torch
 
     from nmpu_model import apply
-    from nmpu_model.analog.tiles import TileParams
     from nmpu_model.network.analog_network import AnalogNetwork
 
     stream = rtl_stream(mode)
@@ -158,7 +157,7 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
         raise ValueError(f"--window START:END needs 0 <= START < END, not {window[0]}:{window[1]}")
     stall_seed = seed if stall_seed is None else stall_seed
     t_all = time.perf_counter()
-    tile = TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits, dac_signed=config.output.signed)
+    tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     t0 = time.perf_counter()
     net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=drift, tile=tile, digital=work.digital)
     net.require_tiles()

@@ -1,20 +1,23 @@
-"""Analog in-memory computing tiles in PyTorch: weights -> PCM conductances -> ADC codes per column.
+"""Analog in-memory computing tiles in PyTorch: weights -> device conductances -> ADC codes per column.
 
 A layer's weight matrix ``W`` (``K`` inputs x ``C`` outputs, im2col for convolutions) is mapped
 onto a grid of crossbar tiles of ``rows x cols`` devices pairs (default 256 x 256, one HERMES core).
-Each weight is a differential pair of PCM devices, ``G+ - G-``, with the largest weight of a column
+Each weight is a differential pair of devices, ``G+ - G-``, with the largest weight of a column
 at ``g_max`` (column-wise weight scaling, as AIHWKit's ``MappingParameter.weight_scaling_columnwise``;
 the per-column factor is undone by the NMPU's per-column scale, which is what that scale is for).
 
-The device model is the published PCM statistical model as implemented by AIHWKit's
-``PCMLikeNoiseModel`` (Nandakumar et al., ICECS 2019; Joshi et al., Nat. Commun. 11, 2473, 2020):
+The device model is one of :mod:`nmpu_model.analog.devices` (``TileParams.device``); by default the published PCM
+statistical model as implemented by AIHWKit's ``PCMLikeNoiseModel`` (Nandakumar et al., ICECS 2019; Joshi et
+al., Nat. Commun. 11, 2473, 2020), :mod:`nmpu_model.analog.pcm`:
 
 - programming noise: Gaussian, std a 2nd-order polynomial of ``g_target / g_max`` (in uS at 25 uS);
 - drift: ``g(t) = g_prog * ((t + t0) / t0) ** -nu``, ``nu`` drawn per device (mean and spread
   depend on ``g_target``), ``t`` counted from the end of programming, ``t0 = 20 s``;
 - 1/f read noise accumulated up to ``t``: relative std ``q_s * sqrt(log((t + t_read) / (2 t_read)))``;
-- global drift compensation (AIHWKit ``GlobalDriftCompensation``): one factor per layer from
-  reading the array with a known all-ones input, now against right after programming.
+- drift compensation: global (AIHWKit ``GlobalDriftCompensation``): one factor per layer from reading the
+  array with a known all-ones input, now against right after programming; or per column (AIHWKit
+  ``PerColumnDriftCompensation``): one factor per output column, the mean ``|w|`` of the column read with
+  one-hot inputs, now against right after programming (``TileParams.drift_compensation``).
 
 Periphery: inputs are ``dac_bits`` codes, signed or not (value ``u / dac_max`` of full scale),
 Gaussian output noise, then per-column ADCs with a gain and offset mismatch that is fixed per tile
@@ -50,11 +53,16 @@ import torch
 import torch.nn.functional as F
 from numba import njit
 
-from . import pcm
+from . import devices
+from .devices import DeviceModel
 from .pcm import PCMParams
 from .streams import _fill_normals, derive_seed, generator
 
 __all__ = ["TileParams", "ProgrammedLayer", "DriftState", "Conv", "program_layer"]
+
+
+#: how the drift of a layer's conductances is compensated: one factor per layer, or one per output column
+DRIFT_COMPENSATIONS = ("global", "column")
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,11 @@ class TileParams:
     out_bound : float or None
         ADC full scale in the units of ``out_noise``. ``None``: chosen per layer by calibration
         (models HERMES' programmable integration time); AIHWKit's default is 12.
-    pcm : PCMParams or None
-        Device model; ``None`` gives ideal devices (exact target conductances, no drift).
+    device : DeviceModel or None
+        Device model (:class:`~nmpu_model.analog.pcm.PCMParams`, :class:`~nmpu_model.analog.hermes.HermesParams`);
+        ``None`` gives ideal devices (exact target conductances, no drift).
+    drift_compensation : str
+        ``"global"`` (one factor per layer, AIHWKit's default) or ``"column"`` (one factor per output column).
     """
 
     rows: int = 256
@@ -93,7 +104,8 @@ class TileParams:
     adc_gain_std: float = 0.03
     adc_offset_std: float = 1.5
     out_bound: float | None = None
-    pcm: PCMParams | None = field(default_factory=PCMParams)
+    device: DeviceModel | None = field(default_factory=PCMParams)
+    drift_compensation: str = "global"
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols", "dac_bits", "adc_bits"):
@@ -103,11 +115,22 @@ class TileParams:
         for name in ("out_noise", "adc_gain_std", "adc_offset_std"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"TileParams.{name} must be >= 0, not {getattr(self, name)!r}")
+        if self.device is not None and not isinstance(self.device, DeviceModel):
+            raise ValueError(f"TileParams.device must be a device model (PCMParams, HermesParams) or None, "
+                             f"not {self.device!r}")
+        if self.drift_compensation not in DRIFT_COMPENSATIONS:
+            raise ValueError(f"drift compensation must be one of {', '.join(DRIFT_COMPENSATIONS)}, "
+                             f"not {self.drift_compensation!r}")
+
+    def describe_devices(self) -> str:
+        """One line: the device model and the drift compensation."""
+        dev = self.device.describe() if self.device is not None else "ideal devices (no noise, no drift)"
+        return f"{dev}; drift compensation {self.drift_compensation}"
 
     @classmethod
     def ideal(cls, **kw) -> "TileParams":
         """A noise-free tile: ideal devices, no output noise, no ADC mismatch (quantization stays)."""
-        return cls(out_noise=0.0, adc_gain_std=0.0, adc_offset_std=0.0, pcm=None, **kw)
+        return cls(out_noise=0.0, adc_gain_std=0.0, adc_offset_std=0.0, device=None, **kw)
 
     @property
     def dac_max(self) -> int:
@@ -129,12 +152,14 @@ class DriftState:
 
     ``weights`` has shape ``(K, C)``, float32: normalized ``(G+ - G-) / g_max``; row tile ``r`` holds
     rows ``r * rows`` to ``(r + 1) * rows``.
-    ``readout`` is the global-drift-compensation readout (mean |column current| for an all-ones input).
+    ``readout`` is the global-drift-compensation readout (mean |column current| for an all-ones input),
+    ``readout_columns`` the per-column one (float64 ``(C,)``: mean ``|w|`` of each column, one-hot inputs).
     """
 
     t: float
     weights: torch.Tensor
     readout: float
+    readout_columns: torch.Tensor
     #: the row tiles of ``weights`` as convolution weights, made on first use (see :meth:`ProgrammedLayer.mvm`)
     conv_weights: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
@@ -215,24 +240,39 @@ class ProgrammedLayer:
 
     def at(self, t: float) -> DriftState:
         """Read the array at ``t`` seconds after programming (drift and 1/f noise drawn per seed and t)."""
-        p = self.params.pcm
+        p = self.params.device
         if p is None:
             w = self.target.float()
         else:
             g_prog = torch.cat([self.g_prog_pos.reshape(-1), self.g_prog_neg.reshape(-1)])
             nu = torch.cat([self.nu_pos.reshape(-1), self.nu_neg.reshape(-1)])
             if self._q_s is None:
-                self._q_s = pcm.read_noise_factor(g_prog, p)
-            w = pcm.read(p, g_prog, nu, self._q_s, t, derive_seed(self.seed, self.layer, "read", float(t)),
-                         tuple(self.target.shape))
-        readout = float(w.double().sum(dim=0).abs().mean())  # AIHWKit GlobalDriftCompensation: all-ones input
-        return DriftState(float(t), w, readout)
+                self._q_s = p.read_noise_factor(g_prog)
+            w = devices.read(p, g_prog, nu, self._q_s, t, derive_seed(self.seed, self.layer, "read", float(t)),
+                             tuple(self.target.shape))
+        wd = w.double()
+        # AIHWKit GlobalDriftCompensation with an all-ones input; PerColumnDriftCompensation with one-hot inputs
+        return DriftState(float(t), w, float(wd.sum(dim=0).abs().mean()), wd.abs().mean(dim=0))
+
+    def at_programming(self) -> DriftState:
+        """The programmed conductances, before drift and read noise: the drift-compensation baseline (AIHWKit
+        ``init_baseline``)."""
+        p = self.params.device
+        w = self.target if p is None else (self.g_prog_pos.double() - self.g_prog_neg.double()) / p.g_max
+        return DriftState(0.0, w.float(), float(w.sum(dim=0).abs().mean()), w.abs().mean(dim=0))
 
     def readout_programmed(self) -> float:
-        """The drift-compensation baseline, read right after programming (AIHWKit ``init_baseline``)."""
-        p = self.params.pcm
-        w = self.target if p is None else (self.g_prog_pos.double() - self.g_prog_neg.double()) / p.g_max
-        return float(w.sum(dim=0).abs().mean())
+        """The global drift-compensation baseline (:meth:`at_programming`'s readout)."""
+        return self.at_programming().readout
+
+    def compensation(self, base: float, base_columns: torch.Tensor, state: DriftState) -> float | np.ndarray:
+        """The drift compensation that brings ``state``'s readout back to a baseline (``base``: the global
+        readout, ``base_columns``: the per-column one), to multiply the layer's outputs by: a number, or with
+        ``drift_compensation = "column"`` a float64 array ``(C,)``, one factor per column."""
+        if self.params.drift_compensation == "column":
+            return (torch.as_tensor(base_columns, dtype=torch.float64)
+                    / state.readout_columns.clamp(min=1e-30)).numpy()
+        return base / max(state.readout, 1e-30)
 
     def currents(self, u: torch.Tensor, state: DriftState) -> torch.Tensor:
         """Column currents ``(M, C)`` of the whole layer (all row tiles summed) in full-scale units,
@@ -355,11 +395,11 @@ def program_layer(weight: torch.Tensor, params: TileParams, seed: int, layer: in
     scale = w.abs().amax(dim=0) if columnwise else w.abs().max().expand(c).clone()
     safe = torch.where(scale > 0, scale, torch.ones_like(scale))
     target = (w * sign / safe).clamp(-1.0, 1.0)
-    p = params.pcm
+    p = params.device
     gpp = gpn = nup = nun = None
     if p is not None:
-        gpp, gpn, nup, nun = pcm.program(target, p, derive_seed(seed, layer, "program"),
-                                         derive_seed(seed, layer, "drift-nu"))
+        gpp, gpn, nup, nun = devices.program(target, p, derive_seed(seed, layer, "program"),
+                                             derive_seed(seed, layer, "drift-nu"))
     nr = -(-k // params.rows)
     gen = generator(seed, layer, "adc")
     gain = 1.0 + params.adc_gain_std * torch.randn(nr, c, generator=gen, dtype=torch.float64)

@@ -36,8 +36,9 @@ with the exact real coefficients):
 4. The output step ``step_out`` (the real value of one output code): the 99.99th percentile of
    the layer's real output divided by the largest output code.
 
-At read time ``t`` the global drift compensation factor ``gdc = readout(t_cal) / readout(t)``
-multiplies the scale (so the coefficients are re-written for each ``t``, as the chip would).
+At read time ``t`` the drift compensation factor ``gdc = readout(t_cal) / readout(t)`` (global: one per layer;
+with ``TileParams.drift_compensation = "column"``, one per column) multiplies the scale (so the coefficients are
+re-written for each ``t``, as the chip would).
 
 Coefficients
 ------------
@@ -297,7 +298,7 @@ class AnalogNetwork:
         self.programmed: dict[str, ProgrammedLayer] = {}
         self.cal: dict[str, LayerCal] = {}
         self.states: dict[str, DriftState] = {}
-        self.gdc: dict[str, float] = {}
+        self.gdc: dict[str, float | np.ndarray] = {}
         self._coeff_cache: dict[tuple, dict[str, LayerCoeffs]] = {}
         self.values_per_image = 1
 
@@ -358,7 +359,8 @@ class AnalogNetwork:
         for name, p in self.programmed.items():
             st = p.at(self.t)
             self.states[name] = st
-            self.gdc[name] = self.cal[name].readout_cal / max(st.readout, 1e-30)
+            cal = self.cal[name]
+            self.gdc[name] = p.compensation(cal.readout_cal, cal.readout_cal_columns, st)
         self._coeff_cache = {}
 
     @property
@@ -427,7 +429,8 @@ class AnalogNetwork:
         self.cal[spec.name] = LayerCal(
             step_in=float(step_in), step_out=float(step_out), out_bound=float(out_bound),
             alpha=alpha, beta=beta, A0=A0, bias=bias, g=g, h=h,
-            sign=sign, readout_cal=state.readout, x_cal=x[keep].astype(np.int64), zmax=zmax)
+            sign=sign, readout_cal=state.readout, x_cal=x[keep].astype(np.int64), zmax=zmax,
+            readout_cal_columns=state.readout_columns.numpy())
         # the upstream for the next layer: exact real post-processing (g * (A0 * (x - beta) + bias) + h)
         # / step_out, with output rounding
         y = np.empty(x.shape, np.float32)

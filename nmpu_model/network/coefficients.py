@@ -32,9 +32,10 @@ class LayerCal:
     g: np.ndarray
     h: np.ndarray
     sign: np.ndarray
-    readout_cal: float
+    readout_cal: float      # the global drift-compensation readout at t_cal
     x_cal: np.ndarray       # calibration ADC codes (subsample), for the out_frac choice
     zmax: float             # max |z| on calibration, for the BN-stage mid scaling
+    readout_cal_columns: np.ndarray | None = None   # the per-column readout at t_cal
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _real_post(x: np.ndarray, real: Mapping[str, np.ndarray], cfg: NMPUConfig, o
     return np.clip(y, cfg.output.min, cfg.output.max)
 
 
-def make_coefficients(cal: LayerCal, gdc: float, config: NMPUConfig, relu: bool) -> LayerCoeffs:
+def make_coefficients(cal: LayerCal, gdc: float | np.ndarray, config: NMPUConfig, relu: bool) -> LayerCoeffs:
     """Real and integer coefficients of one layer for ``config`` (see the module docstring)."""
     cfg = _layer_config(config, relu)
     A = cal.A0 * gdc

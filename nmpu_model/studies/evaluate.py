@@ -45,8 +45,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
         raise ValueError(f"seeds must be >= 1, not {seeds}")
     if not drifts:
         raise ValueError("drifts: at least one drift time is needed")
-    tile = tile or TileParams(adc_bits=config.adc_bits, dac_bits=config.output.bits,
-                              dac_signed=config.output.signed)
+    tile = tile or work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     digital = work.digital if digital is None else digital
     base = accuracy(work.model, work.x_test, work.y_test)
     accs = {p: np.zeros((len(drifts), seeds)) for p in POSTS}
@@ -69,7 +68,7 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
             if s == 0 and i == 0:
                 layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
     res: dict[str, Any] = {"model": work.name, "images": int(len(work.y_test)), "seeds": seeds,
-                           "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
+                           "tiles": tile.describe_devices(), "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
     for p in POSTS:
         res[KEYS[p]] = [{"t": float(t), "mean": float(accs[p][i].mean()), "std": float(accs[p][i].std()),
                          "runs": [float(a) for a in accs[p][i]]} for i, t in enumerate(drifts)]
@@ -99,7 +98,7 @@ def format_table(res: dict[str, Any]) -> str:
     ts = [e["t"] for e in res["fp32_digital"]]
     head = f"{'post-processing':22s}" + "".join(f"{'t = ' + time_name(t):>18s}" for t in ts)
     lines = [f"{res['model']}: {res['images']} test images, {res['seeds']} noise seed(s); accuracy % "
-             f"(mean +- std over seeds)", head]
+             f"(mean +- std over seeds)" + (f"; tiles: {res['tiles']}" if res.get("tiles") else ""), head]
     rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),
             ("analog + fp16", "analog_fp16"), ("analog + fixed NMPU", "analog_fixed")]
     for label, key in rows:

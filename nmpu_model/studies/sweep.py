@@ -260,10 +260,16 @@ class Setup:
     images: int | None = None
     drift: float = 3600.0
     digital: tuple[str, ...] = ("first", "last")
+    device: str = "pcm"
+    compensation: str = "global"
 
     def identity(self) -> dict[str, Any]:
-        ident = {"model": self.model, "data": self.data, "images": self.images, "drift": self.drift}
-        return ident if self.digital == ("first", "last") else {**ident, "digital": list(self.digital)}
+        ident: dict[str, Any] = {"model": self.model, "data": self.data, "images": self.images, "drift": self.drift}
+        if self.digital != ("first", "last"):
+            ident["digital"] = list(self.digital)
+        if (self.device, self.compensation) != ("pcm", "global"):   # the defaults: files of earlier versions resume
+            ident.update(device=self.device, compensation=self.compensation)
+        return ident
 
 
 _WORK_CACHE: dict[Setup, Any] = {}
@@ -274,18 +280,18 @@ def setup_workload(setup: Setup) -> Any:
     once per process."""
     if setup not in _WORK_CACHE:
         from ..workloads.registry import load_workload
-        _WORK_CACHE[setup] = load_workload(setup.model, setup.data, setup.images, digital=setup.digital)
+        _WORK_CACHE[setup] = load_workload(setup.model, setup.data, setup.images, digital=setup.digital,
+                                           device=setup.device, compensation=setup.compensation)
     return _WORK_CACHE[setup]
 
 
 def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
     """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
-    from ..analog.tiles import TileParams
     from ..network.analog_network import AnalogNetwork
     seed, adc_bits, dac_bits, dac_signed = key
     work = setup_workload(setup)
     return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=work.digital,
-                               tile=TileParams(adc_bits=adc_bits, dac_bits=dac_bits, dac_signed=dac_signed))
+                               tile=work.tile_params(adc_bits, dac_bits, dac_signed))
 
 
 class _LayerPost:

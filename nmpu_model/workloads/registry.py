@@ -8,14 +8,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..analog.devices import device_by_name
+from ..analog.tiles import DRIFT_COMPENSATIONS, TileParams
+
 
 @dataclass
 class Workload:
     """A trained model with its test and calibration data.
 
     ``model`` is an ``nn.Module`` or a ``torch.export`` ``ExportedProgram``; ``digital`` names the
-    layers kept digital (layer names, ``"first"``, ``"last"``); ``note`` says where the calibration
-    images came from when that is worth saying.
+    layers kept digital (layer names, ``"first"``, ``"last"``); ``device`` and ``compensation`` the tiles'
+    device model (:func:`nmpu_model.analog.devices.device_by_name`) and drift compensation; ``note`` says
+    where the calibration images came from when that is worth saying.
     """
 
     name: str
@@ -28,6 +32,18 @@ class Workload:
     note: str = ""
     table: str = ""
     analog: tuple[str, ...] | list[str] = ()
+    device: str = "pcm"
+    compensation: str = "global"
+
+    def tile_params(self, adc_bits: int, dac_bits: int, dac_signed: bool = True) -> TileParams:
+        """The tiles this workload runs on, for ADC and DAC codes of the given widths (a unit's configuration:
+        ``adc_bits``, and the output format feeding the next layer's DACs)."""
+        return TileParams(adc_bits=adc_bits, dac_bits=dac_bits, dac_signed=dac_signed,
+                          device=device_by_name(self.device), drift_compensation=self.compensation)
+
+    def describe_tiles(self) -> str:
+        """One line: the device model and the drift compensation the tiles use."""
+        return self.tile_params(8, 8).describe_devices()
 
 
 def digits_workload(images: int | None = None, progress: bool = False) -> Workload:
@@ -157,10 +173,14 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
 
 
 def load_workload(model: str, data: str | None = None, images: int | None = None, weights: str | None = None,
-                  progress: bool = False, digital: Sequence[str] | None = None) -> Workload:
+                  progress: bool = False, digital: Sequence[str] | None = None, device: str = "pcm",
+                  compensation: str = "global") -> Workload:
     """The workload named on a command line: ``digits-cnn`` (shipped), ``resnet9`` (CIFAR-10 from ``data``),
     or a ``.pt2`` file with a ``.npz`` data file (:func:`user_workload`). ``digital`` overrides the
-    layers kept digital."""
+    layers kept digital; ``device`` and ``compensation`` choose the tiles' device model and drift compensation."""
+    device_by_name(device)                      # a bad name is one line, before anything loads
+    if compensation not in DRIFT_COMPENSATIONS:
+        raise ValueError(f"--compensation must be one of {', '.join(DRIFT_COMPENSATIONS)}, not {compensation!r}")
     if model == "resnet9":
         work = resnet9_workload(data, images, weights, progress=progress)
     elif model in MODELS:
@@ -173,4 +193,5 @@ def load_workload(model: str, data: str | None = None, images: int | None = None
         work = user_workload(model, data, images)
     if digital is not None:
         work.digital = tuple(digital)
+    work.device, work.compensation = device, compensation
     return work

@@ -110,7 +110,7 @@ def test_mvm_error_grows_with_drift_and_has_a_plausible_size():
     assert v[0] < v[1] < v[2]
     assert 0.02 < v[0] < 0.3 and v[2] < 0.5
     off = mvm_error_vs_drift((1.0,), size=64, n_inputs=128,
-                             pcm=PCMParams(prog_noise_scale=0, read_noise_scale=0, drift_scale=0))
+                             device=PCMParams(prog_noise_scale=0, read_noise_scale=0, drift_scale=0))
     assert off[1.0] < 0.02  # programming-noise floor at zero-conductance devices only: none here
 
 
@@ -142,7 +142,7 @@ def test_output_noise_has_the_configured_std():
     k, c, m = 64, 32, 4000
     w = torch.from_numpy(rng.normal(size=(k, c)))
     u = _codes(rng, m, k)
-    tp = TileParams(rows=k, out_noise=0.06, adc_gain_std=0.0, adc_offset_std=0.0, pcm=None, adc_bits=16)
+    tp = TileParams(rows=k, out_noise=0.06, adc_gain_std=0.0, adc_offset_std=0.0, device=None, adc_bits=16)
     layer = program_layer(w, tp, 0, 0)
     ideal = (u.numpy() / 127) @ layer.target.numpy()
     bound = float(np.abs(ideal).max()) + 1.0

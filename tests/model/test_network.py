@@ -125,7 +125,7 @@ def test_calibration_removes_injected_gain_and_offset_mismatch():
     torch.manual_seed(0)
     lin = nn.Linear(64, 16)
     model = nn.Sequential(lin).eval()
-    tile = TileParams(pcm=None, out_noise=0.0, adc_gain_std=0.2, adc_offset_std=8.0)
+    tile = TileParams(device=None, out_noise=0.0, adc_gain_std=0.2, adc_offset_std=8.0)
     xc = torch.randn(256, 64, generator=torch.Generator().manual_seed(2))
     xt = torch.randn(128, 64, generator=torch.Generator().manual_seed(3))
     net = AnalogNetwork.build(model, xc, seed=1, tile=tile, digital=())

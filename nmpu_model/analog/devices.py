@@ -1,0 +1,166 @@
+"""The device model interface the tiles call, and the one way every model programs and reads its devices.
+
+A weight is a differential pair of conductances, ``(G+ - G-) / g_max``, each of ``devices_per_conductance``
+physical devices that the model's statistics describe together. A device model (:class:`DeviceModel`) says,
+for a target conductance, how far programming misses it (:meth:`~DeviceModel.prog_std`), the mean and spread
+of its drift exponent (:meth:`~DeviceModel.drift_stats`), and its 1/f read noise (:meth:`~DeviceModel.read_noise_factor`);
+:func:`program` and :func:`read` draw the noise, by counter, for every model alike:
+
+- programming: ``g_prog = max(g_target + prog_noise_scale * prog_std * N(0, 1), 0)``; drift exponent
+  ``nu = |mu + sd * N(0, 1)| * drift_scale`` (from the target conductance);
+- reading at ``t`` s after programming (``t' = t + t0``): ``g = g_prog (t' / t0)^-nu``, then the 1/f noise
+  accumulated up to ``t'``: ``g + |g| * read_noise_scale * q_s * sqrt(ln((t' + t_read) / (2 t_read))) * N(0, 1)``,
+  not negative.
+
+This is the structure of AIHWKit's inference noise models (``BaseNoiseModel``, ``PCMLikeNoiseModel``,
+``HermesNoiseModel``); the models differ in their fitted functions and constants. Device ``i``'s draws are
+``normal(key, i)`` of their streams (:mod:`nmpu_model.analog.streams`): the same seed gives the same bits,
+whatever the batching.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit
+
+from .streams import _fill_normals
+
+__all__ = ["DeviceModel", "program", "read", "device_names", "device_by_name"]
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """The statistics of one kind of device; subclasses give the fitted functions.
+
+    Attributes every model has: ``g_max`` (uS, the conductance of the largest weight), ``t0`` (s, the first
+    reading time of the drift fit), ``t_read`` (s, the read pulse of the 1/f fit) and the multipliers
+    ``prog_noise_scale``, ``read_noise_scale``, ``drift_scale`` (1 = the published model, 0 turns a mechanism off).
+    """
+
+    #: the name a command line gives (``--device``)
+    name = "device"
+
+    def prog_std(self, g: np.ndarray) -> np.ndarray:
+        """Programming-noise std in uS of devices whose target is ``g * g_max`` (``g`` float64 in [0, 1])."""
+        raise NotImplementedError
+
+    def drift_stats(self, g: np.ndarray, log_g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std of the drift exponent of devices of relative target ``g`` (float64),
+        ``log_g = ln(max(g, 1e-7))`` (float32, as the tiles compute it)."""
+        raise NotImplementedError
+
+    def read_noise_factor(self, g_prog: torch.Tensor) -> torch.Tensor:
+        """The 1/f read-noise factor ``q_s`` of devices programmed to ``g_prog`` (uS): a function of the
+        programmed conductances alone, so a layer computes it once for every drift time."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """One line: the model and its main constants."""
+        return f"{self.name}: g_max {self.g_max:g} uS, t0 {self.t0:g} s"
+
+
+def program(target: torch.Tensor, p: DeviceModel, key_prog: int, key_nu: int) -> tuple[torch.Tensor, ...]:
+    """Program the normalized ``(K, C)`` weights ``target`` (in ``[-1, 1]``) as device pairs: the programmed
+    conductances of the ``G+`` and ``G-`` devices and their drift exponents, each ``(K, C)`` float32."""
+    k, c = target.shape
+    # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
+    t32 = target.float().reshape(-1)
+    g_t = p.g_max * torch.cat([t32.clamp(min=0), (-t32).clamp(min=0)])  # G+ devices, then G- devices
+    log_g = torch.log((g_t / p.g_max).clamp(min=1e-7)).numpy()
+    g_t = g_t.numpy()
+    g = g_t.astype(np.float64) / p.g_max
+    mu, sd = p.drift_stats(g, log_g)
+    g_prog = np.empty(2 * k * c, np.float32)
+    nu = np.empty(2 * k * c, np.float32)
+    program_devices(g_t, p.prog_std(g), mu, sd, p.prog_noise_scale, p.drift_scale, np.uint64(key_prog),
+                    np.uint64(key_nu), g_prog, nu)
+    gpp, gpn = (torch.from_numpy(a).view(k, c) for a in np.split(g_prog, 2))
+    nup, nun = (torch.from_numpy(a).view(k, c) for a in np.split(nu, 2))
+    return gpp, gpn, nup, nun
+
+
+def read(p: DeviceModel, g_prog: torch.Tensor, nu: torch.Tensor, q_s: torch.Tensor, t: float, key: int,
+         shape: tuple[int, int]) -> torch.Tensor:
+    """The normalized weights ``(G+ - G-) / g_max`` (float32, ``shape``) read at ``t`` seconds after
+    programming: drift, and the 1/f read noise accumulated up to ``t``. ``g_prog``, ``nu`` and ``q_s`` hold
+    the ``G+`` devices, then the ``G-`` devices (flat)."""
+    tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
+    g = g_prog * torch.exp(nu * -math.log(tt / p.t0)) if tt > p.t0 else g_prog
+    spread = p.read_noise_scale * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
+    w = torch.empty(shape, dtype=torch.float32)
+    read_devices(g.numpy(), q_s.numpy(), spread, p.g_max, np.uint64(key), w.view(-1).numpy())
+    return w
+
+
+@njit(cache=True)
+def program_devices(g_t, sig, mu, sd, prog_scale, drift_scale, key_prog, key_nu, g_prog, nu):
+    """Program devices of target conductance ``g_t`` (flat float32): ``g_prog`` = target + programming noise of
+    std ``sig``, not negative; ``nu`` = drift exponent ``|N(mu, sd)|``. Device ``i`` draws ``normal(key_prog, i)``
+    and ``normal(key_nu, i)``."""
+    n = g_t.shape[0]
+    blk = 1024
+    zp = np.empty(blk, np.float32)
+    zn = np.empty(blk, np.float32)
+    bad = np.empty(blk, np.bool_)
+    for b0 in range(0, n, blk):
+        m = min(blk, n - b0)
+        _fill_normals(key_prog, np.uint64(b0), zp, bad)
+        _fill_normals(key_nu, np.uint64(b0), zn, bad)
+        for j in range(m):
+            i = b0 + j
+            g_prog[i] = max(np.float64(g_t[i]) + prog_scale * sig[i] * zp[j], 0.0)
+            nu[i] = abs(mu[i] + sd[i] * zn[j]) * drift_scale
+
+
+@njit(cache=True)
+def read_devices(g_drift, q_s, spread, g_max, key, w):
+    """Read drifted devices: ``g = g_drift + |g_drift| * q_s * spread * normal(key, i)``, not negative
+    (accumulated 1/f read noise); ``g_drift``, ``q_s`` hold the ``G+`` devices then the ``G-`` devices
+    (``2 n``). Writes the normalized weights ``w = (G+ - G-) / g_max`` (``n``, float32)."""
+    n = w.shape[0]
+    blk = 1024
+    zp = np.empty(blk, np.float32)
+    zn = np.empty(blk, np.float32)
+    bad = np.empty(blk, np.bool_)
+    for b0 in range(0, n, blk):
+        m = min(blk, n - b0)
+        _fill_normals(key, np.uint64(b0), zp, bad)
+        _fill_normals(key, np.uint64(n + b0), zn, bad)
+        for j in range(m):
+            i = b0 + j
+            gp = np.float64(g_drift[i])
+            gn = np.float64(g_drift[n + i])
+            gp = max(gp + abs(gp) * np.float64(q_s[i]) * spread * zp[j], 0.0)
+            gn = max(gn + abs(gn) * np.float64(q_s[n + i]) * spread * zn[j], 0.0)
+            w[i] = (gp - gn) / g_max
+
+
+def device_names() -> tuple[str, ...]:
+    """The device models a command line can name (``--device``)."""
+    return tuple(_models())
+
+
+def device_by_name(name: str) -> DeviceModel:
+    """The device model of a ``--device`` name, with its published defaults; an unknown name is a one-line
+    ``ValueError`` listing the names."""
+    models = _models()
+    if name not in models:
+        raise ValueError(f"--device must be one of {', '.join(models)}, not {name!r}")
+    return models[name]()
+
+
+def _models() -> dict:
+    from functools import partial
+
+    from .hermes import HermesParams
+    from .pcm import PCMParams
+    return {"pcm": PCMParams, "hermes": HermesParams, "hermes-1": partial(HermesParams, num_devices=1)}
+
+
+def warm_up() -> None:
+    z = np.zeros(2, np.float32)
+    program_devices(z, np.zeros(2), np.zeros(2), np.zeros(2), 1.0, 1.0, np.uint64(0), np.uint64(1), z.copy(), z.copy())
+    read_devices(z, z, 1.0, 1.0, np.uint64(0), np.zeros(1, np.float32))
