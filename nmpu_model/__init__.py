@@ -28,6 +28,7 @@ _API = {
     "golden.datapath": ("apply", "check_inputs"),
     "analog.pcm": ("PCMParams",),
     "analog.hermes": ("HermesParams",),
+    "analog.rram": ("RRAMParams",),
     "analog.devices": ("DeviceModel",),
     "analog.tiles": ("TileParams", "program_layer"),
     "network.analog_network": ("AnalogNetwork", "capture", "replay"),

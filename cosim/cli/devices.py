@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "through the 8-bit DAC: per-column weight mapping (as the networks are mapped) with the "
                        "devices only and with output noise and an 8-bit ADC, and per-tile mapping (AIHWKit's "
                        "default) with the devices only.")
-    p.add_argument("--device", metavar="NAME,...", help="device models to compare (default: every one)")
+    p.add_argument("--device", metavar="SPEC", action="append", help="a device model to compare, as eval's --device "
+                   "(NAME or NAME:field=value,...); repeat for several (default: every model with its defaults)")
     p.add_argument("--compensation", default="global", metavar="KIND", help="drift compensation: global (default) "
                    "or column")
     p.add_argument("--drift", default="1,3600,86400,31536000", help="drift times in seconds (default 1 s, 1 h, 1 day, "
@@ -33,10 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from nmpu_model.analog.mvm_error import device_errors, format_device_errors
     from nmpu_model.analog.tiles import DRIFT_COMPENSATIONS
 
-    names = device_names() if args.device is None else tuple(n.strip() for n in args.device.split(",") if n.strip())
-    if not names:
-        raise ValueError("--device: give one or more device model names")
-    models = {n: device_by_name(n) for n in names}
+    models = {n: device_by_name(n) for n in (args.device or device_names())}
     if args.compensation not in DRIFT_COMPENSATIONS:
         raise ValueError(f"--compensation must be one of {', '.join(DRIFT_COMPENSATIONS)}, not {args.compensation!r}")
     times = parse_drifts(args.drift)

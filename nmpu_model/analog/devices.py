@@ -57,6 +57,36 @@ class DeviceModel:
         programmed conductances alone, so a layer computes it once for every drift time."""
         raise NotImplementedError
 
+    def read_spread(self, tt: float) -> float:
+        """How the read noise grows with the time ``tt`` since the drift fit's start (``t + t0``): the 1/f noise
+        accumulated over the read, ``read_noise_scale * sqrt(ln((tt + t_read) / (2 t_read)))``."""
+        return self.read_noise_scale * math.sqrt(math.log((tt + self.t_read) / (2 * self.t_read)))
+
+    def program_conductances(self, g_t: np.ndarray, key_prog: int, key_nu: int) -> tuple[np.ndarray, np.ndarray]:
+        """Programmed conductances and drift exponents (float32) of devices of target ``g_t`` (float32, uS, in
+        ``[0, g_max]``): the Gaussian programming error of :meth:`prog_std` and the exponents of
+        :meth:`drift_stats`. A model whose devices work otherwise (levels, faults) overrides this."""
+        log_g = torch.log((torch.from_numpy(g_t) / self.g_max).clamp(min=1e-7)).numpy()
+        g = g_t.astype(np.float64) / self.g_max
+        mu, sd = self.drift_stats(g, log_g)
+        g_prog = np.empty(g_t.shape[0], np.float32)
+        nu = np.empty(g_t.shape[0], np.float32)
+        program_devices(g_t, self.prog_std(g), mu, sd, self.prog_noise_scale, self.drift_scale, np.uint64(key_prog),
+                        np.uint64(key_nu), g_prog, nu)
+        return g_prog, nu
+
+    def check(self) -> None:
+        """Refuse parameters no device has (a ``ValueError`` naming the field): subclasses call it."""
+        cls = type(self).__name__
+        for f in ("g_max", "t0", "t_read"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{cls}.{f} must be a positive number, not {v!r}")
+        for f in ("prog_noise_scale", "read_noise_scale", "drift_scale"):
+            v = getattr(self, f)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"{cls}.{f} must be a number >= 0, not {v!r}")
+
     def describe(self) -> str:
         """One line: the model and its main constants."""
         return f"{self.name}: g_max {self.g_max:g} uS, t0 {self.t0:g} s"
@@ -69,14 +99,7 @@ def program(target: torch.Tensor, p: DeviceModel, key_prog: int, key_nu: int) ->
     # float32 for the devices: conductances need ~1e-4 relative precision, not 1e-16, at half the cost
     t32 = target.float().reshape(-1)
     g_t = p.g_max * torch.cat([t32.clamp(min=0), (-t32).clamp(min=0)])  # G+ devices, then G- devices
-    log_g = torch.log((g_t / p.g_max).clamp(min=1e-7)).numpy()
-    g_t = g_t.numpy()
-    g = g_t.astype(np.float64) / p.g_max
-    mu, sd = p.drift_stats(g, log_g)
-    g_prog = np.empty(2 * k * c, np.float32)
-    nu = np.empty(2 * k * c, np.float32)
-    program_devices(g_t, p.prog_std(g), mu, sd, p.prog_noise_scale, p.drift_scale, np.uint64(key_prog),
-                    np.uint64(key_nu), g_prog, nu)
+    g_prog, nu = p.program_conductances(g_t.numpy(), key_prog, key_nu)
     gpp, gpn = (torch.from_numpy(a).view(k, c) for a in np.split(g_prog, 2))
     nup, nun = (torch.from_numpy(a).view(k, c) for a in np.split(nu, 2))
     return gpp, gpn, nup, nun
@@ -89,7 +112,7 @@ def read(p: DeviceModel, g_prog: torch.Tensor, nu: torch.Tensor, q_s: torch.Tens
     the ``G+`` devices, then the ``G-`` devices (flat)."""
     tt = float(t) + p.t0  # t counts from the end of programming; the drift fit starts at t0
     g = g_prog * torch.exp(nu * -math.log(tt / p.t0)) if tt > p.t0 else g_prog
-    spread = p.read_noise_scale * math.sqrt(math.log((tt + p.t_read) / (2 * p.t_read)))
+    spread = p.read_spread(tt)
     w = torch.empty(shape, dtype=torch.float32)
     read_devices(g.numpy(), q_s.numpy(), spread, p.g_max, np.uint64(key), w.view(-1).numpy())
     return w
@@ -143,21 +166,42 @@ def device_names() -> tuple[str, ...]:
     return tuple(_models())
 
 
-def device_by_name(name: str) -> DeviceModel:
-    """The device model of a ``--device`` name, with its published defaults; an unknown name is a one-line
-    ``ValueError`` listing the names."""
+def device_by_name(spec: str) -> DeviceModel:
+    """The device model of a ``--device`` value: a name (its published defaults), optionally followed by
+    ``:field=value,...`` to change parameters (``rram:levels=16,p_stuck_on=0.01``). Bad input is a one-line
+    ``ValueError`` naming the choices."""
+    import dataclasses
+
+    name, _, rest = str(spec).partition(":")
     models = _models()
     if name not in models:
-        raise ValueError(f"--device must be one of {', '.join(models)}, not {name!r}")
-    return models[name]()
+        raise ValueError(f"--device must be one of {', '.join(models)} (optionally NAME:field=value,...), "
+                         f"not {spec!r}")
+    cls, preset = models[name]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kw = dict(preset)
+    for item in filter(None, (i.strip() for i in rest.split(","))):
+        key, eq, text = item.partition("=")
+        key = key.strip()
+        if not eq or key not in fields or key == "num_devices" and "num_devices" in preset:
+            raise ValueError(f"--device {name}: {item!r} is not field=value of {', '.join(sorted(fields))}")
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"--device {name}: {key} must be a number, not {text.strip()!r}") from None
+        kw[key] = int(value) if value.is_integer() and key in ("levels", "num_devices") else value
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"--device {spec}: {e}") from None
 
 
 def _models() -> dict:
-    from functools import partial
-
     from .hermes import HermesParams
     from .pcm import PCMParams
-    return {"pcm": PCMParams, "hermes": HermesParams, "hermes-1": partial(HermesParams, num_devices=1)}
+    from .rram import RRAMParams
+    return {"pcm": (PCMParams, {}), "hermes": (HermesParams, {}), "hermes-1": (HermesParams, {"num_devices": 1}),
+            "rram": (RRAMParams, {})}
 
 
 def warm_up() -> None:

@@ -82,8 +82,7 @@ class HermesParams(DeviceModel):
                              f"not {self.g_max!r}")
         if self.t0 is None:
             object.__setattr__(self, "t0", t0)
-        elif not self.t0 > 0:
-            raise ValueError(f"HermesParams.t0 must be > 0 s, not {self.t0!r}")
+        self.check()
 
     def prog_std(self, g: np.ndarray) -> np.ndarray:
         g_ref, _, (c0, c1, c2, c3) = _DEFAULTS[self.num_devices]

@@ -74,13 +74,14 @@ def time_label(t: float) -> str:
 
 def format_device_errors(res: dict[str, dict], size: int = 256, compensation: str = "global") -> str:
     """The table of :func:`device_errors`: per device, the error per drift time under each setting."""
+    w = max([10] + [len(n) for n in res])
     lines = [f"relative MVM error of a {size} x {size} tile (Gaussian weights, uniform inputs, "
              f"{compensation} drift compensation)",
-             f"{'device':10s} {'t':8s} " + "  ".join(f"{v:>16s}" for v in ("per-column map", "+ out noise, ADC",
+             f"{'device':{w}s} {'t':8s} " + "  ".join(f"{v:>16s}" for v in ("per-column map", "+ out noise, ADC",
                                                                           "per-tile map"))]
     for name, r in res.items():
         for t in r["per_column"]:
-            lines.append(f"{name:10s} {time_label(t):8s} "
+            lines.append(f"{name:{w}s} {time_label(t):8s} "
                          + "  ".join(f"{100 * r[k][t]:15.2f}%" for k in MAPPINGS))
     lines += [r["model"] for r in res.values()]
     return "\n".join(lines)

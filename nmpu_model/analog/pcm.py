@@ -53,6 +53,9 @@ class PCMParams(DeviceModel):
 
     name = "pcm"
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def prog_std(self, g: np.ndarray) -> np.ndarray:
         c0, c1, c2 = self.prog_coeff
         return (c0 + c1 * g + c2 * g * g) * (self.g_max / 25.0)

@@ -161,8 +161,16 @@ def normals(key, start, out):
             out[b0 + j] = z[j]
 
 
+@njit(cache=True)
+def uniforms(key, start, out):
+    """Fill the 1-D float array ``out`` with uniform doubles in ``[0, 1)``, the ``start + j``-th of stream ``key``."""
+    for j in range(out.shape[0]):
+        out[j] = _unit(_mix(key + (np.uint64(start) + np.uint64(j)) * _GOLD))
+
+
 def warm_up() -> None:
     normals(np.uint64(0), 0, np.empty(2))
+    uniforms(np.uint64(0), 0, np.empty(2))
 
 
 # numba's dispatch machinery starts on the first call of any kernel (~0.3 s): at import, not inside the

@@ -94,10 +94,10 @@ def test_hermes_parameters_are_checked() -> None:
 
 
 def test_device_names_and_same_seed_same_bits() -> None:
-    assert device_names() == ("pcm", "hermes", "hermes-1")
+    assert device_names() == ("pcm", "hermes", "hermes-1", "rram")
     assert device_by_name("pcm") == PCMParams() and device_by_name("hermes-1") == HermesParams(num_devices=1)
-    with pytest.raises(ValueError, match="--device must be one of pcm, hermes, hermes-1, not 'rram'"):
-        device_by_name("rram")
+    with pytest.raises(ValueError, match="--device must be one of pcm, hermes, hermes-1, rram"):
+        device_by_name("reram")
     w = torch.from_numpy(np.random.default_rng(2).normal(size=(300, 20)))
     tp = TileParams(device=HermesParams())
     a, b = (program_layer(w, tp, 5, 1).at(3600.0).weights for _ in range(2))
@@ -130,16 +130,16 @@ def test_per_column_compensation_restores_each_column() -> None:
 
 def test_cli_device_and_compensation(tmp_path, capsys) -> None:
     out = tmp_path / "d.json"
-    assert main(["devices", "--device", "pcm,hermes", "--size", "32", "--inputs", "16", "--drift", "1,3600",
+    assert main(["devices", "--device", "pcm", "--device", "hermes", "--size", "32", "--inputs", "16", "--drift", "1,3600",
                  "--json", str(out), "--plot", str(tmp_path / "d.png")]) == 0
     text = capsys.readouterr().out
     assert "hermes: AIHWKit HermesNoiseModel, 2 device(s)" in text and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
     import json
     doc = json.loads(out.read_text())
     assert set(doc["devices"]) == {"pcm", "hermes"} and [r["t"] for r in doc["devices"]["pcm"]["per_tile"]] == [1, 3600]
-    assert main(["devices", "--device", "rram"]) == 2
+    assert main(["devices", "--device", "reram"]) == 2
     assert capsys.readouterr().err.strip() == ("nmpu devices: error: --device must be one of pcm, hermes, hermes-1, "
-                                               "not 'rram'")
+                                               "rram (optionally NAME:field=value,...), not 'reram'")
     assert main(["eval", "--images", "12", "--seeds", "1", "--drift", "60", "--compensation", "col"]) == 2
     assert "--compensation must be one of global, column, not 'col'" in capsys.readouterr().err
     ev = tmp_path / "e.json"
@@ -147,3 +147,90 @@ def test_cli_device_and_compensation(tmp_path, capsys) -> None:
                  "--compensation", "column", "--json", str(ev)]) == 0
     res = json.loads(ev.read_text())
     assert res["tiles"].startswith("hermes: AIHWKit HermesNoiseModel") and res["tiles"].endswith("compensation column")
+
+
+# ---- RRAM -------------------------------------------------------------------------------------------------
+from nmpu_model.analog.rram import RRAMParams  # noqa: E402
+from nmpu_model.analog.streams import derive_seed  # noqa: E402
+
+
+def _rram_layer(w: torch.Tensor, seed: int = 0, **kw):
+    dev = RRAMParams(**kw)
+    return dev, program_layer(w, TileParams(rows=w.shape[0], device=dev), seed, 0)
+
+
+def test_rram_stuck_rates_measured_back_and_the_fault_map_fixed_per_seed() -> None:
+    """Targets at half range: a G+ device at G_on was stuck on, one at G_off stuck off; the rates come back
+    within 4 binomial standard deviations, the map is the seed's, and a stuck-on weight reads exactly 1
+    (its error 1 - 0.5: the on conductance, not the target), a stuck-off one exactly 0."""
+    n, p_on, p_off = 200_000, 0.02, 0.03
+    w = torch.full((n, 1), 0.5, dtype=torch.float64)
+    w[0] = 1.0
+    dev, layer = _rram_layer(w, p_stuck_on=p_on, p_stuck_off=p_off)
+    gp = layer.g_prog_pos[1:, 0].double().numpy()
+    for p, g in ((p_on, dev.g_on), (p_off, dev.g_off)):
+        frac = float(np.mean(gp == np.float32(g)))
+        assert abs(frac - p) < 4 * math.sqrt(p * (1 - p) / n), (p, frac)
+    wt = layer.at(0.0).weights[1:, 0].double().numpy()
+    on, off = gp == np.float32(dev.g_on), gp == np.float32(dev.g_off)
+    partner_off = layer.g_prog_neg[1:, 0].numpy() == np.float32(dev.g_off)     # G- not stuck on (target 0)
+    assert np.all(wt[on & partner_off] == 1.0) and np.all(wt[off & partner_off] == 0.0)
+    assert np.all(wt[~on & ~off & partner_off] == pytest.approx(0.5, abs=1e-6))
+    assert np.all(wt[~on & ~off & ~partner_off] == pytest.approx(-0.5, abs=1e-6))   # G- stuck on: 0.5 - 1
+    again = _rram_layer(w, p_stuck_on=p_on, p_stuck_off=p_off)[1].g_prog_pos
+    other = _rram_layer(w, seed=1, p_stuck_on=p_on, p_stuck_off=p_off)[1].g_prog_pos
+    assert torch.equal(again, layer.g_prog_pos) and not torch.equal(other, layer.g_prog_pos)
+
+
+def test_rram_stuck_device_carries_its_own_on_or_off_conductance() -> None:
+    """With device-to-device variability, a stuck device sits at its own 1/R_on,i (or 1/R_off,i), which the
+    fault map and the device's lognormal draw say: recomputed here from the streams."""
+    from nmpu_model.analog.streams import normals
+
+    n = 4000
+    dev, layer = _rram_layer(torch.full((n, 1), 0.5, dtype=torch.float64), d2d_sigma=0.2, p_stuck_on=0.1,
+                             p_stuck_off=0.1)
+    key = derive_seed(0, 0, "program")
+    on, off = dev.stuck(2 * n, key)
+    z_on, z_off = np.empty(2 * n), np.empty(2 * n)
+    normals(np.uint64(derive_seed(key, "on")), 0, z_on)
+    normals(np.uint64(derive_seed(key, "off")), 0, z_off)
+    g = torch.cat([layer.g_prog_pos.reshape(-1), layer.g_prog_neg.reshape(-1)]).double().numpy()
+    r_on_i, r_off_i = 1e2 * np.exp(0.2 * z_on), 1e4 * np.exp(0.2 * z_off)
+    assert on.sum() > 600 and off.sum() > 600
+    assert np.allclose(g[on], 1e6 / r_on_i[on], rtol=1e-6) and np.allclose(g[off], 1e6 / r_off_i[off], rtol=1e-6)
+    assert abs(float(np.std(np.log(g[on] / 1e4))) / 0.2 - 1) < 0.1          # lognormal spread of R_on
+
+
+def test_rram_levels_counted_back() -> None:
+    n, levels = 20_000, 8
+    w = torch.from_numpy(np.random.default_rng(3).uniform(0.0, 1.0, size=(n, 1)))
+    w[0] = 1.0
+    dev, layer = _rram_layer(w, levels=levels)
+    g = np.unique(layer.g_prog_pos.double().numpy())
+    assert len(g) == levels
+    assert np.allclose(g, 100.0 + np.arange(levels) / (levels - 1) * 9900.0, rtol=1e-6)
+
+
+def test_rram_relaxation_and_read_noise() -> None:
+    n, t = 50_000, 3600.0
+    dev, layer = _rram_layer(torch.ones(n, 1, dtype=torch.float64), relaxation=0.02, read_noise=0.03, t0=10.0)
+    w = layer.at(t).weights.double()[:, 0]
+    # G+ = G_on, G- = G_off: (G_on d - G_off d) / g_max with d the decay; read noise 3% of each, independent
+    d = ((t + 10.0) / 10.0) ** -0.02
+    sd = 0.03 * d * math.sqrt(1e4 ** 2 + 1e2 ** 2) / 9900
+    assert abs(float(w.mean()) - d) < 4 * sd / math.sqrt(n) and abs(float(w.std()) / sd - 1) < 0.02
+    assert torch.equal(_rram_layer(torch.ones(4, 1, dtype=torch.float64))[1].at(t).weights,
+                       torch.ones(4, 1))                                   # no relaxation, no noise: exact
+
+
+def test_rram_and_device_spec_errors() -> None:
+    assert device_by_name("rram:levels=16,p_stuck_on=0.01") == RRAMParams(levels=16, p_stuck_on=0.01)
+    assert device_by_name("hermes:g_max=15").g_max == 15
+    for spec, msg in (("rram:foo=1", "'foo=1' is not field=value of"), ("rram:levels=1", "levels must be an integer >= 2"),
+                      ("rram:p_stuck_on=0.7,p_stuck_off=0.4", r"p_stuck_on \+ p_stuck_off must be at most 1"),
+                      ("pcm:t0=-1", "PCMParams.t0 must be a positive number"), ("rram:levels=x", "levels must be a number")):
+        with pytest.raises(ValueError, match=msg):
+            device_by_name(spec)
+    with pytest.raises(ValueError, match="0 < r_on < r_off"):
+        RRAMParams(r_on=1e4, r_off=1e2)
