@@ -29,6 +29,7 @@ _API = {
     "analog.pcm": ("PCMParams",),
     "analog.hermes": ("HermesParams",),
     "analog.rram": ("RRAMParams",),
+    "analog.measured": ("MeasuredParams",),
     "analog.devices": ("DeviceModel",),
     "analog.tiles": ("TileParams", "program_layer"),
     "network.analog_network": ("AnalogNetwork", "capture", "replay"),

@@ -21,8 +21,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    "shows them, or first/last (default: first,last); 'none': every layer analog")
     p.add_argument("--device", default="pcm", metavar="MODEL",
                    help="the tiles' device model: pcm (AIHWKit PCMLikeNoiseModel, the default), hermes (AIHWKit "
-                   "HermesNoiseModel, HERMES-fitted PCM, two devices per conductance) or hermes-1 (one device); "
-                   "`nmpu devices` compares them")
+                   "HermesNoiseModel, HERMES-fitted PCM, two devices per conductance), hermes-1 (one device), rram, or "
+                   "a characterisation file FILE.csv/.json; parameters after a colon (rram:levels=16,p_stuck_on=0.01); "
+                   "docs/devices.md; `nmpu devices` compares them")
     p.add_argument("--compensation", default="global", metavar="KIND",
                    help="drift compensation: global (one factor per layer, AIHWKit's default) or column (one factor "
                    "per output column, AIHWKit PerColumnDriftCompensation)")

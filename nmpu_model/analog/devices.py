@@ -174,16 +174,25 @@ def device_by_name(spec: str) -> DeviceModel:
 
     name, _, rest = str(spec).partition(":")
     models = _models()
+    if name.lower().endswith((".csv", ".json")):          # the user's own characterisation file
+        from .measured import MeasuredParams
+        fields = {"g_max", "t0", "t_read", "prog_noise_scale", "read_noise_scale", "drift_scale"}
+        return _build(name, MeasuredParams.from_file, {"path": name}, fields, rest, spec)
     if name not in models:
         raise ValueError(f"--device must be one of {', '.join(models)} (optionally NAME:field=value,...), "
                          f"not {spec!r}")
     cls, preset = models[name]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name for f in dataclasses.fields(cls)} - set(preset)
+    return _build(name, cls, preset, fields, rest, spec)
+
+
+def _build(name: str, make, preset: dict, fields: set[str], rest: str, spec: str) -> DeviceModel:
+    """``make(**preset, **fields parsed from "field=value,...")``, every error one line."""
     kw = dict(preset)
     for item in filter(None, (i.strip() for i in rest.split(","))):
         key, eq, text = item.partition("=")
         key = key.strip()
-        if not eq or key not in fields or key == "num_devices" and "num_devices" in preset:
+        if not eq or key not in fields:
             raise ValueError(f"--device {name}: {item!r} is not field=value of {', '.join(sorted(fields))}")
         try:
             value = float(text)
@@ -191,9 +200,10 @@ def device_by_name(spec: str) -> DeviceModel:
             raise ValueError(f"--device {name}: {key} must be a number, not {text.strip()!r}") from None
         kw[key] = int(value) if value.is_integer() and key in ("levels", "num_devices") else value
     try:
-        return cls(**kw)
+        return make(**kw)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"--device {spec}: {e}") from None
+        msg = str(e)
+        raise ValueError(msg if msg.startswith(name) else f"--device {spec}: {msg}") from None
 
 
 def _models() -> dict:

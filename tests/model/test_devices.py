@@ -234,3 +234,52 @@ def test_rram_and_device_spec_errors() -> None:
             device_by_name(spec)
     with pytest.raises(ValueError, match="0 < r_on < r_off"):
         RRAMParams(r_on=1e4, r_off=1e2)
+
+
+# ---- measured devices ---------------------------------------------------------------------------------------
+def _pcm_table(path, n: int = 600) -> None:
+    """The PCM preset's statistics written as a characterisation file, at conductances spaced finely near 0 and up
+    to 1.5 g_max (programming noise takes a device past g_max)."""
+    x = np.concatenate([[0.0], np.geomspace(1e-5, 1.5, n)])
+    lx = np.log(np.maximum(x, 1e-7))
+    cols = {"g_us": 25.0 * x, "prog_std_us": 0.26348 + 1.9650 * x - 1.1731 * x * x,
+            "nu_mean": np.clip(-0.0155 * lx + 0.0244, 0.049, 0.1), "nu_std": np.clip(-0.0125 * lx - 0.0059, 0.008, 0.045),
+            "q_s": np.minimum(0.0088 / np.maximum(x ** 0.65, 1e-3), 0.2)}
+    lines = [",".join(cols)] + [",".join(repr(float(cols[c][i])) for c in cols) for i in range(len(x))]
+    path.write_text("# the PCM preset, tabulated\n" + "\n".join(lines) + "\n")
+
+
+def test_measured_file_of_the_pcm_polynomials_gives_the_pcm_statistics(tmp_path) -> None:
+    """Same seed, same draws: the tabulated model programs and reads every device as the PCM preset does, up to
+    the table's interpolation."""
+    f = tmp_path / "pcm.csv"
+    _pcm_table(f)
+    assert device_by_name(str(f)).g_max == 37.5                 # the largest conductance of the table
+    dev = device_by_name(f"{f}:g_max=25")
+    assert dev.g_max == 25.0 and dev.t0 == 20.0
+    w = torch.from_numpy(np.random.default_rng(8).normal(size=(500, 64)))
+    a = program_layer(w, TileParams(device=PCMParams()), 4, 2)
+    b = program_layer(w, TileParams(device=dev), 4, 2)
+    assert float((a.g_prog_pos - b.g_prog_pos).abs().max()) < 2e-3            # uS, of up to 25
+    assert float((a.nu_neg - b.nu_neg).abs().max()) < 1e-3
+    wa, wb = a.at(86400.0).weights, b.at(86400.0).weights
+    assert float((wa - wb).abs().max()) < 2e-3 and float(wa.abs().mean()) > 0.1
+
+
+def test_measured_file_errors(tmp_path) -> None:
+    head = "g_us,prog_std_us,nu_mean,nu_std,q_s\n"
+    cases = {"missing.csv": ("g_us,prog_std_us,nu_mean,q_s\n0,0.3,0.1,0.2\n1,0.3,0.1,0.2\n", r"missing column\(s\) nu_std"),
+             "order.csv": (head + "5,0.3,0.1,0.04,0.2\n2,1,0.05,0.01,0.01\n", r"g_us must increase, but g_us\[1\] = 2"),
+             "neg.csv": (head + "0,0.3,0.1,-0.04,0.2\n2,1,0.05,0.01,0.01\n", r"nu_std\[0\] = -0.04 is negative"),
+             "text.csv": (head + "0,0.3,x,0.04,0.2\n2,1,0.05,0.01,0.01\n", "line 2, column nu_mean: 'x' is not a number"),
+             "one.csv": (head + "0,0.3,0.1,0.04,0.2\n", "at least 2 conductances"),
+             "bad.json": ('{"table": {"g_us": [0, 1]}}', r"missing column\(s\) prog_std_us, nu_mean, nu_std, q_s")}
+    for name, (text, msg) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=msg):
+            device_by_name(str(tmp_path / name))
+    (tmp_path / "ok.json").write_text('{"g_max": 20, "t0": 100, "table": {"g_us": [0, 25], "prog_std_us": [0.2, 1], '
+                                      '"nu_mean": [0.1, 0.05], "nu_std": [0.02, 0.01], "q_s": [0.04, 0.01]}}')
+    dev = device_by_name(str(tmp_path / "ok.json") + ":t_read=1e-6")
+    assert (dev.g_max, dev.t0, dev.t_read) == (20, 100, 1e-6)
+    assert dev.prog_std(np.array([0.5]))[0] == pytest.approx(0.2 + 0.8 * 10 / 25)      # 10 uS, interpolated
