@@ -42,7 +42,7 @@ from nmpu_model.golden.formats import Fmt, signed_bits
 
 from .arith import Fit, as_value, both, either, fmt_shape
 from .blocks import coef_memories, delay_line, out_frac_register
-from .nmpu import check_unit_args, interface, pipeline_control
+from .nmpu import Unit, pipeline_control
 
 __all__ = ["FP16Unit", "FMA16", "FP16ToFixed", "latency", "int_to_f16", "F16_NAN", "F16_INF", "lzc"]
 
@@ -450,7 +450,7 @@ def latency(config: NMPUConfig) -> int:
     return 1 + config.rtl.fp16_fma_stages * (2 if config.bn_stage else 1) + FP16ToFixed.LATENCY
 
 
-class FP16Unit(wiring.Component):
+class FP16Unit(Unit):
     """The FP16 baseline post-processing unit, with the NMPU's interface (:mod:`rtl.nmpu`).
 
     Ports, payloads, handshake, ``out_frac`` register and timing rules are those of
@@ -479,13 +479,9 @@ class FP16Unit(wiring.Component):
     FAULTS = FMA16.FAULTS
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
-        check_unit_args(self, config, fault)
-        self.config, self.fault = config, fault
         # the ADC code is converted to binary16 when that is exact, as an FP16 unit would
-        self.x_to_f16 = config.adc_bits <= INT_TO_F16_MAX_BITS
-        self.iface = interface(config, coef_bits=16)
-        self.LATENCY = latency(config)
-        super().__init__(self.iface.signature_members())
+        self.x_to_f16 = isinstance(config, NMPUConfig) and config.adc_bits <= INT_TO_F16_MAX_BITS
+        super().__init__(config, fault, latency, coef_bits=16)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -43,7 +43,7 @@ from nmpu_model.golden.formats import Fmt, signed_bits
 from .blocks import CoefSel, coef_memories, delay_line, out_frac_register
 from .arith import Fit, MulAdd, RoundShift, VarQuantize, fmt_shape, round_shift_width
 
-__all__ = ["NMPU", "Interface", "interface", "latency", "check_unit_args", "pipeline_control"]
+__all__ = ["NMPU", "Unit", "Interface", "interface", "latency", "pipeline_control"]
 # The affine multiply-add is not registered: its result goes straight into the next stage's logic
 # (the output quantizer, or the mid rounding with the BN stage)
 AFFINE_LATENCY = 0
@@ -224,17 +224,26 @@ def pipeline_control(m: Module, unit: wiring.Component, stages: int, *, ready_st
     return advance
 
 
-def check_unit_args(unit: wiring.Component, config: NMPUConfig, fault: str | None) -> None:
-    """The constructor checks of the NMPU and of the FP16 unit: a config object and a known fault name."""
-    if not isinstance(config, NMPUConfig) or fault not in unit.FAULTS:
-        unit._MustUse__silence = True      # a refused unit is not an unused one
-    if not isinstance(config, NMPUConfig):
-        raise TypeError(f"config must be an NMPUConfig, not {config!r}")
-    if fault not in unit.FAULTS:
-        raise ValueError(f"fault must be one of {unit.FAULTS}, not {fault!r}")
+class Unit(wiring.Component):
+    """What both units' constructors do: check the configuration and the fault name, make the interface
+    (``coef_bits``: the coefficient words' width, None: the configuration's formats), the latency and the ports."""
+
+    FAULTS: tuple = (None,)
+
+    def __init__(self, config: NMPUConfig, fault: str | None, latency_of, coef_bits: int | None = None) -> None:
+        if not isinstance(config, NMPUConfig) or fault not in self.FAULTS:
+            self._MustUse__silence = True      # a refused unit is not an unused one
+        if not isinstance(config, NMPUConfig):
+            raise TypeError(f"config must be an NMPUConfig, not {config!r}")
+        if fault not in self.FAULTS:
+            raise ValueError(f"fault must be one of {self.FAULTS}, not {fault!r}")
+        self.config, self.fault = config, fault
+        self.iface = interface(config, coef_bits=coef_bits)
+        self.LATENCY = latency_of(config)
+        super().__init__(self.iface.signature_members())
 
 
-class NMPU(wiring.Component):
+class NMPU(Unit):
     """The near-memory processing unit of ``docs/datapath.md``, fully pipelined.
 
     See the module docstring for the ports and their timing.
@@ -260,11 +269,7 @@ class NMPU(wiring.Component):
     FAULTS = (None, "tie", "ready")
 
     def __init__(self, config: NMPUConfig, *, fault: str | None = None) -> None:
-        check_unit_args(self, config, fault)
-        self.config, self.fault = config, fault
-        self.iface = interface(config)
-        self.LATENCY = latency(config)
-        super().__init__(self.iface.signature_members())
+        super().__init__(config, fault, latency)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -21,19 +21,21 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("nmpu_model", "rtl", "cosim")
-MODEL_ROOMS = {"nmpu_model", "nmpu_model.cache", "nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network",
+MODEL_ROOMS = {"nmpu_model", "nmpu_model.cache", "nmpu_model.files", "nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network",
                "nmpu_model.workloads", "nmpu_model.studies"}
 
 # room -> the rooms it may import (besides itself); nmpu_model.cache (the one cache folder) is a leaf anyone may use
 ALLOWED = {
     "nmpu_model.cache": set(),
+    "nmpu_model.files": set(),
     "nmpu_model": MODEL_ROOMS - {"nmpu_model"},       # the facade (nmpu_model/__init__.py)
-    "nmpu_model.golden": set(),
-    "nmpu_model.analog": set(),
-    "nmpu_model.network": {"nmpu_model.golden", "nmpu_model.analog"},
-    "nmpu_model.workloads": {"nmpu_model.network", "nmpu_model.analog", "nmpu_model.cache"},
-    "nmpu_model.studies": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network", "nmpu_model.workloads"},
-    "rtl": {"nmpu_model.golden"},
+    "nmpu_model.golden": {"nmpu_model.files"},
+    "nmpu_model.analog": {"nmpu_model.files"},
+    "nmpu_model.network": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.files"},
+    "nmpu_model.workloads": {"nmpu_model.network", "nmpu_model.analog", "nmpu_model.cache", "nmpu_model.files"},
+    "nmpu_model.studies": {"nmpu_model.golden", "nmpu_model.analog", "nmpu_model.network", "nmpu_model.workloads",
+                           "nmpu_model.files"},
+    "rtl": {"nmpu_model.golden", "nmpu_model.files"},
     "cosim.report": {"cosim.studies"} | MODEL_ROOMS,   # the studies' result types, to render them
     "cosim.sim": {"rtl"} | MODEL_ROOMS,
     "cosim.synth": {"rtl"} | MODEL_ROOMS,

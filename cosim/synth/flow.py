@@ -542,7 +542,7 @@ def read_sweep(path: str | Path) -> dict[str, Any]:
         ``points`` (list of ``{"point": dict, "mean": float}``), ``base`` (config dict or None),
         ``fp16`` (accuracy of the FP16 reference or None), ``skipped`` (int).
     """
-    from nmpu_model.golden.config import read_document
+    from nmpu_model.files import read_document
 
     p = Path(path)
     doc = read_document(p, "JSON")

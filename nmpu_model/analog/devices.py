@@ -20,7 +20,7 @@ whatever the batching.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -37,8 +37,13 @@ class DeviceModel:
 
     Attributes every model has: ``g_max`` (uS, the conductance of the largest weight), ``t0`` (s, the first
     reading time of the drift fit), ``t_read`` (s, the read pulse of the 1/f fit) and the multipliers
-    ``prog_noise_scale``, ``read_noise_scale``, ``drift_scale`` (1 = the published model, 0 turns a mechanism off).
+    ``prog_noise_scale``, ``read_noise_scale``, ``drift_scale`` (1 = the published model, 0 turns a mechanism off;
+    keyword-only, the same for every model).
     """
+
+    prog_noise_scale: float = field(default=1.0, kw_only=True)
+    read_noise_scale: float = field(default=1.0, kw_only=True)
+    drift_scale: float = field(default=1.0, kw_only=True)
 
     #: the name a command line gives (``--device``)
     name = "device"
@@ -118,21 +123,27 @@ def read(p: DeviceModel, g_prog: torch.Tensor, nu: torch.Tensor, q_s: torch.Tens
     return w
 
 
+#: devices per block of the kernels' draws
+BLOCK = 1024
+
+
+@njit(inline="always", cache=True)
+def _draw_pair(key_a, start_a, key_b, start_b, za, zb, bad):
+    """``za``, ``zb``: the next block of two normal streams (from ``start_a`` of ``key_a``, ``start_b`` of ``key_b``)."""
+    _fill_normals(key_a, np.uint64(start_a), za, bad)
+    _fill_normals(key_b, np.uint64(start_b), zb, bad)
+
+
 @njit(cache=True)
 def program_devices(g_t, sig, mu, sd, prog_scale, drift_scale, key_prog, key_nu, g_prog, nu):
     """Program devices of target conductance ``g_t`` (flat float32): ``g_prog`` = target + programming noise of
     std ``sig``, not negative; ``nu`` = drift exponent ``|N(mu, sd)|``. Device ``i`` draws ``normal(key_prog, i)``
     and ``normal(key_nu, i)``."""
     n = g_t.shape[0]
-    blk = 1024
-    zp = np.empty(blk, np.float32)
-    zn = np.empty(blk, np.float32)
-    bad = np.empty(blk, np.bool_)
-    for b0 in range(0, n, blk):
-        m = min(blk, n - b0)
-        _fill_normals(key_prog, np.uint64(b0), zp, bad)
-        _fill_normals(key_nu, np.uint64(b0), zn, bad)
-        for j in range(m):
+    zp, zn, bad = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32), np.empty(BLOCK, np.bool_)
+    for b0 in range(0, n, BLOCK):
+        _draw_pair(key_prog, b0, key_nu, b0, zp, zn, bad)
+        for j in range(min(BLOCK, n - b0)):
             i = b0 + j
             g_prog[i] = max(np.float64(g_t[i]) + prog_scale * sig[i] * zp[j], 0.0)
             nu[i] = abs(mu[i] + sd[i] * zn[j]) * drift_scale
@@ -144,15 +155,10 @@ def read_devices(g_drift, q_s, spread, g_max, key, w):
     (accumulated 1/f read noise); ``g_drift``, ``q_s`` hold the ``G+`` devices then the ``G-`` devices
     (``2 n``). Writes the normalized weights ``w = (G+ - G-) / g_max`` (``n``, float32)."""
     n = w.shape[0]
-    blk = 1024
-    zp = np.empty(blk, np.float32)
-    zn = np.empty(blk, np.float32)
-    bad = np.empty(blk, np.bool_)
-    for b0 in range(0, n, blk):
-        m = min(blk, n - b0)
-        _fill_normals(key, np.uint64(b0), zp, bad)
-        _fill_normals(key, np.uint64(n + b0), zn, bad)
-        for j in range(m):
+    zp, zn, bad = np.empty(BLOCK, np.float32), np.empty(BLOCK, np.float32), np.empty(BLOCK, np.bool_)
+    for b0 in range(0, n, BLOCK):
+        _draw_pair(key, b0, key, n + b0, zp, zn, bad)   # the G+ devices' draws, then the G- devices'
+        for j in range(min(BLOCK, n - b0)):
             i = b0 + j
             gp = np.float64(g_drift[i])
             gn = np.float64(g_drift[n + i])

@@ -65,9 +65,6 @@ class HermesParams(DeviceModel):
     g_max: float | None = None
     t0: float | None = None
     t_read: float = 512e-9
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
 
     name = "hermes"
 

@@ -13,7 +13,6 @@ largest ``g_us``; ``t0`` (20 s) and ``t_read`` (250 ns) to the PCM fit's; all th
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..files import read_document, read_text
 from .devices import DeviceModel
 
 __all__ = ["MeasuredParams", "COLUMNS"]
@@ -42,9 +42,6 @@ class MeasuredParams(DeviceModel):
     g_max: float | None = None
     t0: float = 20.0
     t_read: float = 250e-9
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
     source: str = "table"
 
     name = "measured"
@@ -80,23 +77,15 @@ class MeasuredParams(DeviceModel):
     def from_file(cls, path: str | Path, **kw) -> "MeasuredParams":
         """Read a CSV or JSON characterisation file (see the module docstring); bad input is one line."""
         p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise ValueError(f"{p}: cannot read: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{p}: not a text file") from None
         meta: dict = {}
         if p.suffix.lower() == ".json":
-            try:
-                doc = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{p}: not valid JSON: {e}") from None
+            doc = read_document(p, "JSON")
             if not isinstance(doc, dict) or not isinstance(doc.get("table"), dict):
                 raise ValueError(f"{p}: expected an object with a \"table\" of columns {', '.join(COLUMNS)}")
             table = doc["table"]
             meta = {k: doc[k] for k in ("g_max", "t0", "t_read") if k in doc}
         else:
+            text = read_text(p, "CSV")
             rows = list(csv.reader(line for line in text.splitlines() if line.strip() and not line.startswith("#")))
             if not rows:
                 raise ValueError(f"{p}: empty; expected a header line with {', '.join(COLUMNS)}")

@@ -47,9 +47,6 @@ class PCMParams(DeviceModel):
     prog_coeff: tuple[float, float, float] = (0.26348, 1.9650, -1.1731)
     t0: float = 20.0
     t_read: float = 250e-9
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
 
     name = "pcm"
 

@@ -70,9 +70,6 @@ class RRAMParams(DeviceModel):
     t0: float = 1.0
     read_noise: float = 0.0
     t_read: float = 1e-6
-    prog_noise_scale: float = 1.0
-    read_noise_scale: float = 1.0
-    drift_scale: float = 1.0
 
     name = "rram"
 

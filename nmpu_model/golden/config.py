@@ -6,12 +6,11 @@ the field. The RTL takes its widths from :meth:`NMPUConfig.plan`, so a width is 
 """
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..files import read_document
 from .formats import ConfigError, Fmt, signed_bits
 
 MAX_INTERMEDIATE_BITS = 62
@@ -337,23 +336,7 @@ def load_config(path: str | Path | None = None) -> NMPUConfig:
     """Load and validate a TOML configuration; ``None`` gives the defaults of the spec."""
     if path is None:
         return NMPUConfig()
-    return NMPUConfig.from_dict(read_document(path, "TOML"), source=str(path))
-
-
-def read_document(path: str | Path, kind: str) -> Any:
-    """The content of a ``"TOML"`` or ``"JSON"`` file; an unreadable file or bad syntax is a one-line
-    :class:`ConfigError` naming the file (configurations, precision grids, sweep results)."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as e:
-        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{p}: not valid {kind}: not UTF-8 text") from None
-    try:
-        return tomllib.loads(text) if kind == "TOML" else json.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{p}: not valid {kind}: {e}") from None
+    return NMPUConfig.from_dict(read_document(path, "TOML", ConfigError), source=str(path))
 
 
 def set_field(config: NMPUConfig, dotted: str, value: Any) -> NMPUConfig:

@@ -29,7 +29,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from ..golden.config import NMPUConfig, read_document, set_field
+from ..files import read_document
+from ..golden.config import NMPUConfig, set_field
 from ..golden.formats import ConfigError
 
 DEFAULT_GRID = {"scale.bits": [1, 2, 3, 4, 6, 8], "offset.bits": [1, 2, 3, 4, 6, 8]}
