@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "default) with the devices only.")
     p.add_argument("--device", metavar="SPEC", action="append", help="a device model to compare, as eval's --device "
                    "(NAME or NAME:field=value,...); repeat for several (default: every model with its defaults)")
-    p.add_argument("--compensation", default="global", metavar="KIND", help="drift compensation: global (default) "
-                   "or column")
+    p.add_argument("--compensation", default="global", metavar="KIND", help="drift compensation: global (default), "
+                   "global-onehot (as AIHWKit's GlobalDriftCompensation) or column")
     p.add_argument("--drift", default="1,3600,86400,31536000", help="drift times in seconds (default 1 s, 1 h, 1 day, "
                    "1 year)")
     p.add_argument("--size", type=int, default=256, help="tile rows and columns (default 256, one HERMES core)")

@@ -25,8 +25,10 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    "a characterisation file FILE.csv/.json; parameters after a colon (rram:levels=16,p_stuck_on=0.01); "
                    "docs/devices.md; `nmpu devices` compares them")
     p.add_argument("--compensation", default="global", metavar="KIND",
-                   help="drift compensation: global (one factor per layer, AIHWKit's default) or column (one factor "
-                   "per output column, AIHWKit PerColumnDriftCompensation)")
+                   help="drift compensation: global (one factor per layer, the layer read with an all-ones input; the "
+                   "default), global-onehot (one factor per layer read with one-hot inputs, as AIHWKit's "
+                   "GlobalDriftCompensation) or column (one factor per output column, AIHWKit's "
+                   "PerColumnDriftCompensation)")
 
 
 def digital_layers(text: str | None) -> tuple[str, ...] | None:

@@ -61,8 +61,9 @@ from .streams import _fill_normals, derive_seed, generator
 __all__ = ["TileParams", "ProgrammedLayer", "DriftState", "Conv", "program_layer"]
 
 
-#: how the drift of a layer's conductances is compensated: one factor per layer, or one per output column
-DRIFT_COMPENSATIONS = ("global", "column")
+#: how the drift of a layer's conductances is compensated: one factor per layer (read with an all-ones input, or with
+#: one-hot inputs as AIHWKit's GlobalDriftCompensation since its #412), or one per output column
+DRIFT_COMPENSATIONS = ("global", "global-onehot", "column")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,9 @@ class TileParams:
         Device model (:class:`~nmpu_model.analog.pcm.PCMParams`, :class:`~nmpu_model.analog.hermes.HermesParams`);
         ``None`` gives ideal devices (exact target conductances, no drift).
     drift_compensation : str
-        ``"global"`` (one factor per layer, AIHWKit's default) or ``"column"`` (one factor per output column).
+        ``"global"`` (one factor per layer, read with an all-ones input), ``"global-onehot"`` (one factor per layer,
+        read with one-hot inputs: AIHWKit's ``GlobalDriftCompensation``) or ``"column"`` (one factor per output
+        column: AIHWKit's ``PerColumnDriftCompensation``).
     """
 
     rows: int = 256
@@ -269,9 +272,13 @@ class ProgrammedLayer:
         """The drift compensation that brings ``state``'s readout back to a baseline (``base``: the global
         readout, ``base_columns``: the per-column one), to multiply the layer's outputs by: a number, or with
         ``drift_compensation = "column"`` a float64 array ``(C,)``, one factor per column."""
-        if self.params.drift_compensation == "column":
+        comp = self.params.drift_compensation
+        if comp == "column":
             return (torch.as_tensor(base_columns, dtype=torch.float64)
                     / state.readout_columns.clamp(min=1e-30)).numpy()
+        if comp == "global-onehot":      # mean |w| over the layer: the columns' readouts averaged
+            return float(torch.as_tensor(base_columns, dtype=torch.float64).mean()
+                         / max(float(state.readout_columns.mean()), 1e-30))
         return base / max(state.readout, 1e-30)
 
     def currents(self, u: torch.Tensor, state: DriftState) -> torch.Tensor:

@@ -89,7 +89,7 @@ def test_hermes_parameters_are_checked() -> None:
     assert (HermesParams(num_devices=1).g_max, HermesParams(num_devices=1).t0) == (10.35, 200.0)
     with pytest.raises(ValueError, match="TileParams.device must be a device model"):
         TileParams(device="hermes")
-    with pytest.raises(ValueError, match="drift compensation must be one of global, column"):
+    with pytest.raises(ValueError, match="drift compensation must be one of global, global-onehot, column"):
         TileParams(drift_compensation="per-column")
 
 
@@ -123,6 +123,12 @@ def test_per_column_compensation_restores_each_column() -> None:
         errs[comp] = (y / ideal - 1).abs().mean(dim=0)
         if comp == "column":
             assert torch.allclose(st.readout_columns * torch.as_tensor(gdc), base.readout_columns, rtol=1e-12)
+    # AIHWKit's GlobalDriftCompensation: one factor, mean |w| over the layer at programming over the same now
+    onehot = program_layer(w, TileParams(rows=n, device=HermesParams(prog_noise_scale=0.0, read_noise_scale=0.0),
+                                         drift_compensation="global-onehot"), 0, 0)
+    b, st = onehot.at_programming(), onehot.at(31536000.0)
+    want = float(b.weights.double().abs().mean() / st.weights.double().abs().mean())
+    assert onehot.compensation(b.readout, b.readout_columns, st) == pytest.approx(want, rel=1e-6)   # float32 w
     assert (errs["column"] < 0.01).all()          # each column's own drift undone (nu's spread remains)
     # one factor, set by the larger column's readout: it is ~3% off, the small column's drift (~45%) stays
     assert (errs["global"] > 2 * errs["column"]).all() and errs["global"].max() > 0.3
@@ -141,7 +147,7 @@ def test_cli_device_and_compensation(tmp_path, capsys) -> None:
     assert capsys.readouterr().err.strip() == ("nmpu devices: error: --device must be one of pcm, hermes, hermes-1, "
                                                "rram (optionally NAME:field=value,...), not 'reram'")
     assert main(["eval", "--images", "12", "--seeds", "1", "--drift", "60", "--compensation", "col"]) == 2
-    assert "--compensation must be one of global, column, not 'col'" in capsys.readouterr().err
+    assert "--compensation must be one of global, global-onehot, column, not 'col'" in capsys.readouterr().err
     ev = tmp_path / "e.json"
     assert main(["eval", "--images", "24", "--seeds", "1", "--drift", "60", "--device", "hermes",
                  "--compensation", "column", "--json", str(ev)]) == 0
