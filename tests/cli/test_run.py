@@ -9,7 +9,8 @@ from cosim.cli import main
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("verilator-default")
+# no xdist group: the longest test (~10 min) runs beside the verilator-default group, not after it on the same
+# worker (its builds are shared through the content-keyed build cache and its lock either way)
 def test_run_quick_end_to_end(tmp_path, capsys):
     rc = main(["run", "--quick", "--out", str(tmp_path)])
     out = capsys.readouterr().out
