@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
               + (f", fmax {fx['fmax_mhz']:.1f} vs {fp['fmax_mhz']:.1f} MHz" if doc.get("fmax_ratio") else ""))
         doc["config"] = config.to_dict()
         if args.target == "generic" and not args.no_precisions:
-            rows = synth.precisiontable(config, None, out, _notify)
+            rows = synth.precision_table(config, None, out, _notify)
             doc["precisions"] = rows
             print("\narea over precisions (sky130 um^2; each variant synthesized for both units):")
             print(table(["variant", "fixed area", "fixed FFs", "FP16 area", "FP16 FFs", "FP16/fixed",

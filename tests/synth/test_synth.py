@@ -252,3 +252,25 @@ def test_precision_table_costs_what_the_sweep_costs_with_the_bn_stage():
                       mid=Fmt(12, 6, True, "RND", "SAT"))
     rows = precision_table(base, {"scale 4b": {"scale.bits": 4}, "base": {}}, units=())
     assert [r["cost_bits"] for r in rows] == [43, 47]
+
+
+def test_compare_prints_the_precision_table(tmp_path, capsys, monkeypatch) -> None:
+    """`nmpu synth --compare` without --no-precisions goes through the precision table (Yosys replaced by fixed
+    figures: this checks the command's own path, which the slow end-to-end runs skip)."""
+    from cosim.synth import flow
+
+    def fake(config, unit="fixed", target="generic", out_dir=".", notify=None):
+        area = 1000.0 if unit == "fixed" else 4000.0
+        return flow.SynthResult(unit=unit, target=target, top=unit, lanes=1, latency=4, cells=10, cells_by_type={"$and": 10},
+                                flip_flops=8, memory_bits=64, area=area, std_cells=10, std_cells_by_type={"x": 10},
+                                transistors=area, transistors_with_memory=area, logic_depth=3,
+                                files={"report": str(tmp_path / unit / "report.txt")})
+    (tmp_path / "fixed").mkdir()
+    (tmp_path / "fp16").mkdir()
+    monkeypatch.setattr(flow, "synthesize", fake)
+    rows = [{"label": "scale 4b", "point": {"scale.bits": 4}, "area": 900.0, "flip_flops": 7, "fp16_area": 4000.0,
+             "fp16_flip_flops": 9, "area_ratio": 4000.0 / 900.0, "transistor_ratio": 4.0}]
+    monkeypatch.setattr(flow, "precision_table", lambda *a, **k: rows)
+    assert main(["synth", "--compare", "--no-ppa", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "area over precisions" in out and "scale 4b" in out and "4.44" in out
