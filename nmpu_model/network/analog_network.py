@@ -158,6 +158,7 @@ def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None
         kind = f"conv{l.kernel_size[0]}x{l.kernel_size[1]}" if l.is_conv else "linear"
         kind += "+bn" if l.g is not None else ""
         kind += "+relu" if l.relu else ""
+        kind += f", {l.uses} uses" if l.uses > 1 else ""
         tiles = "-" if l.digital else f"{-(-k // tp.rows)} x {-(-c // tp.cols)}"
         rows.append((l.name, kind, f"{k} x {c}", tiles, f"digital ({l.why})" if l.digital else "analog + NMPU"))
     w = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -219,6 +220,17 @@ def _ideal_mvm(spec: LayerSpec, p: ProgrammedLayer, u: torch.Tensor, conv: Conv 
     return y.permute(0, 2, 3, 1).reshape(-1, c)
 
 
+def _use(spec: LayerSpec) -> tuple[int, ...]:
+    """The noise-seed key of a use of a shared matrix past its first (none for the first: a layer used once draws
+    what it always drew)."""
+    return (spec.use,) if spec.use else ()
+
+
+def _inputs(x: torch.Tensor) -> torch.Tensor:
+    """Model inputs as the network takes them: float32, or integers as they are (token ids for an embedding)."""
+    return x.float() if x.is_floating_point() else x
+
+
 def dac_codes(x: torch.Tensor, step: float, tp: TileParams) -> torch.Tensor:
     """The input DAC: ``x / step`` rounded half to even and clipped to the DAC's codes (float32, in place
     on the one new tensor)."""
@@ -267,7 +279,9 @@ def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
 
 @dataclass
 class LayerTrace:
-    """What one analog layer saw and produced in :meth:`AnalogNetwork.run` (``record=True``)."""
+    """What one analog layer saw and produced in :meth:`AnalogNetwork.run` (``record=True``): rows in the order
+    of the inputs, and for a matrix used several times (:attr:`LayerSpec.uses`) those of its first use, then its
+    second's, ..."""
 
     name: str
     adc_codes: np.ndarray
@@ -377,25 +391,46 @@ class AnalogNetwork:
         states = {n: p.at(self.t_cal) for n, p in self.programmed.items()}
         self._n_cal = max(int(calib_x.shape[0]), 1)
         self.values_per_image = 1
-        a = _Act(calib_x.float())
-        self._execute(a, mode="cal", states=states)
+        x = _inputs(calib_x)
+        # a matrix used several times (an RNN's recurrent one, once per time step) is calibrated once on the
+        # inputs of all its uses: they are gathered from a float run of the network first; the layer-by-layer
+        # calibration below then runs it on its tiles with that calibration
+        shared = [l.name for l in self.layers if l.uses > 1 and not l.digital]
+        if shared:
+            pooled: dict[str, list] = {n: [] for n in shared}
+            self._execute(_Act(x), mode="pool", ctx=pooled)
+            for name in shared:
+                self._fit(pooled[name], states[name])
+        self._execute(_Act(x), mode="cal", states=states)
 
     def _calibrate_layer(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
+        """Calibrate a layer used once on its input ``a``; its output (exact real post-processing) as codes."""
+        return self._cal_output(spec, *self._fit([(spec, a)], state)[0])
+
+    def _fit(self, uses: list[tuple[LayerSpec, _Act]], state: DriftState) -> list[tuple]:
+        """Calibrate the layer of ``uses`` (its spec at each use and the input there) from all of them together;
+        per use ``(adc_codes, conv, shape, u_full)`` for :meth:`_cal_output`."""
+        spec = uses[0][0].owner
         p = self.programmed[spec.name]
         tp = self.tile
-        if a.codes is not None:
-            step_in, u_full = a.step, a.codes
+        if len(uses) == 1 and uses[0][1].codes is not None:
+            step_in = uses[0][1].step
+            fulls = [uses[0][1].codes]
         else:
-            step_in = _quantile_abs(a.real) / tp.dac_max or 1.0
-            u_full = dac_codes(a.real, step_in, tp)
-        u, conv, shape = _geometry(spec, u_full)
-        m = _ideal_mvm(spec, p, u, conv)                      # ideal MVM, full-scale units, (M, C)
+            real = torch.cat([a.real.reshape(-1) for _, a in uses])
+            step_in = _quantile_abs(real) / tp.dac_max or 1.0
+            fulls = [dac_codes(a.real, step_in, tp) for _, a in uses]
+        geo = [_geometry(s, u) for (s, _), u in zip(uses, fulls)]
+        ms = [_ideal_mvm(spec, p, u, conv) for u, conv, _ in geo]     # ideal MVM, full-scale units, (M, C)
+        m = torch.cat(ms) if len(ms) > 1 else ms[0]
         # the largest per-image working set (output rows x max(K, C)) sizes run()'s default chunks
-        self.values_per_image = max(self.values_per_image,
-                                    -(-m.shape[0] // self._n_cal) * max(p.target.shape[0], p.target.shape[1]))
+        self.values_per_image = max(self.values_per_image, *(
+            -(-mi.shape[0] // self._n_cal) * max(p.target.shape[0], p.target.shape[1]) for mi in ms))
         out_bound = tp.out_bound or (_quantile_abs(m) * 1.1 or 1.0)  # headroom for ADC gain mismatch
         lsb = out_bound / tp.adc_max
-        x = p.mvm(u, state, out_bound, derive_seed(self.seed, spec.index, "cal-out"), conv=conv)
+        xs = [p.mvm(u, state, out_bound, derive_seed(self.seed, spec.index, "cal-out", *_use(s)), conv=conv)
+              for (s, _), (u, conv, _) in zip(uses, geo)]
+        x = np.concatenate(xs) if len(xs) > 1 else xs[0]
         # per-column least squares x = alpha * m/lsb + beta on unclipped samples
         sums = np.zeros((5, x.shape[1]))
         kernels.lsq_columns(x, m.numpy(), 1.0 / lsb, -tp.adc_max - 1, tp.adc_max, sums)
@@ -416,8 +451,7 @@ class AnalogNetwork:
         r_ideal = m * torch.from_numpy(g * k1).float() + torch.from_numpy(g * bias + h).float()
         if spec.relu:
             r_ideal.clamp_(min=0)
-        out_min, out_max = tp.dac_min, tp.dac_max  # the next layer's DAC (= NMPU output) range
-        step_out = _quantile_abs(r_ideal) / out_max or 1.0
+        step_out = _quantile_abs(r_ideal) / tp.dac_max or 1.0
         if m.numel():
             mlo, mhi = m.amin(0).double().numpy(), m.amax(0).double().numpy()
             zmax = float(np.maximum(np.abs(k1 * mlo + bias), np.abs(k1 * mhi + bias)).max())
@@ -431,13 +465,28 @@ class AnalogNetwork:
             alpha=alpha, beta=beta, A0=A0, bias=bias, g=g, h=h,
             sign=sign, readout_cal=state.readout, x_cal=x[keep].astype(np.int64), zmax=zmax,
             readout_cal_columns=state.readout_columns.numpy())
-        # the upstream for the next layer: exact real post-processing (g * (A0 * (x - beta) + bias) + h)
-        # / step_out, with output rounding
+        return [(xi, conv, shape, u) for xi, (_, conv, shape), u in zip(xs, geo, fulls)]
+
+    def _cal_shared(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
+        """One use of a matrix calibrated by :meth:`_fit` on all its uses: its tiles read at calibration time."""
+        cal = self.cal[spec.name]
+        u_full = a.codes if a.codes is not None and a.step == cal.step_in else dac_codes(a.real, cal.step_in,
+                                                                                      self.tile)
+        u, conv, shape = _geometry(spec, u_full)
+        x = self.programmed[spec.name].mvm(u, state, cal.out_bound,
+                                           derive_seed(self.seed, spec.index, "cal-run", spec.use), conv=conv)
+        return self._cal_output(spec, x, conv, shape, u_full)
+
+    def _cal_output(self, spec: LayerSpec, x: np.ndarray, conv: Conv | None, shape: tuple[int, ...],
+                    u_full: torch.Tensor) -> _Act:
+        """The upstream for the next layer during calibration: the exact real post-processing of the ADC codes
+        ``x`` (``g * (A0 * (x - beta) + bias) + h``) / ``step_out``, with output rounding."""
+        c = self.cal[spec.name]
         y = np.empty(x.shape, np.float32)
-        kernels.requant_real(x, g * A0 / step_out, (g * (bias - A0 * beta) + h) / step_out, bool(spec.relu),
-                             float(out_min), float(out_max), y)
-        c = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
-        return _Act(None, c, step_out)
+        kernels.requant_real(x, c.g * c.A0 / c.step_out, (c.g * (c.bias - c.A0 * c.beta) + c.h) / c.step_out,
+                             bool(spec.relu), float(self.tile.dac_min), float(self.tile.dac_max), y)
+        out = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
+        return _Act(None, out, c.step_out)
 
     # -- coefficients ------------------------------------------------------------------------
     def coefficients(self, config: NMPUConfig) -> dict[str, LayerCoeffs]:
@@ -513,20 +562,25 @@ class AnalogNetwork:
         trace: Trace | None = {} if record else None
         with torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
-                xb = x[start:start + batch_size].float()
+                xb = _inputs(x[start:start + batch_size])
                 ctx = {"coeffs": coeffs, "post": post, "per_layer": per_layer, "first_image": start,
                        "trace": trace}
                 outs.append(self._execute(_Act(xb), mode="run", ctx=ctx).real)
                 if progress is not None:
                     progress(len(xb))
         if trace is not None:
+            # rows use by use (a matrix used once: just the chunks in order), each use's sample-major
             for lt in trace.values():
-                lt.adc_codes = np.concatenate(lt.adc_codes).astype(np.int64, copy=False)
-                lt.out_codes = np.concatenate(lt.out_codes)
+                for key in ("adc_codes", "out_codes"):
+                    parts = sorted(getattr(lt, key), key=lambda p: p[0])
+                    setattr(lt, key, np.concatenate([p[1] for p in parts]))
+                lt.adc_codes = lt.adc_codes.astype(np.int64, copy=False)
         return torch.cat(outs), trace
 
     def _execute(self, a: _Act, mode: str, states=None, ctx=None) -> _Act:
-        """Run the graph's steps in order on input ``a`` (``mode`` ``cal``: calibrate each analog layer)."""
+        """Run the graph's steps in order on input ``a``. ``mode``: ``run`` (``ctx``: coefficients and
+        post-processors), ``cal`` (calibrate each analog layer used once; ``states``: the tiles at calibration
+        time) or ``pool`` (every layer in float32; ``ctx``: layer name -> list, gathering each use's input)."""
         env: dict[str, object] = {}
 
         def value(v: object, codes: bool) -> object:
@@ -551,10 +605,13 @@ class AnalogNetwork:
             elif st.kind == "layer":
                 x = env[st.args[0].name]
                 spec = st.spec
-                if spec.digital:
+                if spec.owner.digital or mode == "pool":
+                    if mode == "pool" and spec.name in ctx:
+                        ctx[spec.name].append((spec, x))
                     env[st.name] = _Act(spec.digital_forward(x.real))
                 elif mode == "cal":
-                    env[st.name] = self._calibrate_layer(spec, x, states[spec.name])
+                    env[st.name] = (self._calibrate_layer(spec, x, states[spec.name]) if spec.owner.uses == 1
+                                    else self._cal_shared(spec, x, states[spec.name]))
                 else:
                     env[st.name] = self._run_layer(spec, x, ctx)
             else:
@@ -581,7 +638,7 @@ class AnalogNetwork:
         u, conv, shape = _geometry(spec, u_full)
         rows_per_image = int(np.prod(shape[1:]))
         x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound,
-                                           derive_seed(self.seed, spec.index, "out", self.t),
+                                           derive_seed(self.seed, spec.index, "out", self.t, *_use(spec)),
                                            first_row=ctx["first_image"] * rows_per_image, conv=conv)
         lc: LayerCoeffs = ctx["coeffs"][spec.name]
         p = ctx["per_layer"].get(spec.name, ctx["post"])
@@ -592,8 +649,8 @@ class AnalogNetwork:
         if tr is not None:
             lt = tr.setdefault(spec.name, LayerTrace(spec.name, [], lc, [], p if isinstance(p, str) else
                                                      getattr(p, "__name__", "callable")))
-            lt.adc_codes.append(x)
-            lt.out_codes.append(y)
+            lt.adc_codes.append((spec.use, x))
+            lt.out_codes.append((spec.use, y))
         c = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
         return _Act(None, c, cal.step_out)
 

@@ -27,6 +27,7 @@ transformer's projections): every vector is one row of the tiles.
 from __future__ import annotations
 
 import operator
+import re
 import weakref
 from dataclasses import dataclass, field
 from functools import reduce
@@ -142,6 +143,19 @@ class LayerSpec:
     lead: tuple[int, ...] | None = None
     batch_dim: int = 0
     op: str = ""
+    #: a weight used by several ops (an RNN's recurrent matrix at every time step, a weight applied twice):
+    #: one matrix on the tiles, programmed and calibrated once. ``shares`` is the first use's spec (the layer
+    #: of :attr:`Graph.layers`; None for that one), ``use`` this use's number (0 for the first), ``uses`` on the
+    #: first the number of uses. A use-site's spec has its own input geometry (``lead``, ``batch_dim``).
+    shares: "LayerSpec | None" = None
+    use: int = 0
+    uses: int = 1
+    weight_name: str = ""        # the weight constant's name in the program (``lstm.weight_hh_l0``)
+
+    @property
+    def owner(self) -> "LayerSpec":
+        """The layer whose tiles this use runs on (itself unless it shares another's weight)."""
+        return self.shares if self.shares is not None else self
 
     @property
     def is_conv(self) -> bool:
@@ -272,10 +286,10 @@ def export_model(model: Any, example: torch.Tensor) -> nn.Module:
     yourself and pass the ``ExportedProgram``.
     """
     if isinstance(model, torch.export.ExportedProgram):
-        return model.module()
+        return _unrolled(model).module()
     if not isinstance(model, nn.Module):
         raise GraphError(f"network: expected an nn.Module or a torch.export ExportedProgram, got {type(model).__name__}")
-    example = example.float()
+    example = example.float() if example.is_floating_point() else example
     was_training = model.training
     model.eval()
     try:
@@ -292,6 +306,7 @@ def export_model(model: Any, example: torch.Tensor) -> nn.Module:
             first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
             raise GraphError(f"network: the model does not export with torch.export ({type(e).__name__}: "
                              f"{first[:200]})") from None
+        ep = _unrolled(ep)
         _EXPORTS[model] = (key, ep)
     finally:
         model.train(was_training)
@@ -318,6 +333,27 @@ def _freeze(v: Any) -> Any:
     if isinstance(v, (set, frozenset)):
         return ("set", *sorted(repr(_freeze(u)) for u in v))
     return (type(v).__qualname__, id(v))
+
+
+#: recurrent layers, written as one fused ATen op: unrolled into their time steps (:func:`_unrolled`)
+RNN_OPS = ("lstm.input", "gru.input", "rnn_tanh.input", "rnn_relu.input")
+_UNROLLED: "weakref.WeakKeyDictionary[torch.export.ExportedProgram, torch.export.ExportedProgram]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _unrolled(ep: torch.export.ExportedProgram) -> torch.export.ExportedProgram:
+    """``ep`` with its recurrent layers (``aten.lstm``, ``aten.gru``, ``aten.rnn_tanh``/``rnn_relu``) unrolled by
+    PyTorch's own decomposition: per layer one ``linear`` of the input matrix over every time step, and per
+    time step one ``linear`` of the recurrent matrix on the previous hidden state, with the gates, the cell
+    state and their nonlinearities as float ops (as AIHWKit's analog LSTM places them). Other ops are kept as
+    they are; a program without recurrent layers is returned unchanged. Kept per program."""
+    ops = {getattr(getattr(aten, n.split(".")[0]), n.split(".")[1]) for n in RNN_OPS}
+    if not any(n.op == "call_function" and n.target in ops for n in ep.graph.nodes):
+        return ep
+    if ep not in _UNROLLED:
+        from torch._decomp import get_decompositions
+        _UNROLLED[ep] = ep.run_decompositions(get_decompositions(list(ops)))
+    return _UNROLLED[ep]
 
 
 def _fingerprint(model: nn.Module, example: torch.Tensor) -> tuple:
@@ -424,6 +460,7 @@ def parse(model: Any, example: torch.Tensor) -> Graph:
     steps: list[Step] = []
     layers: list[LayerSpec] = []
     alias: dict[str, str] = {}                  # node name -> the step that produces its value
+    shared: dict[tuple, LayerSpec] = {}         # a weight's constants and op -> the layer that holds it
 
     def conv(v: Any) -> Any:
         if isinstance(v, torch.fx.Node):
@@ -462,7 +499,14 @@ def parse(model: Any, example: torch.Tensor) -> Graph:
             raise GraphError(f"network: {path or node.name} ({name}): its output shape cannot be determined")
         if _is_layer(gm, node):
             spec = _layer(gm, node, len(layers), fused)
-            layers.append(spec)
+            key = _weight_key(node)
+            owner = shared.get(key)
+            if owner is not None and _same_layer(owner, spec):
+                spec.shares, spec.index, spec.use = owner, owner.index, owner.uses
+                owner.uses += 1
+            else:
+                layers.append(spec)
+                shared[key] = spec
             i = MATMUL_OPS[node.target][0] if node.target in MATMUL_OPS else 0
             steps.append(Step(node.name, "layer", args=(conv(node.args[i]),), spec=spec, path=path))
             continue
@@ -491,10 +535,30 @@ def _is_layer(gm: nn.Module, node: torch.fx.Node) -> bool:
     return all(float(node.kwargs.get(k, 1)) == 1.0 for k in ("beta", "alpha"))
 
 
+def _weight_key(node: torch.fx.Node) -> tuple:
+    """What makes two layer nodes the same matrix on the tiles: the op and its constant weight and bias."""
+    if node.target in MATMUL_OPS:
+        _, w, b = MATMUL_OPS[node.target]
+        consts = (node.args[w], node.args[b] if b is not None else None)
+    else:
+        a = _norm_args(node)
+        consts = (node.args[1], a.get("bias"))
+    return (str(node.target), *(c.target if isinstance(c, torch.fx.Node) else c for c in consts))
+
+
+def _same_layer(a: LayerSpec, b: LayerSpec) -> bool:
+    """Two uses of one weight that compute the same columns (geometry, fused batch norm and ReLU): one layer."""
+    same_bn = (a.g is None and b.g is None) or (a.g is not None and b.g is not None and torch.equal(a.g, b.g)
+                                                 and torch.equal(a.h, b.h))
+    return (a.kind == b.kind and a.weight.shape == b.weight.shape and a.stride == b.stride
+            and a.padding == b.padding and a.relu == b.relu and same_bn and a.problem == b.problem)
+
+
 def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> LayerSpec:
     """The layer of a conv/linear/product node, with the BN and ReLU that alone consume it (marked in ``fused``)."""
     path = _path(node)
     op = op_name(node.target)
+    w_node = node.args[MATMUL_OPS[node.target][1] if node.target in MATMUL_OPS else 1]
     if node.target in MATMUL_OPS:
         i, w, b = MATMUL_OPS[node.target]
         a = {}
@@ -511,6 +575,7 @@ def _layer(gm: nn.Module, node: torch.fx.Node, index: int, fused: dict) -> Layer
                          bias=bias, op=op, calls=[(_portable(node.target), (INPUT, *_consts(gm, node.args[1:], path)),
                                                    dict(node.kwargs))])
         inp = node.args[0]
+    spec.weight_name = str(w_node.target)
     is_conv = spec.is_conv
     if is_conv:
         if weight.ndim == 3:     # conv1d: the 1-D geometry as a conv2d's of height 1
@@ -604,13 +669,22 @@ def _sample_axes(inp: torch.fx.Node) -> tuple[tuple[int, ...] | None, int]:
     return None, 0
 
 
+_RNN_WEIGHT = re.compile(r"(.*\.)?weight_(ih|hh)_l\d+(_reverse)?")
+
+
 def _name_layers(layers: list[LayerSpec], steps: list[Step]) -> None:
     """Module paths as names; a path shared by several layers (functional calls in one forward) or the
-    root's empty path gets the graph node's name."""
+    root's empty path gets the graph node's name, and a recurrent layer's matrix its weight's name
+    (``lstm.weight_ih_l0``, ``lstm.weight_hh_l0``: PyTorch's names of an RNN's input and recurrent matrices)."""
     by_path: dict[str, int] = {}
     for l in layers:
         by_path[l.name] = by_path.get(l.name, 0) + 1
-    node_of = {s.spec.index: s.name for s in steps if s.kind == "layer"}
+    node_of = {s.spec.index: s.name for s in reversed(steps) if s.kind == "layer"}   # the first use's node
     for l in layers:
-        if not l.name or by_path[l.name] > 1:
+        if _RNN_WEIGHT.fullmatch(l.weight_name):
+            l.name = l.weight_name
+        elif not l.name or by_path[l.name] > 1:
             l.name = f"{l.name}.{node_of[l.index]}" if l.name else node_of[l.index]
+    for s in steps:
+        if s.kind == "layer" and s.spec.shares is not None:
+            s.spec.name = s.spec.shares.name
