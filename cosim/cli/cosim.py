@@ -58,7 +58,7 @@ def parse_window(text: str | None, waves: bool) -> tuple[int, int] | None:
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
 
-    from ..sim.network import MODES, cosim_network, format_report, select_layers
+    from ..sim.network import MODES, cosim_network, select_layers
 
     if args.mode not in MODES:
         raise ValueError(f"--mode must be one of {', '.join(MODES)}, not {args.mode!r}")
@@ -93,16 +93,16 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-    print(format_report(res))
-    for layer in res["layers"]:
-        if layer["first_mismatch"]:
-            print(f"layer {layer['name']}: first mismatch {layer['first_mismatch']}", file=sys.stderr)
-        if layer["first_error"]:
-            print(f"layer {layer['name']}: protocol error: {layer['first_error']}", file=sys.stderr)
-        for w in layer["waves"]:
+    print(res.text())
+    for layer in res.layers:
+        if layer.first_mismatch:
+            print(f"layer {layer.name}: first mismatch {layer.first_mismatch}", file=sys.stderr)
+        if layer.first_error:
+            print(f"layer {layer.name}: protocol error: {layer.first_error}", file=sys.stderr)
+        for w in layer.waves:
             print(f"waves: {w}", file=sys.stderr)
-    if args.waves and not any(layer["waves"] for layer in res["layers"]):
+    if args.waves and not any(layer.waves for layer in res.layers):
         print("waves: none written (the window lies beyond the last cycle?)", file=sys.stderr)
     if args.json:
-        write_json(args.json, res)
-    return 0 if res["mismatches"] == 0 and res["accuracy_golden"] == res["accuracy_rtl"] else 1
+        write_json(args.json, res.to_json())
+    return 0 if res.ok else 1

@@ -20,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: scale.bits x offset.bits, each 1,2,3,4,6,8)")
     p.add_argument("--seeds", type=int, default=3, help="noise seeds per point (default 3)")
     p.add_argument("--drift", type=float, default=3600.0, help="drift time in seconds (default 3600)")
-    p.add_argument("--tolerance", type=float, default=0.2, help="accuracy drop vs fp16 allowed, in percentage "
+    p.add_argument("--tolerance", type=float, default=0.2, help="loss vs fp16 allowed: accuracy percentage points, "
+                   "or percent of fp16's perplexity for a language model; in percentage "
                    "points, for the chosen configuration (default 0.2)")
     p.add_argument("--per-layer", action="store_true", help="per-layer sensitivity instead of the grid")
     p.add_argument("--lower", default="scale.bits=2,offset.bits=2", metavar="FIELD=V,...",
@@ -47,8 +48,9 @@ def parse_lower(text: str) -> dict[str, int | str]:
     return out
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:6.2f}"
+def _pct(v: float, metric=None) -> str:
+    """A value of the metric as the tables print it (accuracy in percent, perplexity as it is)."""
+    return f"{100 * v:6.2f}" if metric is None or metric.percent else f"{v:7.3f}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     if not args.tolerance >= 0:
-        raise ValueError(f"--tolerance must be >= 0 (percentage points of accuracy below fp16), not {args.tolerance}")
+        raise ValueError(f"--tolerance must be >= 0 (percentage points of accuracy, or percent of perplexity, "
+                         f"worse than fp16), not {args.tolerance}")
     if args.workers is not None and args.workers < 0:
         raise ValueError(f"--workers must be >= 0, not {args.workers}")
     check_parent(args.json, "--json")
@@ -78,39 +81,45 @@ def run(args: argparse.Namespace) -> int:
     setup = Setup(args.model, args.data, args.images, args.drift, work.digital, work.device, work.compensation)
     progress = sys.stderr.isatty()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
+    m = work.metric
+    name, unit = ("acc %", "pp") if m.percent else ("ppl", "%")
     if args.per_layer:
         res = layer_sensitivity(base, low, setup, args.seeds, keep_fp16=args.keep_fp16, **common)
         print(f"per-layer sensitivity, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
               f"lowered: {args.lower}")
         w = max([10] + [len(r["layer"]) for r in res["ranking"]])
-        print(f"{'layer':>{w}s} {'acc %':>7s} {'std':>6s} {'drop pp':>8s}")
+        print(f"{'layer':>{w}s} {name:>7s} {'std':>6s} {'loss ' + unit:>8s}")
         for r in res["ranking"]:
-            print(f"{r['layer']:>{w}s} {_pct(r['mean'])} {_pct(r['std'])} {100 * r['drop']:8.2f}")
+            print(f"{r['layer']:>{w}s} {_pct(r['mean'], m)} {_pct(r['std'], m)} {100 * r['drop']:8.2f}")
         h = res["hetero"]
-        print(f"reference {_pct(res['reference']['mean'])}%  all layers lowered {_pct(res['all_low']['mean'])}%  "
-              f"lowered + {', '.join(h['fp16_layers']) or 'none'} in fp16 {_pct(h['mean'])}% "
-              f"(recovered {100 * h['recovered']:+.2f} pp)")
+        pc = "%" if m.percent else ""
+        print(f"reference {_pct(res['reference']['mean'], m).strip()}{pc}  all layers lowered "
+              f"{_pct(res['all_low']['mean'], m).strip()}{pc}  lowered + {', '.join(h['fp16_layers']) or 'none'} "
+              f"in fp16 {_pct(h['mean'], m).strip()}{pc} (recovered {100 * h['recovered']:+.2f} {unit})")
         if args.plot:
-            layer_plot(res["ranking"], args.plot, f"{args.model}: accuracy drop when one layer alone\nruns at {args.lower} (others at the base config)")
+            layer_plot(res["ranking"], args.plot, f"{args.model}: {m.name} loss when one layer alone\nruns at "
+                       f"{args.lower} (others at the base config)", m.name)
     else:
         res = precision_sweep(base, grid, setup, args.seeds, tolerance=args.tolerance, **common)
         fields = list(grid)
         fp16 = res["fp16"]
+        pc = "%" if m.percent else ""
         print(f"precision sweep, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
-              f"fp16 {_pct(fp16['mean'])} +- {100 * fp16['std']:.2f}%")
-        print(" ".join(f"{f:>14s}" for f in fields) + f" {'acc %':>7s} {'std':>6s} {'vs fp16':>8s} {'bits':>5s}")
+              f"fp16 {_pct(fp16['mean'], m).strip()} +- {_pct(fp16['std'], m).strip()}{pc}")
+        print(" ".join(f"{f:>14s}" for f in fields) + f" {name:>7s} {'std':>6s} {'vs fp16':>8s} {'bits':>5s}")
         for q in res["points"]:
+            # vs fp16: better is positive (accuracy points gained, or perplexity percent lowered)
             print(" ".join(f"{str(q['point'][f]):>14s}" for f in fields)
-                  + f" {_pct(q['mean'])} {_pct(q['std'])} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
+                  + f" {_pct(q['mean'], m)} {_pct(q['std'], m)} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
         c = res["chosen"]
         if c:
-            print(f"cheapest within {args.tolerance} pp of fp16: {c['point']} ({c['cost_bits']} bits, "
-                  f"{_pct(c['mean'])}%)")
+            print(f"cheapest within {args.tolerance} {unit} of fp16: {c['point']} ({c['cost_bits']} bits, "
+                  f"{_pct(c['mean'], m).strip()}{pc})")
         else:
-            print(f"no grid point within {args.tolerance} pp of fp16")
+            print(f"no grid point within {args.tolerance} {unit} of fp16")
         if args.plot:
             sweep_plot(res["points"], fields, (fp16["mean"], fp16["std"]), args.plot,
-                       f"{args.model}: accuracy vs precision (drift {args.drift:g} s, {args.seeds} seeds)")
+                       f"{args.model}: {m.name} vs precision (drift {args.drift:g} s, {args.seeds} seeds)", m.name)
     if args.json:
         print(f"results: {args.json}")
     return 0

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 MODEL_HELP = ("a built-in network (digits-cnn: the default, scikit-learn digits; mnist-resnet: a ResNet on 5,000 "
-              "real MNIST images; resnet9: CIFAR-10 from --data) "
+              "real MNIST images; char-gpt: a 4-block character-level GPT on King James Bible text, scored by "
+              "perplexity; resnet9: CIFAR-10 from --data) "
               "or a .pt2 file written by torch.export.save with a dynamic batch dimension, with --data FILE.npz")
 
 
@@ -60,8 +61,9 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
 
 def show(work: Any) -> None:
     """The workload's size, layer table and where its calibration images came from, on stderr."""
-    print(f"{work.name}: {len(work.y_test)} test images, {len(work.x_cal)} calibration images; tiles: "
-          f"{work.describe_tiles()}", file=sys.stderr)
+    what = "images" if work.metric.percent else "sequences"
+    print(f"{work.name}: {len(work.y_test)} test {what}, {len(work.x_cal)} calibration {what}; metric: "
+          f"{work.metric.name}; tiles: {work.describe_tiles()}", file=sys.stderr)
     print(work.table, file=sys.stderr)
     if work.note:
         print(work.note, file=sys.stderr)

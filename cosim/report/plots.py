@@ -11,21 +11,32 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 
+def _metric(name: str | None) -> Any:
+    from nmpu_model.workloads.metrics import METRICS
+    return METRICS[name or "accuracy"]
+
+
+def _axis(metric: Any) -> tuple[float, str]:
+    """The factor and the axis label of a metric's values: accuracy in percent, perplexity as it is."""
+    return (100.0, "test accuracy (%)") if metric.percent else (1.0, "test perplexity")
+
+
 LABELS = {"fp32_digital": "float model (digital)", "analog_fp32": "analog + fp32", "analog_fp16": "analog + fp16",
           "analog_fixed": "analog + fixed NMPU"}
 
 
 def drift_plot(ev: dict[str, Any], path: Path) -> Path:
-    """Accuracy against drift time, mean and std over seeds, for the four post-processings."""
+    """The metric (accuracy, or perplexity) against drift time, mean and std over seeds, for the four post-processings."""
+    k, ylabel = _axis(_metric(ev.get("metric")))
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for i, (key, label) in enumerate(LABELS.items()):
         rows = ev[key]
         t = np.array([r["t"] for r in rows]) * (1 + 0.04 * (i - 1.5))  # a small offset so error bars show
-        ax.errorbar(t, [100 * r["mean"] for r in rows], yerr=[100 * r["std"] for r in rows], marker="o",
+        ax.errorbar(t, [k * r["mean"] for r in rows], yerr=[k * r["std"] for r in rows], marker="o",
                     capsize=3, label=label, ls="--" if key == "fp32_digital" else "-")
     ax.set_xscale("log")
     ax.set_xlabel("drift time after programming (s)")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_title(f"{ev['model']}: {ev['images']} test images, {ev['seeds']} noise seeds", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -173,10 +184,13 @@ def ppa_plot(syn: dict[str, Any], path: Path) -> Path:
 
 
 def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[float, float], path: str | Path,
-               title: str) -> Path:
-    """Accuracy against each grid field (others at their best value) with error bars and the fp16 line;
-    with two fields, a heat map of the whole grid beside it."""
+               title: str, metric: str | None = None) -> Path:
+    """The metric (accuracy, or perplexity) against each grid field (others at their best value) with error bars
+    and the fp16 line; with two fields, a heat map of the whole grid (the loss against fp16) beside it."""
     path = Path(path)
+    m = _metric(metric)
+    k, ylabel = _axis(m)
+    pick = max if m.higher_is_better else min
     n = len(fields)
     heat = n == 2
     fig, axes = plt.subplots(1, n + heat, figsize=(4.2 * (n + heat), 3.6), squeeze=False)
@@ -188,23 +202,23 @@ def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[floa
         best = []
         for x in xs:
             cand = [p for p in points if p["point"][f] == x]
-            best.append(max(cand, key=lambda p: p["mean"]))
-        ax.errorbar(range(len(xs)), [100 * p["mean"] for p in best], yerr=[100 * p["std"] for p in best],
+            best.append(pick(cand, key=lambda p: p["mean"]))
+        ax.errorbar(range(len(xs)), [k * p["mean"] for p in best], yerr=[k * p["std"] for p in best],
                     marker="o", capsize=3, label="fixed-point NMPU")
-        ax.axhline(100 * fp16[0], color="tab:red", ls="--", label=f"fp16 ({100 * fp16[0]:.2f}%)")
-        ax.axhspan(100 * (fp16[0] - fp16[1]), 100 * (fp16[0] + fp16[1]), color="tab:red", alpha=0.1)
+        ax.axhline(k * fp16[0], color="tab:red", ls="--", label=f"fp16 ({m.show(fp16[0])}{'%' if m.percent else ''})")
+        ax.axhspan(k * (fp16[0] - fp16[1]), k * (fp16[0] + fp16[1]), color="tab:red", alpha=0.1)
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set_xlabel(f + (f"  (best over {', '.join(others)})" if others else ""))
-        ax.set_ylabel("test accuracy (%)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="lower right" if m.higher_is_better else "upper right")
     if heat:
         f0, f1 = fields
         v0 = sorted({p["point"][f0] for p in points}, key=_sort_key)
         v1 = sorted({p["point"][f1] for p in points}, key=_sort_key)
         grid = np.full((len(v0), len(v1)), np.nan)
         for p in points:
-            grid[v0.index(p["point"][f0]), v1.index(p["point"][f1])] = 100 * (p["mean"] - fp16[0])
+            grid[v0.index(p["point"][f0]), v1.index(p["point"][f1])] = -100 * m.loss(p["mean"], fp16[0])
         ax = axes[-1]
         lim = max(1e-9, float(np.nanmax(np.abs(grid))))
         im = ax.imshow(grid, cmap="RdBu", vmin=-lim, vmax=lim, origin="lower", aspect="auto")
@@ -216,7 +230,7 @@ def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[floa
             for j in range(len(v1)):
                 if not np.isnan(grid[i, j]):
                     ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=7)
-        fig.colorbar(im, ax=ax, label="accuracy - fp16 (pp)")
+        fig.colorbar(im, ax=ax, label="accuracy - fp16 (pp)" if m.percent else "perplexity better than fp16 by (%)")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -224,8 +238,9 @@ def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[floa
     return path
 
 
-def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str) -> Path:
-    """Bar chart of the accuracy drop when one layer alone runs at the lowered precision."""
+def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str, metric: str | None = None) -> Path:
+    """Bar chart of the metric's loss (accuracy drop, or perplexity rise) when one layer alone runs at the lowered
+    precision."""
     path = Path(path)
     fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(ranking) + 2), 3.6))
     names = [f"layer {r['layer']}" for r in ranking]
@@ -233,7 +248,8 @@ def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str) -> P
     errs = [100 * r["std"] for r in ranking]
     ax.bar(range(len(names)), drops, yerr=errs, capsize=3, color="tab:orange")
     ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_ylabel("accuracy drop vs reference (pp)")
+    ax.set_ylabel("accuracy drop vs reference (pp)" if _metric(metric).percent
+                  else "perplexity rise vs reference (%)")
     ax.axhline(0, color="k", lw=0.8)
     ax.grid(axis="y", alpha=0.3)
     ax.set_title(title, fontsize=10)

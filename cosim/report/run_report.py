@@ -11,8 +11,10 @@ import numpy as np
 
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}"
+def _metric(doc: dict[str, Any]) -> Any:
+    """The metric a stage's JSON scored with (accuracy unless it says otherwise)."""
+    from nmpu_model.workloads.metrics import METRICS
+    return METRICS[doc.get("metric", "accuracy")]
 
 
 def example_section(codes: np.ndarray, y: dict[str, np.ndarray]) -> list[str]:
@@ -31,16 +33,18 @@ def eval_section(ev: dict[str, Any], labels: dict[str, str]) -> list[str]:
     """``nmpu eval --json``: accuracy per post-processor and drift time, and the per-layer coefficient errors."""
     from nmpu_model.studies.evaluate import time_name
 
+    m = _metric(ev)
     ts = [r["t"] for r in ev["analog_fixed"]]
-    lines = [f"{ev['model']}, {ev['images']} test images, {ev['seeds']} noise seeds (PCM programming noise, drift, "
-             "read noise, ADC mismatch); accuracy %, mean +- std over seeds:", "",
+    lines = [f"{ev['model']}, {ev['images']} test {'images' if m.percent else 'sequences'}, {ev['seeds']} noise seeds "
+             f"(programming noise, drift, read noise, ADC mismatch); {m.label}, mean +- std over seeds:", "",
              "| post-processing | " + " | ".join(f"t = {time_name(t)}" for t in ts) + " |",
              "|---|" + "---:|" * len(ts)]
     for key, label in labels.items():
-        lines.append(f"| {label} | " + " | ".join(f"{_pct(r['mean'])} +- {_pct(r['std'])}" for r in ev[key]) + " |")
-    lines.append("| **fixed - fp16 (pp)** | " + " | ".join(
-        f"{100 * (a['mean'] - b['mean']):+.2f}" for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
-    lines += ["", "![accuracy vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
+        lines.append(f"| {label} | " + " | ".join(f"{m.show(r['mean'])} +- {m.show(r['std'])}" for r in ev[key]) + " |")
+    lines.append(f"| **fixed vs fp16 ({'pp' if m.percent else '% perplexity'})** | " + " | ".join(
+        f"{100 * m.loss(b['mean'], a['mean']) if m.percent else 100 * m.loss(a['mean'], b['mean']):+.2f}"
+        for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
+    lines += ["", f"![{m.name} vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
               "coefficient quantization error of the fixed-point formats:", "",
               "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
               "|---|---:|---:|---:|---:|"]
@@ -59,14 +63,16 @@ def error_histogram_section(images: int) -> list[str]:
 def sweep_section(sw: dict[str, Any]) -> list[str]:
     """``nmpu sweep --json``: the plot and the cheapest point within the tolerance."""
     c = sw["chosen"]
-    lines = [f"Accuracy over a grid of formats, each point on the same tiles and seeds, against the fp16 unit "
-             f"({_pct(sw['fp16']['mean'])}%):", "", "![precision sweep](sweep.png)", ""]
+    m = _metric(sw)
+    pc, unit = ("%", "pp") if m.percent else ("", "%")
+    lines = [f"{m.name.capitalize()} over a grid of formats, each point on the same tiles and seeds, against the fp16 "
+             f"unit ({m.show(sw['fp16']['mean'])}{pc}):", "", "![precision sweep](sweep.png)", ""]
     if c:
-        lines.append(f"Cheapest configuration within {sw['tolerance_pp']} pp of fp16 (cost: {sw['cost']}): "
+        lines.append(f"Cheapest configuration within {sw['tolerance_pp']} {unit} of fp16 (cost: {sw['cost']}): "
                      f"**{', '.join(f'{k} = {v}' for k, v in c['point'].items())}**, {c['cost_bits']} bits, "
-                     f"{_pct(c['mean'])}% ({-100 * c['drop_vs_fp16']:+.2f} pp).")
+                     f"{m.show(c['mean'])}{pc} ({-100 * c['drop_vs_fp16']:+.2f} {unit}).")
     else:
-        lines.append(f"No grid point is within {sw['tolerance_pp']} pp of fp16.")
+        lines.append(f"No grid point is within {sw['tolerance_pp']} {unit} of fp16.")
     return lines
 
 
@@ -88,8 +94,11 @@ def cosim_section(c: dict[str, Any]) -> list[str]:
     for r in c["layers"]:
         lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
                      f"{r['values_per_s']:,.0f} |")
-    lines += ["", f"Accuracy on {c['images']} test images: golden model {_pct(c['accuracy_golden'])}%, RTL in the loop "
-              f"{_pct(c['accuracy_rtl'])}%; logits identical: {c['logits_equal']}. Random input gaps "
+    m = _metric(c)
+    pc = "%" if m.percent else ""
+    lines += ["", f"{m.name.capitalize()} on {c['images']} test {'images' if m.percent else 'sequences'}: golden model "
+              f"{m.show(c['accuracy_golden'])}{pc}, RTL in the loop {m.show(c['accuracy_rtl'])}{pc}; logits identical: "
+              f"{c['logits_equal']}. Random input gaps "
               f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]
     return lines
 

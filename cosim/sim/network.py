@@ -11,7 +11,8 @@ time), then runs the test images twice with the same seed, images and batch size
   compared with ``apply`` on the same ADC codes and coefficients.
 
 Because tiles, noise draws and calibration are the same in both runs, an RTL that agrees with the
-model gives the same logits, so the two accuracies must be equal exactly.
+model gives the same logits, so the two scores (the workload's metric: accuracy, or perplexity) must be equal
+exactly. The result is a :class:`NetworkCosim`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from nmpu_model.golden.config import NMPUConfig
-from nmpu_model.workloads.models import top1
+from nmpu_model.workloads.metrics import METRICS, agreement
 
 MODES = ("bulk", "cocotb")
 
@@ -54,6 +55,62 @@ class LayerReport:
     def line(self) -> str:
         return (f"layer={self.name} values={self.values} mismatches={self.mismatches} cycles={self.cycles} "
                 f"seconds={self.seconds:.3f} values_per_s={self.values_per_s:.0f}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "values_per_s": round(self.values_per_s, 1)}
+
+
+@dataclass
+class NetworkCosim:
+    """What :func:`cosim_network` found: per layer counts, and the network's score with the golden model and with
+    the RTL in the loop (``golden``, ``rtl``: the workload's ``metric``, accuracy or perplexity)."""
+
+    model: str
+    metric: str
+    images: int
+    mode: str
+    seed: int
+    drift: float
+    stall_seed: int
+    p_valid: float
+    p_ready: float
+    fault: str | None
+    layers: list[LayerReport]
+    analog_layers: list[str]
+    golden: float
+    rtl: float
+    prediction_agreement: float
+    logits_equal: bool
+    builds: dict[str, dict[str, Any]]
+    seconds: dict[str, float]
+    config: dict[str, Any]
+
+    @property
+    def mismatches(self) -> int:
+        """Output codes that differ from the model's, and protocol errors, over every layer."""
+        return sum(r.mismatches + r.protocol_errors for r in self.layers)
+
+    @property
+    def ok(self) -> bool:
+        """No mismatch, and the same score with the RTL as with the model."""
+        return self.mismatches == 0 and self.golden == self.rtl
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document (``accuracy_golden``/``accuracy_rtl`` hold the metric's values, whatever it is)."""
+        doc = {k: v for k, v in asdict(self).items() if k not in ("layers", "golden", "rtl")}
+        return {**doc, "layers": [r.to_json() for r in self.layers], "mismatches": self.mismatches,
+                "accuracy_golden": self.golden, "accuracy_rtl": self.rtl}
+
+    def text(self) -> str:
+        """The per-layer lines and the score line."""
+        m = METRICS[self.metric]
+        pc = "%" if m.percent else ""
+        lines = [r.line() for r in self.layers]
+        lines.append(f"{m.name} golden={m.show(self.golden)}{pc} rtl={m.show(self.rtl)}{pc} "
+                     f"({'equal' if self.golden == self.rtl else 'DIFFERENT'}; {self.images} "
+                     f"{'images' if m.percent else 'sequences'}, mode {self.mode}, "
+                     f"logits {'identical' if self.logits_equal else 'differ'})")
+        return "\n".join(lines)
 
 
 def select_layers(spec: str, analog: Sequence[str]) -> list[str]:
@@ -95,7 +152,7 @@ def rtl_stream(mode: str) -> Callable[..., Any]:
 def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] = "all", mode: str = "bulk",
                   seed: int = 0, drift: float = 3600.0, stall_seed: int | None = None, p_valid: float = 0.8,
                   p_ready: float = 0.7, fault: str | None = None, window: tuple[int, int] | None = None,
-                  progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+                  progress: Callable[[int], Any] | None = None) -> NetworkCosim:
     """Run ``work`` with the RTL as the post-processor of the chosen analog layers; compare with the model.
 
     Parameters
@@ -124,9 +181,9 @@ def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] 
 
     Returns
     -------
-    dict
-        JSON-ready: ``layers`` (per layer :class:`LayerReport` fields plus ``values_per_s``),
-        ``accuracy_golden``, ``accuracy_rtl``, ``prediction_agreement``, ``mismatches``, timings, builds.
+    NetworkCosim
+        Per layer :class:`LayerReport`, the golden and RTL-in-the-loop scores, the fraction of equal predictions,
+        timings and builds (``to_json()`` for ``--json``).
     """
     import torch
 
@@ -144,7 +201,7 @@ def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] 
 
 def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: str, seed: int, drift: float,
            stall_seed: int | None, p_valid: float, p_ready: float, fault: str | None,
-           window: tuple[int, int] | None, progress: Callable[[int], Any] | None) -> dict[str, Any]:
+           window: tuple[int, int] | None, progress: Callable[[int], Any] | None) -> NetworkCosim:
     import torch
 
     from nmpu_model import apply
@@ -236,29 +293,13 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
                          batch_size=work.batch_size)
     t_rtl = time.perf_counter() - t0
 
-    acc_g, acc_r = top1(out_golden, work.y_test), top1(out_rtl, work.y_test)
-    layer_dicts = [{**asdict(r), "values_per_s": round(r.values_per_s, 1)} for r in reports.values()]
-    mism = sum(r.mismatches + r.protocol_errors for r in reports.values())
-    return {
-        "model": work.name, "images": int(len(work.y_test)), "mode": mode, "seed": seed, "drift": drift,
-        "stall_seed": stall_seed, "p_valid": p_valid, "p_ready": p_ready, "fault": fault,
-        "layers": layer_dicts, "analog_layers": analog, "mismatches": int(mism),
-        "accuracy_golden": acc_g, "accuracy_rtl": acc_r,
-        "prediction_agreement": float((out_golden.argmax(1) == out_rtl.argmax(1)).float().mean()),
-        "logits_equal": bool(torch.equal(out_golden, out_rtl)),
-        "builds": builds,
-        "seconds": {"network_build": round(t_build_net, 3), "golden_run": round(t_golden, 3),
-                    "rtl_builds": round(t_builds, 3), "rtl_run": round(t_rtl, 3),
-                    "total": round(time.perf_counter() - t_all, 3)},
-        "config": config.to_dict(),
-    }
-
-
-def format_report(res: dict[str, Any]) -> str:
-    """The per-layer lines and the accuracy line of :func:`cosim_network`."""
-    lines = [LayerReport(**{k: v for k, v in d.items() if k != "values_per_s"}).line() for d in res["layers"]]
-    ok = res["accuracy_golden"] == res["accuracy_rtl"]
-    lines.append(f"accuracy golden={100 * res['accuracy_golden']:.2f}% rtl={100 * res['accuracy_rtl']:.2f}% "
-                 f"({'equal' if ok else 'DIFFERENT'}; {res['images']} images, mode {res['mode']}, "
-                 f"logits {'identical' if res['logits_equal'] else 'differ'})")
-    return "\n".join(lines)
+    return NetworkCosim(
+        model=work.name, metric=work.metric.name, images=int(len(work.y_test)), mode=mode, seed=seed, drift=drift,
+        stall_seed=stall_seed, p_valid=p_valid, p_ready=p_ready, fault=fault, layers=list(reports.values()),
+        analog_layers=analog, golden=work.metric(out_golden, work.y_test), rtl=work.metric(out_rtl, work.y_test),
+        prediction_agreement=agreement(out_golden, out_rtl), logits_equal=bool(torch.equal(out_golden, out_rtl)),
+        builds=builds,
+        seconds={"network_build": round(t_build_net, 3), "golden_run": round(t_golden, 3),
+                 "rtl_builds": round(t_builds, 3), "rtl_run": round(t_rtl, 3),
+                 "total": round(time.perf_counter() - t_all, 3)},
+        config=config.to_dict())

@@ -148,6 +148,15 @@ def fst_supported() -> bool:
     return res.returncode == 0
 
 
+def _cocotb_libs_key() -> str:
+    """Verilator's cocotb simulator links cocotb's VPI library by its absolute path in the environment that built it
+    (an ELF run path): a build folder per cocotb installation, so that a cache shared by several checkouts or virtual
+    environments never serves a binary whose library went with a removed environment."""
+    import cocotb
+    libs = str(Path(cocotb.__file__).resolve().parent / "libs")
+    return hashlib.sha1(libs.encode()).hexdigest()[:8]
+
+
 def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = None, waves: bool = False,
           netlist: list[Path] | None = None, unit: str = "fixed", trace: str | None = None) -> Build:
     """Export unit ``unit``'s Verilog for ``config`` and build the simulator (cached).
@@ -180,7 +189,7 @@ def build(config: NMPUConfig, sim: str = "verilator", *, fault: str | None = Non
     fmt = (trace or ("fst" if fst_supported() else "vcd")) if waves and sim == "verilator" else ""
     netlist, suffix = netlist_identity(netlist)
     ident = ((f"{unit}-" if unit != "fixed" else "") + config.identity() + (f"-fault-{fault}" if fault else "")
-             + (f"-{fmt}" if fmt else "") + suffix)
+             + (f"-{fmt}" if fmt else "") + suffix + (f"-{_cocotb_libs_key()}" if sim == "verilator" else ""))
     folder = build_dir(f"cocotb-{sim}", ident)
     with locked(folder):
         t0 = time.perf_counter()

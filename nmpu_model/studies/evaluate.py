@@ -15,7 +15,8 @@ from ..analog.tiles import TileParams
 from ..golden.config import NMPUConfig
 from ..golden.datapath import ARITHS
 from ..network.analog_network import AnalogNetwork
-from ..workloads.models import accuracy, top1
+from ..workloads.metrics import agreement
+from ..workloads.models import accuracy
 from ..workloads.registry import Workload
 
 #: the post-processors an evaluation compares, in the order of its table (the reference first)
@@ -27,7 +28,7 @@ KEYS = {"fp32": "analog_fp32", "fp16": "analog_fp16", "fixed": "analog_fixed"}
 def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DEFAULT_DRIFTS, seeds: int = 5,
              tile: TileParams | None = None, digital: Sequence[str] | None = None,
              progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
-    """Accuracy table as a JSON-ready dict.
+    """The metric's table (``work.metric``: accuracy, or a language model's perplexity) as a JSON-ready dict.
 
     ``progress`` is called with the number of images of each finished chunk: the whole evaluation
     runs ``seeds x len(drifts) x 3`` (post-processors) times the test images (see :func:`run_images`).
@@ -36,7 +37,8 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     -------
     dict
         ``fp32_digital``, ``analog_fp32``, ``analog_fp16``, ``analog_fixed``: lists over ``drifts``
-        of ``{"t", "mean", "std", "runs"}`` (accuracy in [0, 1]; std over seeds, ddof 0); ``config``
+        of ``{"t", "mean", "std", "runs"}`` (the metric's value: accuracy in [0, 1], or perplexity; std over
+        seeds, ddof 0); ``metric`` (its name); ``config``
         (``config.to_dict()``); ``model``, ``images``, ``seeds``, ``layers`` (per analog layer
         ``out_frac`` and coefficient quantization error, seed 0, first drift time) and ``seconds``
         (time spent per post-processor, tiles included).
@@ -47,7 +49,8 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
         raise ValueError("drifts: at least one drift time is needed")
     tile = tile or work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     digital = work.digital if digital is None else digital
-    base = accuracy(work.model, work.x_test, work.y_test)
+    metric = work.metric
+    base = accuracy(work.model, work.x_test, work.y_test, metric=metric)
     accs = {p: np.zeros((len(drifts), seeds)) for p in POSTS}
     agree = np.zeros((len(drifts), seeds))
     secs = {p: 0.0 for p in POSTS}
@@ -62,17 +65,17 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
                 t0 = time.perf_counter()
                 out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size, progress=progress)
                 secs[p] += time.perf_counter() - t0
-                accs[p][i, s] = top1(out, work.y_test)
-                pred[p] = out.argmax(1)
-            agree[i, s] = float((pred["fixed"] == pred["fp16"]).float().mean())
+                accs[p][i, s] = metric(out, work.y_test)
+                pred[p] = out
+            agree[i, s] = agreement(pred["fixed"], pred["fp16"])
             if s == 0 and i == 0:
                 layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
-    res: dict[str, Any] = {"model": work.name, "images": int(len(work.y_test)), "seeds": seeds,
+    res: dict[str, Any] = {"model": work.name, "metric": metric.name, "images": int(len(work.y_test)), "seeds": seeds,
                            "tiles": tile.describe_devices(), "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
     for p in POSTS:
         res[KEYS[p]] = [{"t": float(t), "mean": float(accs[p][i].mean()), "std": float(accs[p][i].std()),
                          "runs": [float(a) for a in accs[p][i]]} for i, t in enumerate(drifts)]
-    # a finer comparison than accuracy: how often fixed and fp16 predict the same class
+    # a finer comparison than the metric: how often fixed and fp16 predict the same class (or next token)
     res["agreement_fixed_fp16"] = [{"t": float(t), "mean": float(agree[i].mean()), "std": float(agree[i].std())}
                                    for i, t in enumerate(drifts)]
     res["layers"] = layers
@@ -94,20 +97,29 @@ def time_name(t: float) -> str:
 
 
 def format_table(res: dict[str, Any]) -> str:
-    """The accuracy table of :func:`evaluate` as text (percent, mean +- std over seeds)."""
+    """The table of :func:`evaluate` as text (accuracy in percent or perplexity, mean +- std over seeds)."""
+    from ..workloads.metrics import METRICS
+    metric = METRICS[res.get("metric", "accuracy")]
+    k = 100 if metric.percent else 1
     ts = [e["t"] for e in res["fp32_digital"]]
     head = f"{'post-processing':22s}" + "".join(f"{'t = ' + time_name(t):>18s}" for t in ts)
-    lines = [f"{res['model']}: {res['images']} test images, {res['seeds']} noise seed(s); accuracy % "
+    what = "test images" if metric.percent else "test sequences"
+    lines = [f"{res['model']}: {res['images']} {what}, {res['seeds']} noise seed(s); {metric.label} "
              f"(mean +- std over seeds)" + (f"; tiles: {res['tiles']}" if res.get("tiles") else ""), head]
     rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),
             ("analog + fp16", "analog_fp16"), ("analog + fixed NMPU", "analog_fixed")]
     for label, key in rows:
-        lines.append(f"{label:22s}" + "".join(f"{100 * e['mean']:11.2f} +-{100 * e['std']:5.2f}"
-                                              for e in res[key]))
-    d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
-    lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
+        lines.append(f"{label:22s}" + "".join(f"{k * e['mean']:11.{2 if metric.percent else 3}f} +-"
+                                              f"{k * e['std']:5.{2 if metric.percent else 3}f}" for e in res[key]))
+    if metric.percent:
+        d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
+        lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
+    else:
+        d = [100 * metric.loss(f["mean"], h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
+        lines.append(f"{'fixed / fp16 - 1 (%)':22s}" + "".join(f"{v:+18.2f}" for v in d))
     if "agreement_fixed_fp16" in res:
-        lines.append(f"{'same class fixed/fp16':22s}" + "".join(
+        same = "same class fixed/fp16" if metric.percent else "same token fixed/fp16"
+        lines.append(f"{same:22s}" + "".join(
             f"{100 * e['mean']:17.2f}%" for e in res["agreement_fixed_fp16"]))
     if res.get("layers"):
         lines.append("coefficient quantization (seed 0, first drift time): layer, out_frac, scale rel. error "

@@ -90,13 +90,14 @@ def cost_bits(config: NMPUConfig) -> int:
     return sum(f.bits for f in parts)
 
 
-def choose_point(points: list[dict[str, Any]], tolerance: float) -> dict[str, Any] | None:
-    """The point a precision study recommends: of the points whose accuracy drop against fp16
-    (``drop_vs_fp16``, a fraction) is at most ``tolerance`` percentage points, the cheapest by
-    ``cost_bits``, the more accurate of equally cheap ones, the first listed of equal ones; ``None``
-    when no point is within the tolerance."""
+def choose_point(points: list[dict[str, Any]], tolerance: float, higher_is_better: bool = True) -> dict[str, Any] | None:
+    """The point a precision study recommends: of the points whose loss against fp16 (``drop_vs_fp16``, a
+    fraction: accuracy lost, or the perplexity's relative rise; :meth:`Metric.loss`) is at most ``tolerance``
+    percent (percentage points of accuracy, or percent of fp16's perplexity), the cheapest by ``cost_bits``, the
+    better-scoring of equally cheap ones, the first listed of equal ones; ``None`` when no point is within."""
     ok = [q for q in points if q["drop_vs_fp16"] <= tolerance / 100]
-    return min(ok, key=lambda q: (q["cost_bits"], -q["mean"])) if ok else None
+    sign = -1 if higher_is_better else 1
+    return min(ok, key=lambda q: (q["cost_bits"], sign * q["mean"])) if ok else None
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -308,7 +309,7 @@ class _LayerPost:
 
 
 def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
-    """Accuracy of one task.
+    """The workload's metric (accuracy, or perplexity) of one task.
 
     ``spec``: ``{"config": NMPUConfig, "post": "fixed"|"fp16", "low": NMPUConfig | None,
     "low_layers": [...], "fp16_layers": [...]}``: layers in ``low_layers`` run the fixed-point unit
@@ -322,8 +323,7 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
         per_layer.update({name: _LayerPost(low[name]) for name in spec["low_layers"]})
     per_layer.update({name: "fp16" for name in spec.get("fp16_layers", [])})
     out, _ = net.run(work.x_test, config, spec.get("post", "fixed"), per_layer=per_layer)
-    from ..workloads.models import top1
-    return top1(out, work.y_test)
+    return work.metric(out, work.y_test)
 
 
 def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int, bool]:
@@ -338,11 +338,13 @@ def _summarize(raw: dict[tuple[str, int], float], key: str, seeds: list[int]) ->
 def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds: int = 3, *,
                     tolerance: float = 0.2, workers: int | None = None, scheduler: str | None = None,
                     results: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Accuracy of every grid point (mean and std over ``seeds``) and its drop against fp16.
+    """The workload's metric (accuracy, or perplexity) of every grid point (mean and std over ``seeds``) and its
+    loss against fp16 (:meth:`~nmpu_model.workloads.metrics.Metric.loss`).
 
     The fp16 baseline (the base configuration's formats do not matter to it) is evaluated once per
-    seed. The cheapest point within ``tolerance`` percentage points of fp16, by :func:`cost_bits`,
-    is reported as ``chosen``. Returns the JSON-ready summary (also written to ``results``).
+    seed. The cheapest point within ``tolerance`` (percentage points of accuracy, or percent of fp16's
+    perplexity) of fp16, by :func:`cost_bits`, is reported as ``chosen``. Returns the JSON-ready summary (also
+    written to ``results``).
     """
     pts = grid_points(grid)
     configs = []
@@ -364,16 +366,18 @@ def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds
     check_on_tiles(work.model, work.x_cal, work.digital)
     raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
                     scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
+    metric = work.metric
     fp16 = _summarize(raw, "fp16", seed_list)
     points = []
     for p, c in zip(pts, configs):
         m, sd = _summarize(raw, point_key(p), seed_list)
-        points.append({"point": p, "mean": m, "std": sd, "drop_vs_fp16": fp16[0] - m, "cost_bits": cost_bits(c),
-                       "runs": [raw[(point_key(p), s)] for s in seed_list]})
-    chosen = choose_point(points, tolerance)
-    summary = {"fp16": {"mean": fp16[0], "std": fp16[1], "runs": [raw[("fp16", s)] for s in seed_list]},
-               "points": points, "tolerance_pp": tolerance, "cost": "total bits: scale+offset+output"
-               "(+bn_scale+bn_offset+mid)", "chosen": chosen}
+        points.append({"point": p, "mean": m, "std": sd, "drop_vs_fp16": metric.loss(m, fp16[0]),
+                       "cost_bits": cost_bits(c), "runs": [raw[(point_key(p), s)] for s in seed_list]})
+    chosen = choose_point(points, tolerance, metric.higher_is_better)
+    summary = {"metric": metric.name,
+               "fp16": {"mean": fp16[0], "std": fp16[1], "runs": [raw[("fp16", s)] for s in seed_list]},
+               "points": points, "tolerance_pp": tolerance, "tolerance_unit": metric.loss_unit,
+               "cost": "total bits: scale+offset+output(+bn_scale+bn_offset+mid)", "chosen": chosen}
     rf.write(summary)
     return {"meta": meta, **summary}
 
@@ -381,9 +385,10 @@ def precision_sweep(base: NMPUConfig, grid: dict[str, list], setup: Setup, seeds
 def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: int = 3, *, keep_fp16: int = 1,
                       workers: int | None = None, scheduler: str | None = None, results: str | Path | None = None,
                       progress: bool = True) -> dict[str, Any]:
-    """Lower one layer at a time to ``low`` (others at ``base``) and rank the layers by accuracy drop;
+    """Lower one layer at a time to ``low`` (others at ``base``) and rank the layers by the loss of the workload's
+    metric (:meth:`~nmpu_model.workloads.metrics.Metric.loss`: accuracy lost, or the perplexity's relative rise);
     then run every layer at ``low`` except the ``keep_fp16`` most sensitive, which go to fp16
-    (a heterogeneous mapping), and report the accuracy recovered."""
+    (a heterogeneous mapping), and report what that recovers (in the same units)."""
     seed_list = list(range(seeds))
     net0 = prepare_tiles(setup, _prep_key(0, base))
     net0.require_tiles()
@@ -408,11 +413,12 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     run = partial(run_tasks, prepare=partial(prepare_tiles, setup), evaluate=partial(evaluate_spec, setup),
                   workers=workers, scheduler=scheduler, on_result=rf.add, progress=progress)
     raw = run(tasks, done=rf.raw)
+    metric = setup_workload(setup).metric
     ref = _summarize(raw, "reference", seed_list)
     ranking = []
     for name in layers:
         m, sd = _summarize(raw, f"low:{name}", seed_list)
-        ranking.append({"layer": name, "mean": m, "std": sd, "drop": ref[0] - m})
+        ranking.append({"layer": name, "mean": m, "std": sd, "drop": metric.loss(m, ref[0])})
     ranking.sort(key=lambda r: -r["drop"])
     keep = [r["layer"] for r in ranking[:keep_fp16]]
     rest = [n for n in layers if n not in keep]
@@ -420,8 +426,9 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     raw.update(run(hetero, done=rf.raw))
     all_low = _summarize(raw, "all_low", seed_list)
     het = _summarize(raw, "hetero", seed_list)
-    summary = {"reference": {"mean": ref[0], "std": ref[1]}, "ranking": ranking,
+    summary = {"metric": metric.name, "reference": {"mean": ref[0], "std": ref[1]}, "ranking": ranking,
                "all_low": {"mean": all_low[0], "std": all_low[1]},
-               "hetero": {"fp16_layers": keep, "mean": het[0], "std": het[1], "recovered": het[0] - all_low[0]}}
+               "hetero": {"fp16_layers": keep, "mean": het[0], "std": het[1],
+                          "recovered": metric.loss(all_low[0], ref[0]) - metric.loss(het[0], ref[0])}}
     rf.write(summary)
     return {"meta": meta, **summary}

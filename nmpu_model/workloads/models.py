@@ -13,6 +13,8 @@ import os
 import time
 from pathlib import Path
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -217,19 +219,21 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, ba
 
 
 def top1(logits: torch.Tensor, y: torch.Tensor) -> float:
-    """Top-1 accuracy of ``logits`` (samples x classes) against the labels ``y``: the one accuracy
-    every evaluation, sweep and co-simulation reports."""
-    return float((logits.argmax(1) == y).float().mean())
+    """Top-1 accuracy of ``logits`` (samples x classes) against the labels ``y``."""
+    from .metrics import ACCURACY
+    return ACCURACY(logits, y)
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> float:
-    """Top-1 accuracy of a float model (an ``nn.Module`` or a ``torch.export`` program)."""
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024, metric: Any = None) -> float:
+    """The score of a float model (an ``nn.Module`` or a ``torch.export`` program) by ``metric``
+    (:mod:`nmpu_model.workloads.metrics`; default top-1 accuracy)."""
+    from .metrics import ACCURACY
     if isinstance(model, torch.export.ExportedProgram):
         model = model.module()               # an exported graph is already in eval form
     else:
         model.eval()
     with torch.no_grad():
-        return top1(torch.cat([model(x[i:i + batch]) for i in range(0, len(y), batch)]), y)
+        return (metric or ACCURACY)(torch.cat([model(x[i:i + batch]) for i in range(0, len(y), batch)]), y)
 
 
 def build_dir() -> Path:
@@ -320,12 +324,114 @@ def load_or_train_resnet9(data: str | Path | None, weights: str | Path | None = 
     return model.eval()
 
 
+# ---- a character-level GPT on the King James Bible ------------------------------------------------------------
+class GPTBlock(nn.Module):
+    """A pre-LayerNorm decoder block as nanoGPT writes it: fused ``c_attn`` (q, k, v), causal attention, ``c_proj``,
+    a GELU MLP (``c_fc``, ``mlp_proj``)."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
+        q, k, v = (z.view(n, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, d)
+        x = x + self.c_proj(a)
+        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+
+class CharGPT(nn.Module):
+    """A decoder-only character-level language model (token and position embeddings, :class:`GPTBlock` s, a final
+    LayerNorm, an ``lm_head`` tied to the token embedding): token ids (N, T) -> next-token logits (N, T, V)."""
+
+    def __init__(self, vocab: int, d: int = 64, blocks: int = 4, heads: int = 4, context: int = 64) -> None:
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(context, d)
+        self.blocks = nn.ModuleList(GPTBlock(d, heads) for _ in range(blocks))
+        self.ln_f = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.lm_head.weight = self.wte.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return self.lm_head(self.ln_f(x))
+
+
+CHAR_GPT_RECIPE = {"d": 64, "blocks": 4, "heads": 4, "context": 64, "steps": 3000, "batch": 48, "lr": 3e-3,
+                   "weight_decay": 0.01, "seed": 0, "weight_noise": 0.02}
+SHIPPED_CHAR_GPT = Path(__file__).parent / "data" / "char_gpt.pt"
+
+
+def char_gpt() -> CharGPT:
+    """An untrained :class:`CharGPT` of :data:`CHAR_GPT_RECIPE`'s size over the KJV vocabulary."""
+    from .datasets import KJV_VOCAB
+    r = CHAR_GPT_RECIPE
+    return CharGPT(len(KJV_VOCAB), r["d"], r["blocks"], r["heads"], r["context"])
+
+
+def train_char_gpt(progress: bool = False) -> CharGPT:
+    """Train :func:`char_gpt` by :data:`CHAR_GPT_RECIPE` on random windows of the KJV training text (AdamW, cosine
+    schedule, weight noise as :func:`train`)."""
+    from .datasets import encode_text, kjv_text
+
+    r = CHAR_GPT_RECIPE
+    torch.manual_seed(r["seed"])
+    gen = torch.Generator().manual_seed(r["seed"])
+    ids = torch.from_numpy(encode_text(kjv_text()[0]))
+    model = char_gpt()
+    opt = torch.optim.AdamW(model.parameters(), lr=r["lr"], weight_decay=r["weight_decay"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=r["lr"], total_steps=r["steps"])
+    t = r["context"]
+    it = range(r["steps"])
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(it, desc="training char-gpt", leave=False)
+    model.train()
+    for _ in it:
+        start = torch.randint(0, len(ids) - t - 1, (r["batch"],), generator=gen)
+        xb = torch.stack([ids[s:s + t] for s in start])
+        yb = torch.stack([ids[s + 1:s + t + 1] for s in start])
+        with _NoisyWeights(model, r["weight_noise"], gen):
+            loss = F.cross_entropy(model(xb).reshape(-1, model.lm_head.out_features), yb.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+        opt.step()
+        sched.step()
+    return model.eval()
+
+
+def load_char_gpt() -> CharGPT:
+    """The trained :class:`CharGPT` shipped in the package (``python -m nmpu_model.workloads.models char-gpt``
+    remakes it)."""
+    model = char_gpt()
+    model.load_state_dict(torch.load(SHIPPED_CHAR_GPT, weights_only=True))
+    return model.eval()
+
+
 if __name__ == "__main__":  # python -m nmpu_model.workloads.models [mnist]: (re)make a shipped network
     import sys
 
     from .datasets import load_digits, load_mnist5k
 
     t0 = time.time()
+    if sys.argv[1:] == ["char-gpt"]:
+        from .datasets import encode_text, kjv_text, text_sequences
+        from .metrics import PERPLEXITY
+        m = train_char_gpt(progress=True)
+        torch.save({k: v.half() if v.is_floating_point() else v for k, v in m.state_dict().items()},
+                   SHIPPED_CHAR_GPT)
+        m = load_char_gpt()
+        x, y = text_sequences(encode_text(kjv_text()[1]), CHAR_GPT_RECIPE["context"], 256, 0)
+        print(f"trained in {time.time() - t0:.1f} s; test perplexity {accuracy(m, x, y, metric=PERPLEXITY):.3f}; "
+              f"wrote {SHIPPED_CHAR_GPT} ({SHIPPED_CHAR_GPT.stat().st_size // 1024} KB)")
+        sys.exit(0)
     if sys.argv[1:] == ["mnist"]:
         m = train_mnist(progress=True)
         torch.save(m.state_dict(), SHIPPED_MNIST)

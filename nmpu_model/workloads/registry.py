@@ -10,6 +10,7 @@ import torch
 
 from ..analog.devices import device_by_name
 from ..analog.tiles import DRIFT_COMPENSATIONS, TileParams
+from .metrics import ACCURACY, Metric, metric_for
 
 
 @dataclass
@@ -19,7 +20,8 @@ class Workload:
     ``model`` is an ``nn.Module`` or a ``torch.export`` ``ExportedProgram``; ``digital`` names the
     layers kept digital (layer names, ``"first"``, ``"last"``); ``device`` and ``compensation`` the tiles'
     device model (:func:`nmpu_model.analog.devices.device_by_name`) and drift compensation; ``note`` says
-    where the calibration images came from when that is worth saying.
+    where the calibration images came from when that is worth saying; ``metric`` what the studies score
+    (top-1 accuracy over N labels, or perplexity over N x T next-token targets).
     """
 
     name: str
@@ -34,6 +36,7 @@ class Workload:
     analog: tuple[str, ...] | list[str] = ()
     device: str = "pcm"
     compensation: str = "global"
+    metric: Metric = ACCURACY
 
     def tile_params(self, adc_bits: int, dac_bits: int, dac_signed: bool = True) -> TileParams:
         """The tiles this workload runs on, for ADC and DAC codes of the given widths (a unit's configuration:
@@ -81,15 +84,34 @@ def resnet9_workload(data: str | None, images: int | None = None, weights: str |
     return Workload("resnet9", m, d.x_test[:n], d.y_test[:n], d.x_train[:32])
 
 
+def char_gpt_workload(images: int | None = None) -> Workload:
+    """The character-level GPT (shipped weights) on the held-out KJV text: 256 windows of 64 characters (token ids)
+    with their next characters, scored by perplexity; 32 windows of the training text calibrate."""
+    from .datasets import encode_text, kjv_text, text_sequences
+    from .metrics import PERPLEXITY
+    from .models import CHAR_GPT_RECIPE, load_char_gpt
+
+    train, test = kjv_text()
+    t = CHAR_GPT_RECIPE["context"]
+    x, y = text_sequences(encode_text(test), t, CHAR_GPT_TEST, 0)
+    x_cal, _ = text_sequences(encode_text(train), t, 32, 1)
+    n = len(y) if images is None else min(images, len(y))
+    return Workload("char-gpt", load_char_gpt(), x[:n], y[:n], x_cal, metric=PERPLEXITY)
+
+
 #: the built-in networks a command line can name (any other --model is a .pt2 file of torch.export.save)
-MODELS = ("digits-cnn", "mnist-resnet", "resnet9")
+MODELS = ("digits-cnn", "mnist-resnet", "resnet9", "char-gpt")
+#: test windows of the char-gpt workload
+CHAR_GPT_TEST = 256
 #: calibration images taken from the head of ``x`` when a data file has no ``calib``
 CALIB_FROM_TEST = 128
 
 
 def load_npz_data(path: str) -> dict[str, np.ndarray]:
-    """A data file: ``x`` (float, one sample per row of the first axis: N x F vectors, N x C x L signals, N x T x F
-    token sequences, N x C x H x W images), ``y`` (N integer labels), optionally ``calib`` (samples like ``x``'s).
+    """A data file: ``x`` (one sample per row of the first axis: float N x F vectors, N x C x L signals, N x T x F
+    token sequences, N x C x H x W images; or integer N x T token ids for a model whose input is an embedding),
+    ``y`` (N integer class labels, or N x T integer next-token targets for a language model), optionally ``calib``
+    (samples like ``x``'s).
 
     Every problem is a one-line ``ValueError`` naming the file and the array.
     """
@@ -111,16 +133,23 @@ def load_npz_data(path: str) -> dict[str, np.ndarray]:
         a = arrays.get(k)
         if a is None:
             continue
-        if not np.issubdtype(a.dtype, np.floating) or not 2 <= a.ndim <= 5:
+        ids = np.issubdtype(a.dtype, np.integer)
+        if not (np.issubdtype(a.dtype, np.floating) or ids) or not 2 <= a.ndim <= 5:
             raise ValueError(f"{path}: {k} must be float with 2 to 5 axes (N x F, N x C x L, N x T x F, "
-                             f"N x C x H x W); got {a.dtype} {a.shape}")
-        if not np.isfinite(a).all():
+                             f"N x C x H x W) or integer token ids (N x T); got {a.dtype} {a.shape}")
+        if ids and (a.ndim != 2 or a.dtype == np.uint64 and a.size and int(a.max()) > np.iinfo(np.int64).max):
+            raise ValueError(f"{path}: {k} holds integers: token ids must be N x T within int64; got {a.dtype} "
+                             f"{a.shape}")
+        if not ids and not np.isfinite(a).all():
             i = int(np.flatnonzero(~np.isfinite(a.reshape(-1)))[0])
             raise ValueError(f"{path}: {k} has a non-finite value at flat index {i}")
     if "calib" in arrays and arrays["calib"].shape[1:] != x.shape[1:]:
         raise ValueError(f"{path}: calib has samples of shape {arrays['calib'].shape[1:]}, x of {x.shape[1:]}")
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{path}: y must be a 1-D array of integer labels; got {y.dtype} {y.shape}")
+    if "calib" in arrays and np.issubdtype(arrays["calib"].dtype, np.integer) != np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"{path}: calib is {arrays['calib'].dtype}, x {x.dtype}: both float or both token ids")
+    if y.ndim not in (1, 2) or not np.issubdtype(y.dtype, np.integer) or y.dtype == np.uint64:
+        raise ValueError(f"{path}: y must be N integer class labels or N x T integer next-token targets; "
+                         f"got {y.dtype} {y.shape}")
     if len(y) != len(x):
         raise ValueError(f"{path}: x has {len(x)} samples, y {len(y)} labels")
     if len(x) < 2:
@@ -145,10 +174,13 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
         raise ValueError(f"--model {model}: not a torch.export program ({type(e).__name__}: "
                          f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
     arrays = load_npz_data(data)
-    x, y = torch.from_numpy(arrays["x"].astype(np.float32)), torch.from_numpy(arrays["y"].astype(np.int64))
+    kind = np.int64 if np.issubdtype(arrays["x"].dtype, np.integer) else np.float32
+    x, y = torch.from_numpy(arrays["x"].astype(kind)), torch.from_numpy(arrays["y"].astype(np.int64))
+    if kind is np.int64:
+        check_token_ids(ep, data, arrays)
     note = ""
     if "calib" in arrays:
-        x_cal = torch.from_numpy(arrays["calib"].astype(np.float32))
+        x_cal = torch.from_numpy(arrays["calib"].astype(kind))
     else:
         n_cal = min(CALIB_FROM_TEST, max(1, len(x) // 10))
         x_cal, x, y = x[:n_cal], x[n_cal:], y[n_cal:]
@@ -161,21 +193,38 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
     except Exception as e:
         raise ValueError(f"--model {model} does not run on --data {data} x of shape {tuple(x.shape[1:])} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
-    # labels the model cannot output would score 0 % in every row, silently
-    if isinstance(out, torch.Tensor) and out.ndim == 2:
-        classes = int(out.shape[1])
-        bad = np.flatnonzero((arrays["y"] < 0) | (arrays["y"] >= classes))
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(f"{data}: y[{i}] = {int(arrays['y'][i])} is not one of the model's {classes} output "
-                             f"classes (0..{classes - 1}); {bad.size} label(s) out of range")
-    return Workload(Path(model).stem, ep, x[:n], y[:n], x_cal, note=note)
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"--model {model} returns {type(out).__name__}, not one tensor of outputs")
+    # targets the model cannot output would score 0 % in every row, silently
+    metric = metric_for(tuple(out.shape), torch.from_numpy(arrays["y"].astype(np.int64)), f"{data}: y")
+    return Workload(Path(model).stem, ep, x[:n], y[:n], x_cal, note=note, metric=metric)
+
+
+def check_token_ids(ep: torch.export.ExportedProgram, data: str, arrays: dict[str, np.ndarray]) -> None:
+    """Integer ``x`` (and ``calib``) are token ids: the model's input must go into an embedding (``aten.embedding``),
+    and every id must be one of its rows; else a one-line ``ValueError`` naming the first that is not."""
+    user = set(ep.graph_signature.user_inputs)
+    inp = next((n for n in ep.graph.nodes if n.op == "placeholder" and n.name in user), None)
+    emb = [u for u in (inp.users if inp is not None else ()) if u.target is torch.ops.aten.embedding.default
+           and u.args[1] is inp]
+    if not emb:
+        raise ValueError(f"{data}: x holds integers (token ids), but the model's input does not go into an "
+                         f"embedding; give float x")
+    rows = int(emb[0].args[0].meta["val"].shape[0])
+    for k in ("x", "calib"):
+        a = arrays.get(k)
+        bad = np.argwhere((a < 0) | (a >= rows)) if a is not None else np.zeros((0, 2))
+        if len(bad):
+            i, j = (int(v) for v in bad[0])
+            raise ValueError(f"{data}: {k}[{i},{j}] = {int(a[i, j])} is not a token id of the model's embedding "
+                             f"({rows} rows: 0..{rows - 1}); {len(bad)} id(s) out of range")
 
 
 def load_workload(model: str, data: str | None = None, images: int | None = None, weights: str | None = None,
                   progress: bool = False, digital: Sequence[str] | None = None, device: str = "pcm",
                   compensation: str = "global") -> Workload:
-    """The workload named on a command line: ``digits-cnn`` (shipped), ``resnet9`` (CIFAR-10 from ``data``),
+    """The workload named on a command line: ``digits-cnn``, ``mnist-resnet``, ``char-gpt`` (shipped), ``resnet9``
+    (CIFAR-10 from ``data``),
     or a ``.pt2`` file with a ``.npz`` data file (:func:`user_workload`). ``digital`` overrides the
     layers kept digital; ``device`` and ``compensation`` choose the tiles' device model and drift compensation."""
     device_by_name(device)                      # a bad name is one line, before anything loads
@@ -186,7 +235,8 @@ def load_workload(model: str, data: str | None = None, images: int | None = None
     elif model in MODELS:
         if data or weights:
             raise ValueError(f"--data and --weights are for --model resnet9 or a .pt2 file; {model} ships its data")
-        work = digits_workload(images, progress=progress) if model == "digits-cnn" else mnist_workload(images)
+        work = {"digits-cnn": lambda: digits_workload(images, progress=progress),
+                "mnist-resnet": lambda: mnist_workload(images), "char-gpt": lambda: char_gpt_workload(images)}[model]()
     else:
         if weights:
             raise ValueError("--weights is for --model resnet9; a .pt2 file holds its weights")

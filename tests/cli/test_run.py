@@ -65,7 +65,7 @@ def _report_matches_the_stages_json(md: str, out: Path) -> None:
         for cell, r in zip(cells, ev[key]):
             mean, std = (float(v) for v in cell.split(" +- "))
             assert mean == pytest.approx(100 * r["mean"], abs=0.006) and std == pytest.approx(100 * r["std"], abs=0.006)
-    diff = _row(md, "**fixed - fp16 (pp)**")
+    diff = _row(md, "**fixed vs fp16 (pp)**")
     for cell, a, b in zip(diff, ev["analog_fixed"], ev["analog_fp16"]):
         assert float(cell) == pytest.approx(100 * (a["mean"] - b["mean"]), abs=0.006)
     for name, q in ev["layers"].items():

@@ -103,14 +103,14 @@ def test_xorshift_threshold_is_exact() -> None:
 @pytest.mark.xdist_group("cosim-bulk-default")
 def test_bulk_all_layers_hardware_in_the_loop() -> None:
     res = cosim_network(digits_workload(24), load_config(), layers="all", mode="bulk", seed=1)
-    assert [l["name"] for l in res["layers"]] == ["3", "7", "12"]
+    assert [l.name for l in res.layers] == ["3", "7", "12"]
     # 24 images: conv 8x8 (32 columns), conv 4x4 (64), linear (64)
-    assert [l["values"] for l in res["layers"]] == [24 * 64 * 32, 24 * 16 * 64, 24 * 64]
-    assert res["mismatches"] == 0 and all(l["protocol_errors"] == 0 for l in res["layers"])
-    assert res["accuracy_rtl"] == res["accuracy_golden"] and res["logits_equal"]
+    assert [l.values for l in res.layers] == [24 * 64 * 32, 24 * 16 * 64, 24 * 64]
+    assert res.mismatches == 0 and all(l.protocol_errors == 0 for l in res.layers)
+    assert res.rtl == res.golden and res.logits_equal
     # stalls cost cycles: II 1 would be one cycle per value (lanes 1) plus the coefficient writes
-    for l in res["layers"]:
-        assert l["values"] + 2 * l["columns"] < l["cycles"] < 3 * l["values"]
+    for l in res.layers:
+        assert l.values + 2 * l.columns < l.cycles < 3 * l.values
 
 
 @pytest.mark.xdist_group("cosim-bulk-default")
@@ -119,9 +119,9 @@ def test_bulk_several_chunks_per_layer() -> None:
     from dataclasses import replace
 
     res = cosim_network(replace(digits_workload(20), batch_size=8), load_config(), mode="bulk", seed=2)
-    assert [l["calls"] for l in res["layers"]] == [3, 3, 3]
-    assert [l["values"] for l in res["layers"]] == [20 * 64 * 32, 20 * 16 * 64, 20 * 64]
-    assert res["mismatches"] == 0 and res["logits_equal"] and res["accuracy_rtl"] == res["accuracy_golden"]
+    assert [l.calls for l in res.layers] == [3, 3, 3]
+    assert [l.values for l in res.layers] == [20 * 64 * 32, 20 * 16 * 64, 20 * 64]
+    assert res.mismatches == 0 and res.logits_equal and res.rtl == res.golden
 
 
 @pytest.mark.xdist_group("cosim-bulk-default")
@@ -180,17 +180,17 @@ def test_wrong_tie_rule_caught_on_network_data() -> None:
 @pytest.mark.xdist_group("cosim-bulk-fault")
 def test_ignored_backpressure_caught_on_network_data() -> None:
     res = cosim_network(digits_workload(3), load_config(), layers="2", mode="bulk", fault="ready")
-    (l,) = res["layers"]
-    assert l["mismatches"] > 0 and l["protocol_errors"] > 0 and "deadlock" in l["first_error"]
+    (l,) = res.layers
+    assert l.mismatches > 0 and l.protocol_errors > 0 and "deadlock" in l.first_error
 
 
 # ---- cocotb mode, and bulk == cocotb bit for bit ----------------------------------------------------
 @pytest.mark.xdist_group("cosim-cocotb")
 def test_cocotb_one_layer_in_the_loop() -> None:
     res = cosim_network(digits_workload(2), load_config(), layers="0", mode="cocotb", seed=3)
-    (l,) = res["layers"]
-    assert l["name"] == "3" and l["values"] == 2 * 64 * 32 and l["mismatches"] == 0 and l["protocol_errors"] == 0
-    assert res["accuracy_rtl"] == res["accuracy_golden"] and res["logits_equal"]
+    (l,) = res.layers
+    assert l.name == "3" and l.values == 2 * 64 * 32 and l.mismatches == 0 and l.protocol_errors == 0
+    assert res.rtl == res.golden and res.logits_equal
 
 
 @pytest.mark.xdist_group("cosim-cocotb")
