@@ -104,5 +104,5 @@ def run(args: argparse.Namespace) -> int:
     if args.waves and not any(layer.waves for layer in res.layers):
         print("waves: none written (the window lies beyond the last cycle?)", file=sys.stderr)
     if args.json:
-        write_json(args.json, res.to_json())
+        write_json(args.json, {**res.to_json(), "mapping": work.mapping})
     return 0 if res.ok else 1

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(res))
     if work.note:
         res["calibration"] = work.note
+    res["mapping"] = work.mapping
     if args.json:
         write_json(args.json, res)
     return 0

@@ -55,7 +55,7 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
         raise ValueError(f"--images must be >= 1, not {args.images}")
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
                          digital=digital_layers(args.digital), device=args.device, compensation=args.compensation)
-    work.table, work.analog = mapping(work.model, work.x_cal, tile, work.digital)   # a refusal stops here
+    work.table, work.analog, work.mapping = mapping(work.model, work.x_cal, tile, work.digital)  # refusals stop here
     return work
 
 

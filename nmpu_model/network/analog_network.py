@@ -145,22 +145,28 @@ def layer_table(model: object, calib_x: torch.Tensor, tile: TileParams | None = 
 
 
 def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None,
-            digital: Iterable[str] | str = ("first", "last")) -> tuple[str, list[str]]:
-    """:func:`layer_table`'s text and the names of the analog layers, in order (one parse for both)."""
+            digital: Iterable[str] | str = ("first", "last")) -> tuple[str, list[str], dict]:
+    """:func:`layer_table`'s text, the names of the analog layers in order, and the same as JSON (one parse for
+    all): per layer its name, op, kind, K, C, uses, tiles and ``where`` (``analog`` or ``digital``, with ``why``);
+    per float32 op with a constant weight matrix (an embedding, a transposed convolution, ...) its op and nodes."""
     from .graph import op_name
 
     graph = parse(model, calib_x[:2])
     mark_digital(graph.layers, digital)
     tp = tile or TileParams()
     rows = [("layer", "kind", "K x C", "tiles", "where")]
+    doc: dict = {"layers": [], "float_weight_ops": []}
     for l in graph.layers:
         k, c = l.inputs, l.outputs
         kind = f"conv{l.kernel_size[0]}x{l.kernel_size[1]}" if l.is_conv else "linear"
         kind += "+bn" if l.g is not None else ""
         kind += "+relu" if l.relu else ""
-        kind += f", {l.uses} uses" if l.uses > 1 else ""
         tiles = "-" if l.digital else f"{-(-k // tp.rows)} x {-(-c // tp.cols)}"
-        rows.append((l.name, kind, f"{k} x {c}", tiles, f"digital ({l.why})" if l.digital else "analog + NMPU"))
+        rows.append((l.name, kind + (f", {l.uses} uses" if l.uses > 1 else ""), f"{k} x {c}", tiles,
+                     f"digital ({l.why})" if l.digital else "analog + NMPU"))
+        doc["layers"].append({"name": l.name, "op": l.op, "kind": kind, "inputs": k, "outputs": c, "uses": l.uses,
+                              "tiles": None if l.digital else [-(-k // tp.rows), -(-c // tp.cols)],
+                              "where": "digital" if l.digital else "analog", "why": l.why})
     w = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = ["  ".join(v.ljust(w[i]) for i, v in enumerate(r)).rstrip() for r in rows]
     ops: dict[str, list[str]] = {}
@@ -170,7 +176,15 @@ def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None
         lines.append("digital float32 ops: " + "; ".join(
             f"{k} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in ops.items()
             if k not in ("aten.sym_size", "getitem")))
-    return "\n".join(lines), [l.name for l in graph.layers if not l.digital]
+    consts = {st.name for st in graph.steps if st.kind == "const" and isinstance(st.args[0], torch.Tensor)
+              and st.args[0].ndim >= 2}
+    weighted: dict[str, list[str]] = {}
+    for st in graph.ops():
+        if set(st.refs) & consts:
+            weighted.setdefault(op_name(st.fn), []).append(st.path or st.name)
+    doc["float_weight_ops"] = [{"op": k, "nodes": v, "where": "digital", "why": "not a weight-stationary product "
+                                "the front end maps onto tiles"} for k, v in weighted.items()]
+    return "\n".join(lines), [l.name for l in graph.layers if not l.digital], doc
 
 
 # ---- activations carried between steps -----------------------------------------------------------

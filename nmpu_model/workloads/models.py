@@ -364,7 +364,7 @@ class CharGPT(nn.Module):
         return self.lm_head(self.ln_f(x))
 
 
-CHAR_GPT_RECIPE = {"d": 64, "blocks": 4, "heads": 4, "context": 64, "steps": 3000, "batch": 48, "lr": 3e-3,
+CHAR_GPT_RECIPE = {"d": 64, "blocks": 4, "heads": 4, "context": 64, "steps": 2000, "batch": 32, "lr": 3e-3,
                    "weight_decay": 0.01, "seed": 0, "weight_noise": 0.02}
 SHIPPED_CHAR_GPT = Path(__file__).parent / "data" / "char_gpt.pt"
 

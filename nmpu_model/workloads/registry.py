@@ -2,7 +2,7 @@
 ``torch.export`` program with a ``.npz`` data file; one :func:`load_workload` for every command."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -37,6 +37,7 @@ class Workload:
     device: str = "pcm"
     compensation: str = "global"
     metric: Metric = ACCURACY
+    mapping: dict = field(default_factory=dict)     # per weight op analog or digital, and why (``--json``)
 
     def tile_params(self, adc_bits: int, dac_bits: int, dac_signed: bool = True) -> TileParams:
         """The tiles this workload runs on, for ADC and DAC codes of the given widths (a unit's configuration:

