@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 V, T = 24, 12
@@ -22,40 +21,12 @@ def nmpu(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "cosim.cli", *args], capture_output=True, text=True)
 
 
-class Block(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
-        super().__init__()
-        self.h = heads
-        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        n, t, d = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
-        q, k, v = (z.view(n, t, self.h, d // self.h).transpose(1, 2) for z in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, d)
-        x = x + self.c_proj(a)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
-
-
-class NanoGPT(nn.Module):
-    """A decoder-only LM as nanoGPT writes it: token and position embeddings, pre-LayerNorm blocks with a fused
-    c_attn and causal attention, a final LayerNorm and an lm_head tied to the token embedding."""
-
-    def __init__(self, d: int = 32, blocks: int = 2) -> None:
-        super().__init__()
-        self.wte, self.wpe = nn.Embedding(V, d), nn.Embedding(T, d)
-        self.blocks = nn.ModuleList(Block(d, 4) for _ in range(blocks))
-        self.ln_f = nn.LayerNorm(d)
-        self.lm_head = nn.Linear(d, V, bias=False)
-        self.lm_head.weight = self.wte.weight
-
-    def forward(self, idx):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
-        for b in self.blocks:
-            x = b(x)
-        return self.lm_head(self.ln_f(x))
+def NanoGPT() -> nn.Module:
+    """A decoder-only LM as nanoGPT writes it (the built-in char-gpt's class, smaller): token and position
+    embeddings, pre-LayerNorm blocks with a fused c_attn and causal attention, a final LayerNorm and an lm_head tied
+    to the token embedding."""
+    from nmpu_model.workloads.models import CharGPT
+    return CharGPT(V, d=32, blocks=2, heads=4, context=T)
 
 
 def perplexity_by_hand(logits: np.ndarray, targets: np.ndarray) -> float:
