@@ -8,11 +8,12 @@ from typing import Any
 MODEL_HELP = ("a built-in network (digits-cnn: the default, scikit-learn digits; mnist-resnet: a ResNet on 5,000 "
               "real MNIST images; char-gpt: a 4-block character-level GPT on King James Bible text, scored by "
               "perplexity; resnet9: CIFAR-10 from --data) "
-              "or a .pt2 file written by torch.export.save with a dynamic batch dimension, with --data FILE.npz")
+              "or a .pt2 file written by torch.export.save with a dynamic batch dimension, or an .onnx model "
+              "(converted by onnx2torch), with --data FILE.npz")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE.pt2", help=MODEL_HELP)
+    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE.pt2|FILE.onnx", help=MODEL_HELP)
     p.add_argument("--data", metavar="PATH", help="with a .pt2 model: an .npz file holding x (N x C x H x W or "
                    "N x F float32), y (N integer labels) and optionally calib (calibration inputs; without it the "
                    "first images of x calibrate and are kept out of the test); resnet9: the CIFAR-10 binary folder")

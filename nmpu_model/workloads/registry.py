@@ -161,7 +161,8 @@ def load_npz_data(path: str) -> dict[str, np.ndarray]:
 
 
 def user_workload(model: str, data: str | None, images: int | None = None) -> Workload:
-    """A ``.pt2`` program (``torch.export.save``, dynamic batch) and its ``.npz`` data (:func:`load_npz_data`).
+    """A ``.pt2`` program (``torch.export.save``, dynamic batch) or an ``.onnx`` model (converted by onnx2torch,
+    :mod:`nmpu_model.workloads.onnx`) and its ``.npz`` data (:func:`load_npz_data`).
 
     Without ``calib`` in the data, the first :data:`CALIB_FROM_TEST` images of ``x`` (at most a tenth
     of them) calibrate, and are kept out of the test set (``note`` says so).
@@ -171,16 +172,22 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
         raise ValueError(f"--model {model}: a network file needs --data FILE.npz (x, y and optionally calib)")
     if not Path(model).is_file():
         raise ValueError(f"--model {model}: neither a built-in network ({', '.join(MODELS)}) nor a file")
-    try:
-        ep = torch.export.load(model)
-    except Exception as e:
-        raise ValueError(f"--model {model}: not a torch.export program ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+    if model.endswith(".onnx"):
+        from .onnx import load_onnx
+        ep = load_onnx(model)
+        forward = ep
+    else:
+        try:
+            ep = torch.export.load(model)
+        except Exception as e:
+            raise ValueError(f"--model {model}: not a torch.export program ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
+        forward = ep.module()
     arrays = load_npz_data(data)
     kind = np.int64 if np.issubdtype(arrays["x"].dtype, np.integer) else np.float32
     x, y = torch.from_numpy(arrays["x"].astype(kind)), torch.from_numpy(arrays["y"].astype(np.int64))
     if kind is np.int64:
-        check_token_ids(ep, data, arrays)
+        check_token_ids(ep if isinstance(ep, torch.export.ExportedProgram) else None, data, arrays)
     note = ""
     if "calib" in arrays:
         x_cal = torch.from_numpy(arrays["calib"].astype(kind))
@@ -192,7 +199,7 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
     n = len(y) if images is None else min(images, len(y))
     try:
         with torch.no_grad():
-            out = ep.module()(x[:2])
+            out = forward(x[:2])
     except Exception as e:
         raise ValueError(f"--model {model} does not run on --data {data} x of shape {tuple(x.shape[1:])} "
                          f"({type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''})") from None
@@ -203,9 +210,12 @@ def user_workload(model: str, data: str | None, images: int | None = None) -> Wo
     return Workload(Path(model).stem, ep, x[:n], y[:n], x_cal, note=note, metric=metric)
 
 
-def check_token_ids(ep: torch.export.ExportedProgram, data: str, arrays: dict[str, np.ndarray]) -> None:
+def check_token_ids(ep: torch.export.ExportedProgram | None, data: str, arrays: dict[str, np.ndarray]) -> None:
     """Integer ``x`` (and ``calib``) are token ids: the model's input must go into an embedding (``aten.embedding``),
-    and every id must be one of its rows; else a one-line ``ValueError`` naming the first that is not."""
+    and every id must be one of its rows; else a one-line ``ValueError`` naming the first that is not. (``ep`` None:
+    an ONNX model, whose integer inputs are refused: its embeddings are ``Gather`` ops of other kinds.)"""
+    if ep is None:
+        raise ValueError(f"{data}: x holds integers (token ids); an ONNX model takes float x here")
     user = set(ep.graph_signature.user_inputs)
     inp = next((n for n in ep.graph.nodes if n.op == "placeholder" and n.name in user), None)
     emb = [u for u in (inp.users if inp is not None else ()) if u.target is torch.ops.aten.embedding.default
