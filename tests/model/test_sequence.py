@@ -9,6 +9,7 @@ from torch import nn
 
 from nmpu_model import AnalogNetwork, NMPUConfig, TileParams
 from nmpu_model.network.graph import parse
+from nmpu_model.workloads.models import GPTBlock as _GPTBlock
 
 
 class Block(nn.Module):
@@ -174,20 +175,12 @@ class MatmulProj(nn.Module):
         return x @ self.weight
 
 
-class GPTBlock(nn.Module):
+class GPTBlock(_GPTBlock):
+    """The char-gpt's decoder block with its projections written as HuggingFace GPT-2 writes them."""
     def __init__(self, d=32, heads=4):
-        super().__init__()
-        self.h = heads
-        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        super().__init__(d, heads)
         self.c_attn, self.c_proj = Conv1D(3 * d, d), Conv1D(d, d)
         self.c_fc, self.mlp_proj = Conv1D(4 * d, d), MatmulProj(4 * d, d)
-    def forward(self, x):
-        n, t, d = x.shape
-        q, k, v = self.c_attn(self.ln_1(x)).split(d, dim=2)
-        q, k, v = (z.view(n, t, self.h, d // self.h).transpose(1, 2) for z in (q, k, v))
-        a = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(n, t, d)
-        x = x + self.c_proj(a)
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x))))
 
 class TinyLM(nn.Module):
     def __init__(self, vocab=20, d=32, t=12):
@@ -204,7 +197,7 @@ class TinyLM(nn.Module):
 def test_gpt2_style_conv1d_and_matmul_projections_go_onto_tiles() -> None:
     """HuggingFace GPT-2's projections are ``Conv1D`` modules (``addmm(bias, x.view(-1, nx), W)``, W stored
     (nx, nf)), not ``nn.Linear``; a projection may also be written ``x @ W``. Both are weight-stationary products:
-    analog layers (causal attention stays digital), within 1.3x the measured ideal-tile error (0.0168), their
+    analog layers (causal attention stays digital), within 1.3x the measured ideal-tile error (0.0224), their
     codes batch-invariant, and all digital they compute the float model exactly."""
     from nmpu_model.network.analog_network import layer_table
 
@@ -219,7 +212,7 @@ def test_gpt2_style_conv1d_and_matmul_projections_go_onto_tiles() -> None:
     out, _ = net.run(x, NMPUConfig())
     with torch.no_grad():
         ref = m(x)
-    assert float((out - ref).norm() / ref.norm()) < 0.0219
+    assert float((out - ref).norm() / ref.norm()) < 0.0292
     net = AnalogNetwork.build(m, x[:16], seed=1)
     _, ta = net.run(x, NMPUConfig(), record=True)
     _, tb = net.run(x, NMPUConfig(), batch_size=5, record=True)
