@@ -304,3 +304,17 @@ def test_a_weight_used_twice_is_one_layer_calibrated_on_both_uses() -> None:
         ref = m(x)
     err = float((out - ref).norm() / ref.norm())
     assert err < 0.041, err
+
+
+def test_all_digital_is_each_float_model_bit_for_bit() -> None:
+    """Every layer kept digital, the front end runs the model's own ATen calls: the ViT, the token-wise batch norm
+    net and the 1-D CNN equal their float models bit for bit (the GPT-2 style block, the LSTM/GRU and the
+    language model are checked in their own tests). ``nn.MultiheadAttention`` in eval mode under ``no_grad`` takes
+    PyTorch's fused fast path (``_native_multi_head_attention``), which ``torch.export`` does not trace: the exported
+    graph computes the model as it runs with gradients on, and differs from the fast path in the last bits."""
+    for m, x in ((_model(ViT), X), (_model(TokenBN), X), (_cnn1d(), S)):
+        names = [l.name for l in parse(m, x[:2]).layers]
+        out, _ = AnalogNetwork.build(m, x[:16], digital=names).run(x, NMPUConfig())
+        assert torch.equal(out, m(x).detach()), type(m).__name__
+        with torch.no_grad():
+            assert float((out - m(x)).abs().max()) < 1e-6
