@@ -431,7 +431,7 @@ class AnalogNetwork:
             step_in = uses[0][1].step
             fulls = [uses[0][1].codes]
         else:
-            real = torch.cat([a.real.reshape(-1) for _, a in uses])
+            real = uses[0][1].real if len(uses) == 1 else torch.cat([a.real.reshape(-1) for _, a in uses])
             step_in = _quantile_abs(real) / tp.dac_max or 1.0
             fulls = [dac_codes(a.real, step_in, tp) for _, a in uses]
         geo = [_geometry(s, u) for (s, _), u in zip(uses, fulls)]
