@@ -107,7 +107,7 @@ def main() -> None:
             torch.set_num_threads(threads)
             r = measure(work, cfg, x, args.repeat)
             res[f"threads_{threads}"] = r
-            what = "images" if work.metric.percent else "sequences"
+            what = work.metric.samples
             print(f"{work.name}, {len(x)} {what}, {threads} thread(s): float {r['float_images_per_s']:.0f} {what}/s, "
                   f"analog + fixed NMPU {r['analog_images_per_s']:.0f} {what}/s = {r['analog_over_float']:.2f}x the "
                   f"float time (target <= {target}x on one thread); build (programming + calibration on "

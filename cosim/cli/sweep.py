@@ -48,11 +48,6 @@ def parse_lower(text: str) -> dict[str, int | str]:
     return out
 
 
-def _pct(v: float, metric=None) -> str:
-    """A value of the metric as the tables print it (accuracy in percent, perplexity as it is)."""
-    return f"{100 * v:6.2f}" if metric is None or metric.percent else f"{v:7.3f}"
-
-
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
     from ..report.plots import layer_plot, sweep_plot
@@ -82,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
     progress = sys.stderr.isatty()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
     m = work.metric
-    name, unit = ("acc %", "pp") if m.percent else ("ppl", "%")
+    name, unit, pc = ("acc %" if m.percent else "ppl"), m.loss_abbrev, m.suffix
+
+    def val(v: float) -> str:               # a value of the metric as the tables print it
+        return m.show(v, 6 if m.percent else 7)
     if args.per_layer:
         res = layer_sensitivity(base, low, setup, args.seeds, keep_fp16=args.keep_fp16, **common)
         print(f"per-layer sensitivity, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
@@ -90,12 +88,11 @@ def run(args: argparse.Namespace) -> int:
         w = max([10] + [len(r["layer"]) for r in res["ranking"]])
         print(f"{'layer':>{w}s} {name:>7s} {'std':>6s} {'loss ' + unit:>8s}")
         for r in res["ranking"]:
-            print(f"{r['layer']:>{w}s} {_pct(r['mean'], m)} {_pct(r['std'], m)} {100 * r['drop']:8.2f}")
+            print(f"{r['layer']:>{w}s} {val(r['mean'])} {val(r['std'])} {100 * r['drop']:8.2f}")
         h = res["hetero"]
-        pc = "%" if m.percent else ""
-        print(f"reference {_pct(res['reference']['mean'], m).strip()}{pc}  all layers lowered "
-              f"{_pct(res['all_low']['mean'], m).strip()}{pc}  lowered + {', '.join(h['fp16_layers']) or 'none'} "
-              f"in fp16 {_pct(h['mean'], m).strip()}{pc} (recovered {100 * h['recovered']:+.2f} {unit})")
+        print(f"reference {m.show(res['reference']['mean'])}{pc}  all layers lowered "
+              f"{m.show(res['all_low']['mean'])}{pc}  lowered + {', '.join(h['fp16_layers']) or 'none'} "
+              f"in fp16 {m.show(h['mean'])}{pc} (recovered {100 * h['recovered']:+.2f} {unit})")
         if args.plot:
             layer_plot(res["ranking"], args.plot, f"{args.model}: {m.name} loss when one layer alone\nruns at "
                        f"{args.lower} (others at the base config)", m.name)
@@ -103,18 +100,17 @@ def run(args: argparse.Namespace) -> int:
         res = precision_sweep(base, grid, setup, args.seeds, tolerance=args.tolerance, **common)
         fields = list(grid)
         fp16 = res["fp16"]
-        pc = "%" if m.percent else ""
         print(f"precision sweep, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
-              f"fp16 {_pct(fp16['mean'], m).strip()} +- {_pct(fp16['std'], m).strip()}{pc}")
+              f"fp16 {m.show(fp16['mean'])} +- {m.show(fp16['std'])}{pc}")
         print(" ".join(f"{f:>14s}" for f in fields) + f" {name:>7s} {'std':>6s} {'vs fp16':>8s} {'bits':>5s}")
         for q in res["points"]:
             # vs fp16: better is positive (accuracy points gained, or perplexity percent lowered)
             print(" ".join(f"{str(q['point'][f]):>14s}" for f in fields)
-                  + f" {_pct(q['mean'], m)} {_pct(q['std'], m)} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
+                  + f" {val(q['mean'])} {val(q['std'])} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
         c = res["chosen"]
         if c:
             print(f"cheapest within {args.tolerance} {unit} of fp16: {c['point']} ({c['cost_bits']} bits, "
-                  f"{_pct(c['mean'], m).strip()}{pc})")
+                  f"{m.show(c['mean'])}{pc})")
         else:
             print(f"no grid point within {args.tolerance} {unit} of fp16")
         if args.plot:

@@ -62,7 +62,7 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
 
 def show(work: Any) -> None:
     """The workload's size, layer table and where its calibration images came from, on stderr."""
-    what = "images" if work.metric.percent else "sequences"
+    what = work.metric.samples
     print(f"{work.name}: {len(work.y_test)} test {what}, {len(work.x_cal)} calibration {what}; metric: "
           f"{work.metric.name}; tiles: {work.describe_tiles()}", file=sys.stderr)
     print(work.table, file=sys.stderr)

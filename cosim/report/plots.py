@@ -18,7 +18,7 @@ def _metric(name: str | None) -> Any:
 
 def _axis(metric: Any) -> tuple[float, str]:
     """The factor and the axis label of a metric's values: accuracy in percent, perplexity as it is."""
-    return (100.0, "test accuracy (%)") if metric.percent else (1.0, "test perplexity")
+    return metric.scale, ("test accuracy (%)" if metric.percent else "test perplexity")
 
 
 LABELS = {"fp32_digital": "float model (digital)", "analog_fp32": "analog + fp32", "analog_fp16": "analog + fp16",
@@ -205,7 +205,7 @@ def sweep_plot(points: list[dict[str, Any]], fields: list[str], fp16: tuple[floa
             best.append(pick(cand, key=lambda p: p["mean"]))
         ax.errorbar(range(len(xs)), [k * p["mean"] for p in best], yerr=[k * p["std"] for p in best],
                     marker="o", capsize=3, label="fixed-point NMPU")
-        ax.axhline(k * fp16[0], color="tab:red", ls="--", label=f"fp16 ({m.show(fp16[0])}{'%' if m.percent else ''})")
+        ax.axhline(k * fp16[0], color="tab:red", ls="--", label=f"fp16 ({m.show(fp16[0])}{m.suffix})")
         ax.axhspan(k * (fp16[0] - fp16[1]), k * (fp16[0] + fp16[1]), color="tab:red", alpha=0.1)
         ax.set_xticks(range(len(xs)), [str(x) for x in xs])
         ax.set_xlabel(f + (f"  (best over {', '.join(others)})" if others else ""))

@@ -35,7 +35,7 @@ def eval_section(ev: dict[str, Any], labels: dict[str, str]) -> list[str]:
 
     m = _metric(ev)
     ts = [r["t"] for r in ev["analog_fixed"]]
-    lines = [f"{ev['model']}, {ev['images']} test {'images' if m.percent else 'sequences'}, {ev['seeds']} noise seeds "
+    lines = [f"{ev['model']}, {ev['images']} test {m.samples}, {ev['seeds']} noise seeds "
              f"(programming noise, drift, read noise, ADC mismatch); {m.label}, mean +- std over seeds:", "",
              "| post-processing | " + " | ".join(f"t = {time_name(t)}" for t in ts) + " |",
              "|---|" + "---:|" * len(ts)]
@@ -64,7 +64,7 @@ def sweep_section(sw: dict[str, Any]) -> list[str]:
     """``nmpu sweep --json``: the plot and the cheapest point within the tolerance."""
     c = sw["chosen"]
     m = _metric(sw)
-    pc, unit = ("%", "pp") if m.percent else ("", "%")
+    pc, unit = m.suffix, m.loss_abbrev
     lines = [f"{m.name.capitalize()} over a grid of formats, each point on the same tiles and seeds, against the fp16 "
              f"unit ({m.show(sw['fp16']['mean'])}{pc}):", "", "![precision sweep](sweep.png)", ""]
     if c:
@@ -95,8 +95,8 @@ def cosim_section(c: dict[str, Any]) -> list[str]:
         lines.append(f"| {r['name']} | {r['values']:,} | {r['mismatches']} | {r['cycles']:,} | "
                      f"{r['values_per_s']:,.0f} |")
     m = _metric(c)
-    pc = "%" if m.percent else ""
-    lines += ["", f"{m.name.capitalize()} on {c['images']} test {'images' if m.percent else 'sequences'}: golden model "
+    pc = m.suffix
+    lines += ["", f"{m.name.capitalize()} on {c['images']} test {m.samples}: golden model "
               f"{m.show(c['accuracy_golden'])}{pc}, RTL in the loop {m.show(c['accuracy_rtl'])}{pc}; logits identical: "
               f"{c['logits_equal']}. Random input gaps "
               f"(p_valid {c['p_valid']}) and output stalls (p_ready {c['p_ready']})."]

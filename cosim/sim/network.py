@@ -104,11 +104,10 @@ class NetworkCosim:
     def text(self) -> str:
         """The per-layer lines and the score line."""
         m = METRICS[self.metric]
-        pc = "%" if m.percent else ""
         lines = [r.line() for r in self.layers]
-        lines.append(f"{m.name} golden={m.show(self.golden)}{pc} rtl={m.show(self.rtl)}{pc} "
-                     f"({'equal' if self.golden == self.rtl else 'DIFFERENT'}; {self.images} "
-                     f"{'images' if m.percent else 'sequences'}, mode {self.mode}, "
+        lines.append(f"{m.name} golden={m.show(self.golden)}{m.suffix} rtl={m.show(self.rtl)}{m.suffix} "
+                     f"({'equal' if self.golden == self.rtl else 'DIFFERENT'}; {self.images} {m.samples}, "
+                     f"mode {self.mode}, "
                      f"logits {'identical' if self.logits_equal else 'differ'})")
         return "\n".join(lines)
 

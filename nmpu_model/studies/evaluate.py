@@ -100,17 +100,15 @@ def format_table(res: dict[str, Any]) -> str:
     """The table of :func:`evaluate` as text (accuracy in percent or perplexity, mean +- std over seeds)."""
     from ..workloads.metrics import METRICS
     metric = METRICS[res.get("metric", "accuracy")]
-    k = 100 if metric.percent else 1
     ts = [e["t"] for e in res["fp32_digital"]]
     head = f"{'post-processing':22s}" + "".join(f"{'t = ' + time_name(t):>18s}" for t in ts)
-    what = "test images" if metric.percent else "test sequences"
-    lines = [f"{res['model']}: {res['images']} {what}, {res['seeds']} noise seed(s); {metric.label} "
+    lines = [f"{res['model']}: {res['images']} test {metric.samples}, {res['seeds']} noise seed(s); {metric.label} "
              f"(mean +- std over seeds)" + (f"; tiles: {res['tiles']}" if res.get("tiles") else ""), head]
     rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),
             ("analog + fp16", "analog_fp16"), ("analog + fixed NMPU", "analog_fixed")]
     for label, key in rows:
-        lines.append(f"{label:22s}" + "".join(f"{k * e['mean']:11.{2 if metric.percent else 3}f} +-"
-                                              f"{k * e['std']:5.{2 if metric.percent else 3}f}" for e in res[key]))
+        lines.append(f"{label:22s}" + "".join(f"{metric.show(e['mean'], 11)} +-{metric.show(e['std'], 5)}"
+                                              for e in res[key]))
     if metric.percent:
         d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
         lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))

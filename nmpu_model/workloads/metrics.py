@@ -23,6 +23,8 @@ class Metric:
     higher_is_better: bool
     percent: bool              # shown in percent (accuracy) or as it is (perplexity)
     loss_unit: str             # the unit of :meth:`loss` x 100 (a tolerance's unit)
+    loss_abbrev: str           # the same, short: "pp" or "%"
+    samples: str               # what one test sample is: "images" (or any classified input) or "sequences"
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor) -> float:
         if self.name == "accuracy":
@@ -35,9 +37,20 @@ class Metric:
         (``ref - value``), or the perplexity's relative rise (``value / ref - 1``)."""
         return ref - value if self.higher_is_better else value / ref - 1.0
 
-    def show(self, value: float) -> str:
-        """The value as printed: ``97.22`` (percent) or ``4.513`` (perplexity)."""
-        return f"{100 * value:.2f}" if self.percent else f"{value:.3f}"
+    @property
+    def scale(self) -> float:
+        """The factor from a value to what is shown (100 for percent)."""
+        return 100.0 if self.percent else 1.0
+
+    @property
+    def suffix(self) -> str:
+        """What follows a shown value: ``%`` or nothing."""
+        return "%" if self.percent else ""
+
+    def show(self, value: float, width: int = 0) -> str:
+        """The value as printed: ``97.22`` (percent, 2 decimals) or ``4.513`` (perplexity, 3), right-aligned in
+        ``width`` characters."""
+        return f"{self.scale * value:{width}.{2 if self.percent else 3}f}"
 
     @property
     def label(self) -> str:
@@ -45,8 +58,8 @@ class Metric:
         return f"{self.name} %" if self.percent else self.name
 
 
-ACCURACY = Metric("accuracy", True, True, "percentage points")
-PERPLEXITY = Metric("perplexity", False, False, "% of the reference's perplexity")
+ACCURACY = Metric("accuracy", True, True, "percentage points", "pp", "images")
+PERPLEXITY = Metric("perplexity", False, False, "% of the reference's perplexity", "%", "sequences")
 METRICS = {m.name: m for m in (ACCURACY, PERPLEXITY)}
 
 
