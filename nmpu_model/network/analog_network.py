@@ -114,17 +114,27 @@ def mark_digital(layers: list[LayerSpec], digital: Iterable[str] | str) -> None:
                              f"keep it digital (--digital {l.name})")
 
 
+def float_weight_ops(steps: list[Step]) -> dict[str, list[str]]:
+    """The float32 ops that take a constant weight matrix (2-D or more: an embedding, a transposed convolution, ...),
+    by op name: the nodes (module paths) where they run."""
+    from .graph import op_name
+    consts = {st.name for st in steps if st.kind == "const" and isinstance(st.args[0], torch.Tensor)
+              and st.args[0].ndim >= 2}
+    out: dict[str, list[str]] = {}
+    for st in steps:
+        if st.kind == "op" and set(st.refs) & consts:
+            out.setdefault(op_name(st.fn), []).append(st.path or st.name)
+    return out
+
+
 def require_tiles(layers: list[LayerSpec], steps: list[Step]) -> None:
     """Refuse (:class:`GraphError`, one line) a network of which nothing is on tiles: every "analog" figure
     of a study would be the float model's own. Names the layers and why each is digital, and the ops with
     weights that ran in float32 instead (those the front end does not map onto tiles)."""
     if any(not l.digital for l in layers):
         return
-    from .graph import op_name
     names = ", ".join(f"{l.name} ({l.why})" for l in layers) or "none"
-    consts = {st.name for st in steps if st.kind == "const" and isinstance(st.args[0], torch.Tensor)
-              and st.args[0].ndim >= 2}
-    weighted = sorted({op_name(st.fn) for st in steps if st.kind == "op" and set(st.refs) & consts})
+    weighted = sorted(float_weight_ops(steps))
     floats = f"; ops with weights that run in float32, not on tiles: {', '.join(weighted)}" if weighted else ""
     raise GraphError(f"network: nothing is on tiles (conv2d/linear layers: {names}{floats}); its analog "
                      f"figures would be the float model's: keep fewer layers digital (--digital)")
@@ -176,14 +186,8 @@ def mapping(model: object, calib_x: torch.Tensor, tile: TileParams | None = None
         lines.append("digital float32 ops: " + "; ".join(
             f"{k} ({', '.join(v[:3])}{', ...' if len(v) > 3 else ''})" for k, v in ops.items()
             if k not in ("aten.sym_size", "getitem")))
-    consts = {st.name for st in graph.steps if st.kind == "const" and isinstance(st.args[0], torch.Tensor)
-              and st.args[0].ndim >= 2}
-    weighted: dict[str, list[str]] = {}
-    for st in graph.ops():
-        if set(st.refs) & consts:
-            weighted.setdefault(op_name(st.fn), []).append(st.path or st.name)
     doc["float_weight_ops"] = [{"op": k, "nodes": v, "where": "digital", "why": "not a weight-stationary product "
-                                "the front end maps onto tiles"} for k, v in weighted.items()]
+                                "the front end maps onto tiles"} for k, v in float_weight_ops(graph.steps).items()]
     return "\n".join(lines), [l.name for l in graph.layers if not l.digital], doc
 
 
