@@ -488,12 +488,18 @@ class AnalogNetwork:
     def _cal_shared(self, spec: LayerSpec, a: _Act, state: DriftState) -> _Act:
         """One use of a matrix calibrated by :meth:`_fit` on all its uses: its tiles read at calibration time."""
         cal = self.cal[spec.name]
-        u_full = a.codes if a.codes is not None and a.step == cal.step_in else dac_codes(a.real, cal.step_in,
-                                                                                      self.tile)
+        u_full = self._dac_input(a, cal)
         u, conv, shape = _geometry(spec, u_full)
         x = self.programmed[spec.name].mvm(u, state, cal.out_bound,
                                            derive_seed(self.seed, spec.index, "cal-run", spec.use), conv=conv)
         return self._cal_output(spec, x, conv, shape, u_full)
+
+    def _dac_input(self, a: _Act, cal: LayerCal) -> torch.Tensor:
+        """A calibrated layer's DAC codes: the codes of an analog layer before it in the calibrated step as they are;
+        after a digital step, the real input quantized with the calibrated step."""
+        if a.codes is not None and a.step == cal.step_in:
+            return a.codes
+        return dac_codes(a.real, cal.step_in, self.tile)
 
     def _cal_output(self, spec: LayerSpec, x: np.ndarray, conv: Conv | None, shape: tuple[int, ...],
                     u_full: torch.Tensor) -> _Act:
@@ -648,11 +654,7 @@ class AnalogNetwork:
 
     def _run_layer(self, spec: LayerSpec, a: _Act, ctx: dict) -> _Act:
         cal = self.cal[spec.name]
-        tp = self.tile
-        if a.codes is not None and a.step == cal.step_in:
-            u_full = a.codes
-        else:  # a digital step before: the DAC quantizes the real input with the calibrated step
-            u_full = dac_codes(a.real, cal.step_in, tp)
+        u_full = self._dac_input(a, cal)
         u, conv, shape = _geometry(spec, u_full)
         rows_per_image = int(np.prod(shape[1:]))
         x = self.programmed[spec.name].mvm(u, self.states[spec.name], cal.out_bound,
