@@ -145,6 +145,13 @@ def output_dtype(dtype: Any, fmt: Fmt) -> np.dtype:
     return dt
 
 
+def code_dtype(fmt: Fmt) -> np.dtype:
+    """The narrowest of int8, int16 and int64 that holds every code of ``fmt`` (the types the compiled datapath
+    is warmed up for)."""
+    return next(np.dtype(t) for t in (np.int8, np.int16, np.int64) if np.iinfo(t).min <= fmt.min
+                and fmt.max <= np.iinfo(t).max)
+
+
 def _integer_codes(codes: Any) -> np.ndarray:
     a = np.asarray(codes)
     if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):

@@ -144,13 +144,15 @@ DATAPATH_BN = {(False, False): _dpbn_ff, (False, True): _dpbn_ft, (True, False):
 
 def warm_up() -> None:
     """Compile (or load from numba's cache) the datapath for the types the network and a user's codes use:
-    the network's int32 codes and a user's int64 ones into the default int64 result (range checked), and
-    8-bit codes into an 8-bit result (nothing to check); computing in int32 (the default configuration) and
+    the network's int32 codes and a user's int64 ones into the default int64 result (range checked), the
+    network's int32 codes into the int8/int16 result a network run asks for (range checked), and 8-bit codes
+    into an 8-bit result (nothing to check); computing in int32 (the default configuration) and
     in int64; with and without the rounding terms. Other types compile on first use (into the cache)."""
     i32, i64 = np.int32, np.int64
     for wt in (i32, i64):
         c2, q = np.zeros(2, wt), np.zeros(Q_FIELDS, wt)
-        for xd, od, check in ((i32, i64, True), (i64, i64, True), (np.int8, np.int8, False)):
+        for xd, od, check in ((i32, i64, True), (i64, i64, True), (i32, np.int8, True), (i32, np.int16, True),
+                              (np.int8, np.int8, False)):
             x, out = np.zeros((2, 2), xd), np.zeros((2, 2), od)
             for terms in (False, True):
                 DATAPATH[terms, check](x, -1, 1, c2, c2, wt(0), q, out)

@@ -73,7 +73,8 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from functools import lru_cache
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -85,7 +86,7 @@ from ..analog.tiles import Conv, DriftState, ProgrammedLayer, TileParams, progra
 from ..analog.streams import derive_seed, generator
 from ..golden.config import NMPUConfig
 from .coefficients import LayerCal, LayerCoeffs, make_coefficients
-from ..golden.datapath import ARITHS, apply
+from ..golden.datapath import ARITHS, apply, code_dtype
 from .graph import GraphError, LayerSpec, Ref, Step, parse
 
 PostProcessor = Callable[[np.ndarray, Mapping[str, np.ndarray], int], np.ndarray]
@@ -268,6 +269,15 @@ def _col2im(y: torch.Tensor, shape: tuple[int, ...], conv: Conv | None, spec: La
     return out.squeeze(2) if spec.one_d else out
 
 
+_SAMPLE = 16384
+
+
+@lru_cache(maxsize=64)
+def _sample_index(n: int) -> np.ndarray:
+    """The positions of :func:`_quantile_abs`'s fixed random sample of an array of ``n`` values."""
+    return np.random.default_rng(0).integers(0, n, _SAMPLE)
+
+
 def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
     """``np.quantile(|v|, q)`` (linear interpolation between the two nearest order statistics), exactly,
     from the few largest values: a random sample sets a threshold that about three times as many
@@ -280,8 +290,10 @@ def _quantile_abs(v: torch.Tensor, q: float = _PCT) -> float:
     pos = (n - 1) * q
     lo = math.floor(pos)
     k = n - lo                                     # the k largest hold order statistics lo and lo + 1
-    # a fixed random sample (a strided one can see only some channels of a structured tensor)
-    sample = np.abs(a[np.random.default_rng(0).integers(0, n, 65536)]) if n > 65536 else np.abs(a)
+    # a fixed random sample (a strided one can see only some channels of a structured tensor); its size only
+    # sets how fast the threshold is found (the result is exact for any sample): a gather from a large array
+    # costs about a cache miss per element
+    sample = np.abs(a[_sample_index(n)]) if n > _SAMPLE else np.abs(a)
     rank = min(sample.size - 1, max(0, sample.size - 1 - (3 * k * sample.size) // n - 8))
     thr = float(np.partition(sample, rank)[rank]) if k < n // 4 else 0.0
     buf = np.empty(min(n, 16 * k + 4096), a.dtype)
@@ -662,7 +674,9 @@ class AnalogNetwork:
                                            first_row=ctx["first_image"] * rows_per_image, conv=conv)
         lc: LayerCoeffs = ctx["coeffs"][spec.name]
         p = ctx["per_layer"].get(spec.name, ctx["post"])
-        y = postprocess(x, lc, p)
+        # the output codes in the narrowest integer type holding the output format: the datapath writes and the
+        # conversion to float32 below reads a quarter to an eighth of int64's bytes (the trace keeps int64)
+        y = postprocess(x, lc, p, dtype=code_dtype(lc.config.output))
         if spec.relu and not lc.config.relu:  # the config has no ReLU stage: done digitally after
             y = np.maximum(y, 0)
         tr = ctx["trace"]
@@ -670,21 +684,22 @@ class AnalogNetwork:
             lt = tr.setdefault(spec.name, LayerTrace(spec.name, [], lc, [], p if isinstance(p, str) else
                                                      getattr(p, "__name__", "callable")))
             lt.adc_codes.append((spec.use, x))
-            lt.out_codes.append((spec.use, y))
+            lt.out_codes.append((spec.use, y.astype(np.int64)))
         c = _col2im(torch.from_numpy(y), shape, conv, spec, tuple(u_full.shape[:-1]))
         return _Act(None, c, cal.step_out)
 
 
-def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor) -> np.ndarray:
-    """Post-process one layer's ADC codes ``x`` with ``post`` (see :meth:`AnalogNetwork.run`)."""
+def postprocess(x: np.ndarray, lc: LayerCoeffs, post: str | PostProcessor, dtype: Any = np.int64) -> np.ndarray:
+    """Post-process one layer's ADC codes ``x`` with ``post`` (see :meth:`AnalogNetwork.run`): output codes of
+    ``dtype`` (an integer type that holds the output format; a user's post-processor's codes are int64)."""
     if callable(post):
         y = np.asarray(post(x.astype(np.int64, copy=False), lc.codes, lc.out_frac))
         if y.shape != x.shape or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"post-processor returned {y.dtype} {y.shape}, expected integer codes {x.shape}")
         return y.astype(np.int64, copy=False)
     if post == "fixed":
-        return apply(x, lc.config, lc.codes, "fixed", lc.out_frac)
-    return apply(x, lc.config, lc.real, post, lc.out_frac)
+        return apply(x, lc.config, lc.codes, "fixed", lc.out_frac, dtype=dtype)
+    return apply(x, lc.config, lc.real, post, lc.out_frac, dtype=dtype)
 
 
 def replay(trace: Trace, net: AnalogNetwork, config: NMPUConfig,
