@@ -10,6 +10,7 @@ its names (``"fixed"``, ``"fp16"``).
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,19 @@ def export_verilog(config: NMPUConfig, name: str | None = None, *, fault: str | 
     """
     u = unit(unit_name)
     name = _check_name(u.top if name is None else name)
+    key = (config.to_toml(), name, fault, unit_name)
+    if key not in _EXPORTED:
+        _EXPORTED[key] = _export(config, u, name, fault, unit_name)
+    text, meta = _EXPORTED[key]
+    return text, copy.deepcopy(meta)
+
+
+#: what this process has converted: (configuration TOML, top name, fault, unit) -> (text, meta); a conversion
+#: takes a second or two (the FP16 unit), and a study or a test suite asks for the same unit many times
+_EXPORTED: dict[tuple, tuple[str, dict]] = {}
+
+
+def _export(config: NMPUConfig, u: Any, name: str, fault: str | None, unit_name: str) -> tuple[str, dict]:
     dut = make_unit(config, unit_name, fault=fault)
     # emit_src=False: no absolute source paths in the output, so the text (and Verilator's cache)
     # is the same in every checkout

@@ -144,17 +144,18 @@ class PPAStudy:
 
 def ppa_study(config: NMPUConfig, units: tuple[str, ...], work: Any, out: Path, *, activity: str = "layer",
               layer: str | None = None, samples: int = DEFAULT_SAMPLES,
-              notify: Callable[[str], None] | None = None) -> PPAStudy:
+              notify: Callable[[str], None] | None = None, stim: Any = None) -> PPAStudy:
     """Map, time, simulate and power ``units`` of ``config`` on a layer of ``work`` (a loaded workload).
 
     ``activity`` ``"layer"`` uses the layer's real ADC codes, ``"random"`` uniform random codes with its
     coefficients. With both units, the FP16 unit with 5-stage FMAs is mapped too (unless the configuration's
-    FMAs already have 5 stages) for the equal-clock comparison.
+    FMAs already have 5 stages) for the equal-clock comparison. ``stim``: the layer's stimulus when the caller
+    has made it already (:func:`cosim.sim.activity.layer_stimulus` of the same arguments).
     """
     from ..sim import activity as act
     from ..synth import ppa
 
-    stim = act.layer_stimulus(work, config, layer, samples)
+    stim = stim or act.layer_stimulus(work, config, layer, samples)
     if activity == "random":
         stim = act.random_codes(stim, config)
     runs = [(u, u, config, "") for u in units]

@@ -1,0 +1,147 @@
+"""``nmpu cost``: what the post-processing periphery costs per inference of a network (time, energy, area), for
+fixed-point NMPUs and for an FP16 unit beside every column tile, against the tiles' own MVM time; and the
+post-processing speed-up in the paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16
+unit). The model is :mod:`cosim.studies.cost`; the units' figures are measured (``nmpu synth``'s OSU 0.18 um
+timing and power flow on the network's own layer), cached per configuration and network.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..report.tables import fmt, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..sim.activity import DEFAULT_SAMPLES
+    from ..studies.cost import MVM_NS, PAPER_UNITS
+    p = sub.add_parser("cost", help="the periphery's time, energy and area per inference: fixed-point NMPUs vs an "
+                       "FP16 unit, against the tiles' MVM time",
+                       description="Post-processing time, energy and area per inference of the network's analog "
+                       "layers with the measured units (OSU 0.18 um: OpenSTA fmax, energy per value on the "
+                       "network's own activity), against the tiles' MVM time; whether the periphery keeps up; "
+                       "and the speed-up in the paper's setting. The model and its assumptions: docs/cost.md.")
+    p.add_argument("--config", metavar="CFG.toml", help="NMPU configuration (default: the spec's defaults)")
+    p.add_argument("--units", type=int, default=PAPER_UNITS, metavar="N",
+                   help="fixed-point units per column tile (default %(default)s: 64 units serving 4 columns each of "
+                   "a 256-column tile, as in the paper); each has the configuration's rtl.lanes lanes")
+    p.add_argument("--fp16-units", type=int, default=1, metavar="N",
+                   help="FP16 units per column tile (default %(default)s: HERMES' one local processing unit per core)")
+    p.add_argument("--mvm-ns", type=float, default=MVM_NS, metavar="NS",
+                   help="the tiles' time per MVM (default %(default)s ns: HERMES, one-phase read)")
+    p.add_argument("--ppa", metavar="SYNTH.json", help="the units' figures from `nmpu synth --compare --json` (default: "
+                   "measured here on the network's first layer of the configuration, cached)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
+                   help="without --ppa: samples of the layer through the gate-level netlists for the activity "
+                   "(default %(default)s)")
+    p.add_argument("--out", default="build/cost", metavar="DIR",
+                   help="without --ppa: where the timing and power flow writes (default %(default)s)")
+    p.add_argument("--json", metavar="OUT.json", help="write the figures as JSON")
+    from .workload import add_args
+    add_args(p)
+
+
+def _study_from_file(path: str) -> Any:
+    from ..studies.ppa import PPAStudy
+    try:
+        doc = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"--ppa {path}: not JSON ({e.msg}, line {e.lineno})") from None
+    study = PPAStudy.from_json(doc) if isinstance(doc, dict) else None
+    if study is None or not {"fixed", "fp16"} <= set(study.units):
+        raise ValueError(f"--ppa {path}: no timing and power figures of both units (write it with "
+                         "`nmpu synth --compare --json FILE`, without --no-ppa)")
+    return study
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from nmpu_model import load_config
+    from nmpu_model.network.analog_network import AnalogNetwork
+
+    from ..studies import cost
+    from .workload import load, show
+
+    for k in ("units", "fp16_units", "samples"):
+        v = getattr(args, k)
+        if v < 1:
+            raise ValueError(f"--{k.replace('_', '-')} must be a positive integer, not {v}")
+    config = load_config(args.config)
+    if args.json and Path(args.json).is_dir():
+        raise ValueError(f"{args.json}: is a folder; --json takes a file")
+    study = _study_from_file(args.ppa) if args.ppa else None
+    if not (math.isfinite(args.mvm_ns) and args.mvm_ns > 0):
+        raise ValueError(f"--mvm-ns must be a finite number > 0, not {args.mvm_ns:g}")
+    work = load(args)
+    show(work)
+    torch.set_num_threads(1)
+    tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
+    net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=work.digital)
+    loads = cost.layer_loads(net, work.x_test[:4], config)
+    if study is None:
+        print("measuring the units (OSU 0.18 um timing and power on the network's layer; cached per configuration "
+              "and network) ...", file=sys.stderr, flush=True)
+        study = cost.cached_ppa_study(config, work, Path(args.out), samples=args.samples,
+                                      notify=lambda m: print(m, file=sys.stderr, flush=True))
+    fixed = cost.periphery(study.units["fixed"], args.units)
+    fp16 = cost.periphery(study.units["fp16"], args.fp16_units)
+    res = {p.name: cost.network_cost(loads, p, args.mvm_ns, tile.cols) for p in (fixed, fp16)}
+    paper = cost.one_mvm_speedup(cost.Periphery(**{**fixed.__dict__, "units": cost.PAPER_UNITS}),
+                                 cost.Periphery(**{**fp16.__dict__, "units": 1}))
+    print(_text(work.name, loads, res[fixed.name], res[fp16.name], paper, tile, args.mvm_ns))
+    if args.json:
+        doc = {"model": work.name, "config": config.to_dict(), "mvm_ns": args.mvm_ns,
+               "tile": {"rows": tile.rows, "cols": tile.cols},
+               "layers": [{**ld.__dict__, "values": ld.values, "macs": ld.macs} for ld in loads],
+               "fixed": res[fixed.name].to_dict(), "fp16": res[fp16.name].to_dict(),
+               "ratios": _ratios(res[fixed.name], res[fp16.name]), "paper_setting": paper,
+               "units_source": study.stimulus}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _ratios(fx: Any, fp: Any) -> dict[str, float]:
+    """FP16 over fixed: time, post-processing time, energy and area per inference."""
+    return {"time": fp.t_ns / fx.t_ns, "post_time": fp.t_pp_ns / fx.t_pp_ns, "energy": fp.energy_pj / fx.energy_pj,
+            "area": fp.area_um2 / fx.area_um2}
+
+
+def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_ns: float) -> str:
+    def us(ns: float) -> str:
+        return f"{ns / 1000:,.2f}"
+    lines = [f"periphery cost per inference of {name}: tiles {tile.rows} x {tile.cols}, {mvm_ns:g} ns per MVM; "
+             f"fixed: {fx.periphery.units} x {fx.periphery.lanes}-lane NMPU(s) per column tile, FP16: "
+             f"{fp.periphery.units} unit(s) per column tile"]
+    rows = []
+    for ld, a, b in zip(loads, fx.layers, fp.layers):
+        rows.append([ld.name, f"{ld.vectors:,}", f"{ld.inputs} x {ld.columns}", f"{ld.row_tiles} x {ld.col_tiles}",
+                     us(a.t_mvm_ns), f"{a.t_pp_vector_ns:.1f}" + ("" if a.keeps_up else " (slower)"),
+                     f"{b.t_pp_vector_ns:.1f}" + ("" if b.keeps_up else " (slower)")])
+    lines.append(table(["layer", "vectors", "K x C", "tiles", "MVMs (us)", "fixed ns/vector", "FP16 ns/vector"], rows))
+    r = _ratios(fx, fp)
+    lines.append("")
+    lines.append(table(["per inference", fx.periphery.name, fp.periphery.name, "FP16 / fixed"], [
+        ["time, tiles and periphery pipelined (us)", us(fx.t_ns), us(fp.t_ns), f"{r['time']:.2f}x"],
+        ["  the tiles' MVMs alone (us)", us(fx.t_mvm_ns), us(fp.t_mvm_ns), ""],
+        ["  post-processing alone (us)", us(fx.t_pp_ns), us(fp.t_pp_ns), f"{r['post_time']:.2f}x"],
+        ["keeps up with the tiles", "yes" if fx.keeps_up else "no", "yes" if fp.keeps_up else "no", ""],
+        ["post-processing energy (nJ)", f"{fx.energy_pj / 1000:,.2f}", f"{fp.energy_pj / 1000:,.2f}", f"{r['energy']:.2f}x"],
+        ["periphery area (mm^2, library cells)", f"{fx.area_um2 / 1e6:,.3f}", f"{fp.area_um2 / 1e6:,.3f}",
+         f"{r['area']:.2f}x"],
+    ]))
+    for p in (fx.periphery, fp.periphery):
+        lines.append(f"  {p.name}: fmax {p.fmax_mhz:.1f} MHz, latency {p.latency} cycles, {p.lanes} lane(s), "
+                     f"{p.energy_pj_per_value:.2f} pJ/value, {fmt(p.area_um2)} um^2 ({p.source})")
+    lines.append(f"paper's setting (one MVM of {paper['columns']} columns, 64 fixed-point units against one FP16 unit): "
+                 f"**{paper['speedup']:.1f}x** (the paper: 139x in 14 nm); {paper['derivation']}")
+    lines.append("assumptions: one periphery per column tile (row tiles' codes summed before it); a layer's MVMs and "
+                 "its post-processing pipelined vector by vector, layers one after the other; energy = values x the "
+                 "unit's energy per value at fmax; coefficient memories not in the area (docs/cost.md)")
+    return "\n".join(lines)
