@@ -212,13 +212,22 @@ def test_narrow_and_unsigned_dtypes_give_the_same_bits(code_dtype, coef_dtype):
 
 
 @given(config=configs(), seed=st.integers(0, 2 ** 32 - 1))
-def test_any_output_dtype_that_holds_the_format_gives_the_same_codes(config, seed):
+def test_the_networks_narrow_output_types_give_the_same_codes(config, seed):
+    """A network run asks for int8 or int16 results (``code_dtype``) of its int32 ADC codes: on any configuration
+    the same codes as int64, or the refusal when the type cannot hold the output format. (The kernels are
+    compiled per pair of types: these are the pairs ``warm_up`` compiles, so the draws cost no compilation.)"""
     rng = np.random.default_rng(seed)
     x = rand_codes(rng, config.adc, (7, 4))
+    if config.adc.bits <= 32:
+        x = x.astype(np.int32)
     co = {n: rand_codes(rng, getattr(config, n), 4) for n in config.coef_names}
     want = apply(x, config, co)
+    _same_codes_or_refused(x, config, co, want, (np.int8, np.int16))
+
+
+def _same_codes_or_refused(x, config, co, want, dtypes):
     out = config.output
-    for dt in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32):
+    for dt in dtypes:
         info = np.iinfo(dt)
         if info.min <= out.min and out.max <= info.max:
             got = apply(x, config, co, dtype=dt)
@@ -226,6 +235,22 @@ def test_any_output_dtype_that_holds_the_format_gives_the_same_codes(config, see
         else:
             with pytest.raises(ValueError, match=f"dtype: {np.dtype(dt)} cannot hold the output format"):
                 apply(x, config, co, dtype=dt)
+
+
+@pytest.mark.parametrize("fields", [
+    {},                                                                           # signed 8-bit output
+    {"output": Fmt(8, 0, False), "relu": True},                                   # unsigned 8-bit
+    {"output": Fmt(16, 4, True, "RND_CONV", "SAT"), "out_frac_min": 0, "out_frac_max": 8},   # 16 bits
+    "examples/bn_stage.toml",                                                     # the BN stage
+])
+def test_every_integer_output_type(fields):
+    """Every integer result type on a few configurations (a draw per type would compile the kernels per draw)."""
+    config = load_config(fields) if isinstance(fields, str) else NMPUConfig(**fields)
+    rng = np.random.default_rng(11)
+    x = rand_codes(rng, config.adc, (64, 6))
+    co = {n: rand_codes(rng, getattr(config, n), 6) for n in config.coef_names}
+    want = apply(x, config, co)
+    _same_codes_or_refused(x, config, co, want, (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32))
 
 
 def test_non_integer_dtype_refused():
