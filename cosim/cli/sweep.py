@@ -24,8 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or percent of fp16's perplexity for a language model; in percentage "
                    "points, for the chosen configuration (default 0.2)")
     p.add_argument("--per-layer", action="store_true", help="per-layer sensitivity instead of the grid")
+    p.add_argument("--sensitivity", action="store_true",
+                   help="the sensitivity profile instead of the grid: every layer alone on tiles (the others digital), "
+                   "at the base configuration and at --lower, its loss against the all-digital network over seeds "
+                   "(docs/sweep.md)")
     p.add_argument("--lower", default="scale.bits=2,offset.bits=2", metavar="FIELD=V,...",
-                   help="with --per-layer: the lowered precision (default scale.bits=2,offset.bits=2)")
+                   help="with --per-layer or --sensitivity: the lowered precision (default scale.bits=2,offset.bits=2)")
     p.add_argument("--keep-fp16", type=int, default=1, metavar="K",
                    help="with --per-layer: keep the K most sensitive layers in fp16 (default 1)")
     p.add_argument("--workers", type=int, help="local Dask workers (default: the machine's cores; 0 = serial, "
@@ -50,8 +54,8 @@ def parse_lower(text: str) -> dict[str, int | str]:
 
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from ..report.plots import layer_plot, sweep_plot
-    from nmpu_model.studies.sweep import Setup, grid_points, layer_sensitivity, load_grid, point_config, precision_sweep
+    from ..report.plots import layer_plot, profile_plot, sweep_plot
+    from nmpu_model.studies.sweep import Setup, alone_sensitivity, grid_points, layer_sensitivity, load_grid, point_config, precision_sweep
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
@@ -65,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
     if args.weights:
         raise ValueError("--weights: nmpu sweep takes a trained network (a built-in one or a .pt2 file)")
     base = load_config(args.config)
-    if args.per_layer:
+    if args.per_layer and args.sensitivity:
+        raise ValueError("--per-layer and --sensitivity are two studies: choose one")
+    if args.per_layer or args.sensitivity:
         low = point_config(base, parse_lower(args.lower))
     else:
         grid = load_grid(args.grid)
@@ -81,7 +87,20 @@ def run(args: argparse.Namespace) -> int:
 
     def val(v: float) -> str:               # a value of the metric as the tables print it
         return m.show(v, 6 if m.percent else 7)
-    if args.per_layer:
+    if args.sensitivity:
+        res = alone_sensitivity(base, low, setup, args.seeds, **common)
+        print(f"sensitivity profile, {args.model}, drift {args.drift:g} s, {args.seeds} seeds: S = {m.name} loss "
+              f"({unit}) with the layer alone on tiles against the all-digital network ({m.show(res['digital'])}{pc}); "
+              f"lowered: {args.lower}")
+        w = max([10] + [len(r["layer"]) for r in res["profile"]])
+        print(f"{'layer':>{w}s} {'block':>10s} {'S':>8s} {'std':>6s} {'S lowered':>10s} {'std':>6s}")
+        for r in res["profile"]:
+            print(f"{r['layer']:>{w}s} {r['block']:>10s} {100 * r['S']:8.3f} {100 * r['S_std']:6.3f} "
+                  f"{100 * r['low_S']:10.3f} {100 * r['low_S_std']:6.3f}")
+        if args.plot:
+            profile_plot(res["profile"], args.plot, f"{args.model}: {m.name} loss with one layer alone on tiles "
+                         f"(drift {args.drift:g} s, {args.seeds} seeds)", m.name, low_label=f"lowered: {args.lower}")
+    elif args.per_layer:
         res = layer_sensitivity(base, low, setup, args.seeds, keep_fp16=args.keep_fp16, **common)
         print(f"per-layer sensitivity, {args.model}, drift {args.drift:g} s, {args.seeds} seeds; "
               f"lowered: {args.lower}")

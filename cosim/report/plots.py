@@ -259,6 +259,38 @@ def layer_plot(ranking: list[dict[str, Any]], path: str | Path, title: str, metr
     return path
 
 
+def profile_plot(profile: list[dict[str, Any]], path: str | Path, title: str, metric: str | None = None,
+                 low_label: str = "lowered") -> Path:
+    """The sensitivity profile: per layer (in network order, grouped and coloured by block) the metric's loss with
+    that layer alone on tiles, at the base configuration and at the lowered one, with the spread over seeds."""
+    path = Path(path)
+    rows = sorted(profile, key=lambda r: r["order"]) if all("order" in r for r in profile) else profile
+    blocks = list(dict.fromkeys(r["block"] for r in rows))
+    colours = plt.get_cmap("tab10")
+    fig, ax = plt.subplots(figsize=(min(24.0, max(6.0, 0.32 * len(rows) + 2)), 4.2))
+    x = np.arange(len(rows))
+    for k, (key, alpha, label) in enumerate((("S", 1.0, "base configuration"), ("low_S", 0.45, low_label))):
+        ax.bar(x + (k - 0.5) * 0.4, [100 * r[key] for r in rows], width=0.4, yerr=[100 * r[key + "_std"] for r in rows],
+               capsize=2, alpha=alpha, color=[colours(blocks.index(r["block"]) % 10) for r in rows],
+               edgecolor="k", linewidth=0.3, label=label)
+    ax.set_xticks(x, [r["layer"] for r in rows], rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("accuracy drop vs all-digital (pp)" if _metric(metric).percent
+                  else "perplexity rise vs all-digital (%)")
+    ax.set_yscale("symlog", linthresh=0.1)
+    top = max([100 * (r[k] + r[k + "_std"]) for r in rows for k in ("S", "low_S")] + [0.1])
+    ax.set_ylim(top=2 * top)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.grid(axis="y", alpha=0.3)
+    leg = ax.legend(fontsize=8, loc="upper right")
+    for h in leg.legend_handles:
+        h.set_color("0.5")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _sort_key(v: Any) -> tuple:
     return (0, v) if isinstance(v, (int, float)) else (1, str(v))
 

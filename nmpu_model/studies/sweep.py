@@ -290,9 +290,10 @@ def setup_workload(setup: Setup) -> Any:
 def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
     """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
     from ..network.analog_network import AnalogNetwork
-    seed, adc_bits, dac_bits, dac_signed = key
+    seed, adc_bits, dac_bits, dac_signed = key[:4]
     work = setup_workload(setup)
-    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=work.digital,
+    digital = key[4] if len(key) > 4 else work.digital
+    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=digital,
                                tile=work.tile_params(adc_bits, dac_bits, dac_signed))
 
 
@@ -326,9 +327,11 @@ def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
     return work.metric(out, work.y_test)
 
 
-def _prep_key(seed: int, config: NMPUConfig) -> tuple[int, int, int, bool]:
-    """The tiles depend on the ADC width and on the DAC that the output format drives."""
-    return (seed, config.adc_bits, config.output.bits, config.output.signed)
+def _prep_key(seed: int, config: NMPUConfig, digital: tuple[str, ...] | None = None) -> tuple:
+    """The tiles depend on the ADC width and on the DAC that the output format drives; and on which layers are
+    digital (``digital``: the names, or None for the setup's placement)."""
+    key: tuple = (seed, config.adc_bits, config.output.bits, config.output.signed)
+    return key if digital is None else key + (digital,)
 
 
 def _summarize(raw: dict[tuple[str, int], float], key: str, seeds: list[int]) -> tuple[float, float]:
@@ -430,5 +433,68 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
                "all_low": {"mean": all_low[0], "std": all_low[1]},
                "hetero": {"fp16_layers": keep, "mean": het[0], "std": het[1],
                           "recovered": metric.loss(all_low[0], ref[0]) - metric.loss(het[0], ref[0])}}
+    rf.write(summary)
+    return {"meta": meta, **summary}
+
+
+def block_of(name: str) -> str:
+    """The block a layer belongs to, for grouping a profile: its name up to the last dot before a ``.attn``,
+    ``.mlp`` or a weight's name (``blocks.0.attn.c_attn`` -> ``blocks.0``, ``layer1.0.conv2`` -> ``layer1.0``,
+    ``l.weight_hh_l0`` -> ``l``); a name without dots is its own block."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part in ("attn", "mlp", "self_attn") or part.startswith(("weight_", "conv", "c_", "lm_head")):
+            return ".".join(parts[:i]) or name
+    return ".".join(parts[:-1]) or name
+
+
+def alone_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: int = 3, *,
+                      workers: int | None = None, scheduler: str | None = None, results: str | Path | None = None,
+                      progress: bool = True) -> dict[str, Any]:
+    """The precision-sensitivity profile: for every layer ``p`` that can go on tiles, the network with ``p``
+    **alone** on tiles (its fixed-point NMPU at ``base``, every other layer digital in float32), and again
+    with ``p``'s NMPU at ``low``; ``S(p)`` = the metric's loss against the all-digital network
+    (:meth:`~nmpu_model.workloads.metrics.Metric.loss`: accuracy points lost, or the perplexity's relative
+    rise), mean and std over ``seeds`` (each seed programs and calibrates ``p``'s tiles anew) at the setup's
+    drift time. Layers ranked by ``S`` at ``base``; ``block`` groups them (:func:`block_of`)."""
+    from ..network.graph import parse
+    from ..workloads.models import accuracy
+
+    if _prep_key(0, low) != _prep_key(0, base):
+        raise ValueError("sensitivity profile: the lowered configuration must keep adc_bits and the output "
+                         "format's bits and signedness (they are properties of the tiles)")
+    work = setup_workload(setup)
+    specs = parse(work.model, work.x_cal[:2]).layers
+    layers = [l.name for l in specs if not l.problem]
+    if not layers:
+        raise ValueError(f"{setup.model}: no layer can go on tiles (no conv/linear layer the front end maps)")
+    seed_list = list(range(seeds))
+    meta = {"kind": "alone", "seeds": seeds, "base": base.to_dict(), "low": low.to_dict(), **setup.identity()}
+    meta["identity"] = json.dumps(meta, sort_keys=True)
+    rf = ResultsFile(results, meta)
+    tasks = []
+    for name in layers:
+        others = tuple(l.name for l in specs if l.name != name)
+        for s in seed_list:
+            key = _prep_key(s, base, others)
+            tasks.append(Task(f"alone:{name}", s, {"config": base, "post": "fixed"}, key))
+            tasks.append(Task(f"alone_low:{name}", s, {"config": base, "post": "fixed", "low": low,
+                                                       "low_layers": [name]}, key))
+    raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
+                    scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
+    metric = work.metric
+    digital = accuracy(work.model, work.x_test, work.y_test, metric=metric)
+    profile = []
+    for name in layers:
+        row: dict[str, Any] = {"layer": name, "block": block_of(name), "order": layers.index(name)}
+        for tag, key in (("", f"alone:{name}"), ("low_", f"alone_low:{name}")):
+            runs = [raw[(key, s)] for s in seed_list]
+            m, sd = mean_std(metric.loss(v, digital) for v in runs)
+            row.update({f"{tag}mean": mean_std(runs)[0], f"{tag}runs": runs, f"{tag}S": m, f"{tag}S_std": sd})
+        profile.append(row)
+    profile.sort(key=lambda r: -r["S"])
+    summary = {"metric": metric.name, "digital": digital, "profile": profile,
+               "definition": "S(p) = loss of the metric with p alone on tiles (every other layer digital) against "
+                             "the all-digital network, mean and std over seeds"}
     rf.write(summary)
     return {"meta": meta, **summary}

@@ -1,12 +1,14 @@
 """Precision sweep: grid rules, Dask equals serial bit for bit, resume, per-layer study."""
 import json
 
+import numpy as np
 import pytest
+import torch
 
 from cosim.cli import main
 from nmpu_model import ConfigError, load_config
 from nmpu_model.golden.formats import Fmt
-from nmpu_model.studies.sweep import (Setup, choose_point, cost_bits, grid_points, layer_sensitivity, load_grid,
+from nmpu_model.studies.sweep import (Setup, alone_sensitivity, choose_point, cost_bits, grid_points, layer_sensitivity, load_grid,
                                       point_config, point_key, precision_sweep)
 
 SETUP = Setup("digits-cnn", None, 48, 3600.0)
@@ -153,3 +155,51 @@ def test_cli_sweep_bad_input(tmp_path, capsys):
     rc = main(["sweep", "--grid", str(g), "--workers", "0"])
     err = capsys.readouterr().err
     assert rc == 2 and "scale.bits must be at least 1" in err and err.count("\n") == 1
+
+
+class _Sided(torch.nn.Module):
+    """An MLP with a side layer whose output is multiplied by 0: nothing it computes reaches the result."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.side, self.fc3 = (torch.nn.Linear(16, 32), torch.nn.Linear(32, 32),
+                                                   torch.nn.Linear(32, 32), torch.nn.Linear(32, 6))
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        return self.fc3(torch.relu(self.fc2(h)) + 0.0 * self.side(h))
+
+
+def test_sensitivity_profile_of_a_dead_and_a_live_layer(tmp_path):
+    torch.manual_seed(5)
+    model = _Sided().eval()
+    x = torch.randn(260, 16, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        y = model(x).argmax(1)               # the all-digital network is right on every sample
+    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, tmp_path / "m.pt2")
+    np.savez(tmp_path / "d.npz", x=x[60:].numpy(), y=y[60:].numpy(), calib=x[:60].numpy())
+    setup = Setup(str(tmp_path / "m.pt2"), str(tmp_path / "d.npz"), None, 3600.0)
+    base = load_config()
+    low = point_config(base, {"scale.bits": 1, "offset.bits": 1})
+    res = alone_sensitivity(base, low, setup, 2, workers=0, progress=False)
+    assert res["digital"] == 1.0
+    prof = {r["layer"]: r for r in res["profile"]}
+    assert set(prof) == {"fc1", "fc2", "side", "fc3"}
+    # the dead layer: exactly nothing, at either precision, on every seed
+    assert prof["side"]["runs"] == prof["side"]["low_runs"] == [1.0, 1.0] and prof["side"]["S"] == 0.0
+    # a live layer at 1-bit scale and offset loses much; the profile is ranked by S, S is 1 - accuracy here
+    assert max(prof[n]["low_S"] for n in ("fc1", "fc2", "fc3")) > 0.2
+    assert [r["S"] for r in res["profile"]] == sorted((r["S"] for r in res["profile"]), reverse=True)
+    for r in res["profile"]:
+        assert r["S"] == pytest.approx(1 - sum(r["runs"]) / 2) and r["S_std"] == pytest.approx(abs(r["runs"][0] - r["runs"][1]) / 2)
+    # one run by hand: fc2 alone on tiles (seed 1), every other layer digital
+    from nmpu_model import AnalogNetwork
+    net = AnalogNetwork.build(ep, torch.from_numpy(np.load(tmp_path / "d.npz")["calib"]), seed=1, t=3600.0,
+                              digital=("fc1", "side", "fc3"))
+    assert net.analog_layers == ["fc2"]
+    out, _ = net.run(x[60:], base, "fixed")
+    assert prof["fc2"]["runs"][1] == pytest.approx(float((out.argmax(1) == y[60:]).float().mean()))
+    # the refusal: a lowered configuration that changes the tiles
+    with pytest.raises(ValueError, match="must keep adc_bits"):
+        alone_sensitivity(base, point_config(base, {"output.bits": 6}), setup, 1, workers=0, progress=False)
