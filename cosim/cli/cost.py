@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Post-processing time, energy and area per inference of the network's analog "
                        "layers with the measured units (OSU 0.18 um: OpenSTA fmax, energy per value on the "
                        "network's own activity), against the tiles' MVM time; whether the periphery keeps up; "
-                       "and the speed-up in the paper's setting. The model and its assumptions: docs/cost.md.")
+                       "and the speed-up in the paper's setting. The model and its assumptions: docs/mapping.md.")
     p.add_argument("--config", metavar="CFG.toml", help="NMPU configuration (default: the spec's defaults)")
     p.add_argument("--units", type=int, default=PAPER_UNITS, metavar="N",
                    help="fixed-point units per column tile (default %(default)s: 64 units serving 4 columns each of "
@@ -143,5 +143,5 @@ def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_
                  f"**{paper['speedup']:.1f}x** (the paper: 139x in 14 nm); {paper['derivation']}")
     lines.append("assumptions: one periphery per column tile (row tiles' codes summed before it); a layer's MVMs and "
                  "its post-processing pipelined vector by vector, layers one after the other; energy = values x the "
-                 "unit's energy per value at fmax; coefficient memories not in the area (docs/cost.md)")
+                 "unit's energy per value at fmax; coefficient memories not in the area (docs/mapping.md)")
     return "\n".join(lines)

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sensitivity", action="store_true",
                    help="the sensitivity profile instead of the grid: every layer alone on tiles (the others digital), "
                    "at the base configuration and at --lower, its loss against the all-digital network over seeds "
-                   "(docs/sweep.md)")
+                   "(docs/mapping.md)")
     p.add_argument("--lower", default="scale.bits=2,offset.bits=2", metavar="FIELD=V,...",
                    help="with --per-layer or --sensitivity: the lowered precision (default scale.bits=2,offset.bits=2)")
     p.add_argument("--keep-fp16", type=int, default=1, metavar="K",

@@ -1,7 +1,7 @@
 """What the periphery costs per inference: post-processing time, energy and area of a network's analog layers on
 N fixed-point NMPUs of L lanes per tile, or on one FP16 unit per tile, against the tiles' own MVM time.
 
-The model (stated in full in ``docs/cost.md``; every assumption is a parameter and printed beside the figures):
+The model (stated in full in ``docs/mapping.md``; every assumption is a parameter and printed beside the figures):
 
 - A layer ``l`` with ``C`` output columns occupies ``ceil(C / tile.cols)`` column tiles; its row tiles' codes
   are summed by the adder in front of the post-processing (:mod:`nmpu_model.analog.tiles`), so each *column
