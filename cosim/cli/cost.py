@@ -83,10 +83,14 @@ def run(args: argparse.Namespace) -> int:
     tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=work.digital)
     loads = cost.layer_loads(net, work.x_test[:4], config)
+    unit_config = cost.layers_config(net, config)
+    if unit_config.relu != config.relu:
+        print(f"the units are measured as the analog layers use them: ReLU {'on' if unit_config.relu else 'off'}",
+              file=sys.stderr)
     if study is None:
-        print("measuring the units (OSU 0.18 um timing and power on the network's layer; cached per configuration "
+        print("measuring the units (OSU 0.18 um timing and power on the network's layer: minutes; cached per configuration "
               "and network) ...", file=sys.stderr, flush=True)
-        study = cost.cached_ppa_study(config, work, Path(args.out), samples=args.samples,
+        study = cost.cached_ppa_study(unit_config, work, Path(args.out), samples=args.samples,
                                       notify=lambda m: print(m, file=sys.stderr, flush=True))
     fixed = cost.periphery(study.units["fixed"], args.units)
     fp16 = cost.periphery(study.units["fp16"], args.fp16_units)
@@ -95,11 +99,13 @@ def run(args: argparse.Namespace) -> int:
                                  cost.Periphery(**{**fp16.__dict__, "units": 1}))
     print(_text(work.name, loads, res[fixed.name], res[fp16.name], paper, tile, args.mvm_ns))
     if args.json:
-        doc = {"model": work.name, "config": config.to_dict(), "mvm_ns": args.mvm_ns,
+        doc = {"model": work.name, "config": config.to_dict(), "units_config": unit_config.to_dict(), "mvm_ns": args.mvm_ns,
                "tile": {"rows": tile.rows, "cols": tile.cols},
                "layers": [{**ld.__dict__, "values": ld.values, "macs": ld.macs} for ld in loads],
                "fixed": res[fixed.name].to_dict(), "fp16": res[fp16.name].to_dict(),
                "ratios": _ratios(res[fixed.name], res[fp16.name]), "paper_setting": paper,
+               "units_to_keep_up": {k: cost.units_to_keep_up(loads, p, args.mvm_ns, tile.cols)
+                                    for k, p in (("fixed", fixed), ("fp16", fp16))},
                "units_source": study.stimulus}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
@@ -114,6 +120,7 @@ def _ratios(fx: Any, fp: Any) -> dict[str, float]:
 
 
 def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_ns: float) -> str:
+    from ..studies import cost
     def us(ns: float) -> str:
         return f"{ns / 1000:,.2f}"
     lines = [f"periphery cost per inference of {name}: tiles {tile.rows} x {tile.cols}, {mvm_ns:g} ns per MVM; "
@@ -139,6 +146,10 @@ def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_
     for p in (fx.periphery, fp.periphery):
         lines.append(f"  {p.name}: fmax {p.fmax_mhz:.1f} MHz, latency {p.latency} cycles, {p.lanes} lane(s), "
                      f"{p.energy_pj_per_value:.2f} pJ/value, {fmt(p.area_um2)} um^2 ({p.source})")
+    for p in (fx.periphery, fp.periphery):
+        n = cost.units_to_keep_up(loads, p, mvm_ns, tile.cols)
+        lines.append(f"  {p.name}: " + (f"{n} unit(s) per column tile keep up with the tiles ({n * p.area_um2 / 1e6:.3f} "
+                     f"mm^2 per column tile)" if n else "cannot keep up with the tiles even with one unit per column"))
     lines.append(f"paper's setting (one MVM of {paper['columns']} columns, 64 fixed-point units against one FP16 unit): "
                  f"**{paper['speedup']:.1f}x** (the paper: 139x in 14 nm); {paper['derivation']}")
     lines.append("assumptions: one periphery per column tile (row tiles' codes summed before it); a layer's MVMs and "

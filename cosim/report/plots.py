@@ -267,7 +267,7 @@ def profile_plot(profile: list[dict[str, Any]], path: str | Path, title: str, me
     rows = sorted(profile, key=lambda r: r["order"]) if all("order" in r for r in profile) else profile
     blocks = list(dict.fromkeys(r["block"] for r in rows))
     colours = plt.get_cmap("tab10")
-    fig, ax = plt.subplots(figsize=(min(24.0, max(6.0, 0.32 * len(rows) + 2)), 4.2))
+    fig, ax = plt.subplots(figsize=(min(24.0, max(7.5, 0.32 * len(rows) + 2)), 4.4))
     x = np.arange(len(rows))
     for k, (key, alpha, label) in enumerate((("S", 1.0, "base configuration"), ("low_S", 0.45, low_label))):
         ax.bar(x + (k - 0.5) * 0.4, [100 * r[key] for r in rows], width=0.4, yerr=[100 * r[key + "_std"] for r in rows],
@@ -278,13 +278,14 @@ def profile_plot(profile: list[dict[str, Any]], path: str | Path, title: str, me
                   else "perplexity rise vs all-digital (%)")
     ax.set_yscale("symlog", linthresh=0.1)
     top = max([100 * (r[k] + r[k + "_std"]) for r in rows for k in ("S", "low_S")] + [0.1])
-    ax.set_ylim(top=2 * top)
+    low = min([100 * (r[k] - r[k + "_std"]) for r in rows for k in ("S", "low_S")] + [0.0])
+    ax.set_ylim(2 * low if low < 0 else 0, 2 * top)
     ax.axhline(0, color="k", lw=0.8)
     ax.grid(axis="y", alpha=0.3)
-    leg = ax.legend(fontsize=8, loc="upper right")
+    leg = ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     for h in leg.legend_handles:
         h.set_color("0.5")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, pad=20)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -161,6 +161,18 @@ def network_cost(loads: Iterable[LayerLoad], per: Periphery, mvm_ns: float = MVM
     return cost
 
 
+def units_to_keep_up(loads: Iterable[LayerLoad], per: Periphery, mvm_ns: float = MVM_NS,
+                     tile_cols: int = 256) -> int | None:
+    """The fewest units of ``per``'s kind per column tile with which every layer's post-processing of a vector
+    takes no longer than the tiles' MVM (``ceil(c / (units x lanes))`` cycles within ``mvm_ns``); None when even
+    one unit per column cannot (fewer cycles in an MVM than one)."""
+    cycles = math.floor(mvm_ns * per.fmax_mhz / 1000.0 + 1e-9)
+    if cycles < 1:
+        return None
+    widths = [w for ld in loads for w in _col_tile_widths(ld.columns, tile_cols)]
+    return max([-(-w // (per.lanes * cycles)) for w in widths] + [1])
+
+
 def one_mvm_speedup(fixed: Periphery, fp16: Periphery, columns: int = PAPER_COLUMNS) -> dict[str, Any]:
     """The post-processing of one MVM's ``columns`` values: its time on ``fixed`` against ``fp16`` (the paper's
     139x is this ratio for 64 fixed-point units against one FP16 unit), and the same for a long stream of
@@ -196,6 +208,15 @@ def layer_loads(net: Any, x: Any, config: Any) -> list[LayerLoad]:
         loads.append(LayerLoad(name=name, vectors=rows // n, inputs=int(k), columns=int(c),
                                row_tiles=p.n_row_tiles, col_tiles=p.n_col_tiles))
     return loads
+
+
+def layers_config(net: Any, config: Any) -> Any:
+    """The configuration most of ``net``'s analog layers run ``config`` as (a layer without ReLU runs it with the
+    ReLU stage off): the unit whose figures stand for every layer."""
+    from collections import Counter
+    per_layer = [c.config for c in net.coefficients(config).values()]
+    top = Counter(c.identity() for c in per_layer).most_common(1)[0][0]
+    return next(c for c in per_layer if c.identity() == top)
 
 
 def periphery(u: Any, units: int) -> Periphery:

@@ -438,14 +438,11 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
 
 
 def block_of(name: str) -> str:
-    """The block a layer belongs to, for grouping a profile: its name up to the last dot before a ``.attn``,
-    ``.mlp`` or a weight's name (``blocks.0.attn.c_attn`` -> ``blocks.0``, ``layer1.0.conv2`` -> ``layer1.0``,
-    ``l.weight_hh_l0`` -> ``l``); a name without dots is its own block."""
+    """The block a layer belongs to, for grouping a profile: its name's first part, with the next part when that is
+    an index (``blocks.0.attn.c_attn`` -> ``blocks.0``, ``layer1.0.conv2`` -> ``layer1.0``,
+    ``layer2.downsample.0`` -> ``layer2``, ``lm_head`` -> ``lm_head``)."""
     parts = name.split(".")
-    for i, part in enumerate(parts):
-        if part in ("attn", "mlp", "self_attn") or part.startswith(("weight_", "conv", "c_", "lm_head")):
-            return ".".join(parts[:i]) or name
-    return ".".join(parts[:-1]) or name
+    return ".".join(parts[:2]) if len(parts) > 2 and parts[1].isdigit() else parts[0]
 
 
 def alone_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: int = 3, *,

@@ -42,6 +42,15 @@ def test_network_cost_by_hand():
     assert s.area_um2 == 300.0
 
 
+def test_units_to_keep_up_by_hand():
+    loads = [cost.LayerLoad("a", 10, 30, 20, 2, 2), cost.LayerLoad("b", 3, 5, 8, 1, 1)]   # column tiles 16, 4, 8
+    # 250 MHz, 10 ns per MVM: 2 cycles; 2 lanes: the 16-column tile needs ceil(16 / (2 x 2)) = 4 units
+    assert cost.units_to_keep_up(loads, _per(fmax=250.0, lanes=2), 10.0, 16) == 4
+    # 100 MHz: 1 cycle, 1 lane: 16 units; 50 MHz: not one cycle in an MVM
+    assert cost.units_to_keep_up(loads, _per(fmax=100.0, lanes=1), 10.0, 16) == 16
+    assert cost.units_to_keep_up(loads, _per(fmax=50.0, lanes=1), 10.0, 16) is None
+
+
 def test_one_mvm_speedup_by_hand():
     # 64 units of 1 lane at 200 MHz, latency 2: ceil(256 / 64) + 2 = 6 cycles = 30 ns; one FP16 unit at 100 MHz,
     # latency 6: 256 + 6 = 262 cycles = 2620 ns; 2620 / 30 = 87.33x; a long stream: (256 / 100) / (4 / 200) = 128x
@@ -91,6 +100,8 @@ def test_layer_loads_are_the_networks_geometry():
         "rnn.weight_ih_l0": (5, 7, 12, 1, 3), "rnn.weight_hh_l0": (5, 3, 12, 1, 3), "head": (1, 3, 2, 1, 1)}
     assert {k: (v.vectors, v.inputs, v.columns, v.row_tiles, v.col_tiles) for k, v in loads.items()} == by_hand
     assert loads["c2"].macs == 16 * 36 * 6 and loads["tok"].values == 35
+    # the unit measured for the network: as most of its layers run it (4 of 6 without ReLU)
+    assert NMPUConfig().relu and not cost.layers_config(net, NMPUConfig()).relu
 
 
 def _unit_doc(unit, fmax, latency, energy, area, lanes=1):
@@ -129,6 +140,8 @@ def test_cli_cost_with_given_unit_figures(tmp_path, capsys):
     assert fx["time_ns"] == pytest.approx(64 * 130 + 15 + 16 * 130 + 15 + 130 + 15)
     assert doc["paper_setting"]["speedup"] == pytest.approx((262 * 10.0) / (6 * 5.0))
     assert "**87.3x**" in text and "keeps up with the tiles" in text
+    # 130 ns: 26 cycles of the fixed unit, 13 of the FP16 unit; the widest tile has 64 columns
+    assert doc["units_to_keep_up"] == {"fixed": 3, "fp16": 5}
 
 
 @pytest.mark.parametrize("argv,message", [

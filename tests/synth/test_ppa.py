@@ -20,11 +20,11 @@ pytestmark = pytest.mark.xdist_group("ppa")
 @pytest.fixture(scope="session")
 def synth_doc(tmp_path_factory) -> dict:
     """`nmpu synth --compare` on the default configuration, activity from a real layer (builds shared with
-    `nmpu run --quick`: same configuration, same netlists). Session-scoped: a module fixture is made again
+    `nmpu run --quick`: same configuration, same netlists, the same 16 samples). Session-scoped: a module fixture is made again
     each time the worker comes back to this module from another one (measured: twice, ~230 s each)."""
     d = tmp_path_factory.mktemp("ppa")
     out = d / "synth.json"
-    assert main(["synth", "--compare", "--no-precisions", "--out", str(d / "o"), "--json", str(out)]) == 0
+    assert main(["synth", "--compare", "--no-precisions", "--samples", "16", "--out", str(d / "o"), "--json", str(out)]) == 0
     return json.loads(out.read_text())
 
 
