@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)
     tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=work.digital)
+    net.require_tiles()                       # nothing on tiles: no periphery to cost (one line, exit 2)
     loads = cost.layer_loads(net, work.x_test[:4], config)
     unit_config = cost.layers_config(net, config)
     if unit_config.relu != config.relu:
@@ -121,6 +122,7 @@ def _ratios(fx: Any, fp: Any) -> dict[str, float]:
 
 def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_ns: float) -> str:
     from ..studies import cost
+
     def us(ns: float) -> str:
         return f"{ns / 1000:,.2f}"
     lines = [f"periphery cost per inference of {name}: tiles {tile.rows} x {tile.cols}, {mvm_ns:g} ns per MVM; "

@@ -57,6 +57,9 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
                          digital=digital_layers(args.digital), device=args.device, compensation=args.compensation)
     work.table, work.analog, work.mapping = mapping(work.model, work.x_cal, tile, work.digital)  # refusals stop here
+    if not work.analog:                      # nothing on tiles: the one-line refusal, before the table is printed
+        from nmpu_model.network.analog_network import check_on_tiles
+        check_on_tiles(work.model, work.x_cal, work.digital)
     return work
 
 

@@ -149,6 +149,7 @@ def test_cli_cost_with_given_unit_figures(tmp_path, capsys):
     (["--mvm-ns", "-1"], "--mvm-ns must be a finite number > 0"),
     (["--ppa", "{missing}"], "No such file"),
     (["--ppa", "{empty}"], "no timing and power figures of both units"),
+    (["--digital", "3,7,12,first,last"], "nothing is on tiles"),
 ])
 def test_cli_cost_refusals(tmp_path, capsys, argv, message):
     (tmp_path / "empty.json").write_text("{}")
