@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_args(p)
 
 
-def _study_from_file(path: str) -> Any:
+def _study_from_file(path: str) -> tuple[Any, dict | None]:
+    """The PPA study of a ``nmpu synth --json`` file and the configuration it names (None if it names none)."""
     from ..studies.ppa import PPAStudy
     try:
         doc = json.loads(Path(path).read_text())
@@ -55,7 +56,7 @@ def _study_from_file(path: str) -> Any:
     if study is None or not {"fixed", "fp16"} <= set(study.units):
         raise ValueError(f"--ppa {path}: no timing and power figures of both units (write it with "
                          "`nmpu synth --compare --json FILE`, without --no-ppa)")
-    return study
+    return study, doc.get("config")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.json and Path(args.json).is_dir():
         raise ValueError(f"{args.json}: is a folder; --json takes a file")
-    study = _study_from_file(args.ppa) if args.ppa else None
+    study, ppa_config = _study_from_file(args.ppa) if args.ppa else (None, None)
     if not (math.isfinite(args.mvm_ns) and args.mvm_ns > 0):
         raise ValueError(f"--mvm-ns must be a finite number > 0, not {args.mvm_ns:g}")
     work = load(args)
@@ -88,6 +89,11 @@ def run(args: argparse.Namespace) -> int:
     if unit_config.relu != config.relu:
         print(f"the units are measured as the analog layers use them: ReLU {'on' if unit_config.relu else 'off'}",
               file=sys.stderr)
+    note = None
+    if ppa_config is not None and ppa_config != unit_config.to_dict():
+        note = (f"the units' figures of {args.ppa} are of another configuration than the one the analog layers run "
+                f"(ReLU {'on' if unit_config.relu else 'off'}, identity {unit_config.identity()})")
+        print(f"note: {note}", file=sys.stderr)
     if study is None:
         print("measuring the units (OSU 0.18 um timing and power on the network's layer: minutes; cached per configuration "
               "and network) ...", file=sys.stderr, flush=True)
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
                "ratios": _ratios(res[fixed.name], res[fp16.name]), "paper_setting": paper,
                "units_to_keep_up": {k: cost.units_to_keep_up(loads, p, args.mvm_ns, tile.cols)
                                     for k, p in (("fixed", fixed), ("fp16", fp16))},
-               "units_source": study.stimulus}
+               "units_source": study.stimulus, "units_note": note}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")

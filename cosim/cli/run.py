@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="the main job: the whole chain on the embedded default, with a report",
                        description="Golden model, accuracy on analog tiles (fp32/fp16/fixed), precision sweep, RTL "
                        "verification on random vectors and on a real network with the RTL in the loop, and "
-                       "synthesis against the FP16 unit; writes OUT/report.md and OUT/report.html.")
+                       "synthesis against the FP16 unit, each layer's sensitivity and the periphery's cost per "
+                       "inference; writes OUT/report.md and OUT/report.html.")
     p.add_argument("--config", help="configuration TOML (default: examples/default.toml)")
     p.add_argument("--out", default="out", help="output folder (default: out)")
     p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE.pt2",
@@ -155,6 +156,20 @@ def stage_synth(run: Run) -> list[str]:
     return report.synth_section(s, not run.quick and (run.out / "area_vs_accuracy.png").exists())
 
 
+def stage_mapping(run: Run) -> list[str]:
+    """Which layer matters (each alone on tiles, at the base and a lowered precision) and what the periphery costs
+    per inference with the units the synthesis stage measured."""
+    if (run.out / "sensitivity.json").exists():
+        (run.out / "sensitivity.json").unlink()  # a fresh study: the report must not mix runs
+    argv = ["sweep", *run.model_args(), "--config", run.config, "--sensitivity", "--workers", "0",
+            "--json", run.path("sensitivity.json"), "--plot", run.path("sensitivity.png")]
+    argv += ["--seeds", "1", "--images", "60"] if run.quick else ["--seeds", "3"]
+    run.nmpu(*argv)
+    run.nmpu("cost", *run.model_args(), "--config", run.config, "--ppa", run.path("synth.json"),
+             "--json", run.path("cost.json"))
+    return report.mapping_section(run.json("sensitivity.json"), run.json("cost.json"))
+
+
 @dataclass
 class Stage:
     name: str
@@ -168,6 +183,7 @@ STAGES = [
     Stage("RTL against the golden model: random vectors", stage_verify),
     Stage("RTL in the loop on the real network", stage_cosim),
     Stage("Synthesis: fixed-point NMPU vs FP16 unit", stage_synth),
+    Stage("Mapping: layer sensitivity and the periphery's cost per inference", stage_mapping),
 ]
 
 

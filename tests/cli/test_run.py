@@ -25,7 +25,7 @@ def test_run_quick_end_to_end(tmp_path, capsys):
     project = str(Path(cmd_run.__file__).resolve().parents[2])
     assert project not in md and "--codes examples/codes.npy" in md
     assert re.search(r"\| \d+ \| 0 \| \d+ \| \d+ \|", md), "verify table with 0 mismatches"
-    for png in ("accuracy_vs_drift.png", "error_histograms.png", "sweep.png", "area.png"):
+    for png in ("accuracy_vs_drift.png", "error_histograms.png", "sweep.png", "area.png", "sensitivity.png"):
         assert (tmp_path / png).stat().st_size > 1000, png
     html = (tmp_path / "report.html").read_text()
     assert "<table>" in html and "<img" in html
@@ -96,6 +96,21 @@ def _report_matches_the_stages_json(md: str, out: Path) -> None:
     assert _row(md, "FP16 unit")[0] == f"{sy['fp16']['area']:,.0f}"
     assert f"area **{sy['area_ratio']:.2f}x**" in md
     assert sy["area_ratio"] == pytest.approx(sy["fp16"]["area"] / sy["fixed"]["area"], rel=1e-9)
+    se, co = load("sensitivity.json"), load("cost.json")
+    md = sec["Mapping: layer sensitivity and the periphery's cost per inference"]
+    assert len(se["profile"]) == 5          # the digits CNN's five weight layers, the first and last too
+    for r in se["profile"]:
+        assert _row(md, r["layer"]) == [r["block"], f"{100 * r['S']:.2f} +- {100 * r['S_std']:.2f}",
+                                        f"{100 * r['low_S']:.2f} +- {100 * r['low_S_std']:.2f}"]
+    fx, fp = co["fixed"], co["fp16"]
+    assert _row(md, "time, tiles and post-processing pipelined (µs)") == [
+        f"{fx['time_ns'] / 1000:,.2f}", f"{fp['time_ns'] / 1000:,.2f}", f"{co['ratios']['time']:.2f}x"]
+    assert fx["time_ns"] == pytest.approx(sum(l["t_layer_ns"] for l in fx["layers"]))
+    # the cost uses the units the synthesis stage measured
+    for unit, d in (("fixed", fx), ("fp16", fp)):
+        assert d["periphery"]["fmax_mhz"] == sy[unit]["timing"]["fmax_mhz"]
+        assert d["periphery"]["energy_pj_per_value"] == sy[unit]["energy_pj_per_value"]
+    assert f"**{co['paper_setting']['speedup']:.1f}x**" in md
 
 
 def test_failing_stage_stops_and_keeps_finished(tmp_path, capsys, monkeypatch):
