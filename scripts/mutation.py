@@ -78,6 +78,10 @@ MODULES: dict[str, Module] = {
                     ["--deselect", "tests/model/test_sweep.py::test_dask_two_workers_equals_serial_and_resumes"],
                     functions=["cost_bits", "point_config", "choose_point"],
                     note="the decision: the cost, the grid point's configuration, the choice (precision_sweep's run and summary are Dask plumbing: each of its mutants costs a whole CLI sweep)"),
+    # the cost model's arithmetic, the layers' vectors and the CLI's figures with given units (the cache test runs
+    # the stimulus and both units' Verilog per mutant, the refusals a network each: left out)
+    "cost": Module("cosim/studies/cost.py", ["tests/synth/test_cost.py"], ["-k", "not cached and not refusals"],
+                   note="the model: time, energy, area, units to keep up, the one-MVM speed-up, the layers' vectors"),
     # the PPA arithmetic is only reached by the @slow tests (a full synthesis + OpenSTA run per mutant), so
     # only the fast ones run here: most PPA mutants come out "not covered"; run with --ppa-slow to include them
     "ppa": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"]),

@@ -72,6 +72,10 @@ class LayerLoad:
     row_tiles: int
     col_tiles: int
 
+    def __post_init__(self) -> None:
+        if not (isinstance(self.vectors, int) and self.vectors >= 1):
+            raise ValueError(f"layer {self.name}: vectors per inference must be an integer >= 1, not {self.vectors!r}")
+
     @property
     def values(self) -> int:
         return self.vectors * self.columns
@@ -153,10 +157,10 @@ def network_cost(loads: Iterable[LayerLoad], per: Periphery, mvm_ns: float = MVM
         widths = _col_tile_widths(ld.columns, tile_cols)
         t_pv = max(per.cycles_per_vector(c) for c in widths) * ns_per_cycle
         v = ld.vectors
-        t_layer = (mvm_ns + (v - 1) * max(mvm_ns, t_pv) + t_pv + per.latency * ns_per_cycle) if v else 0.0
+        t_layer = mvm_ns + (v - 1) * max(mvm_ns, t_pv) + t_pv + per.latency * ns_per_cycle
         cost.layers.append(LayerCost(
             name=ld.name, vectors=v, columns=ld.columns, col_tiles=len(widths), t_mvm_ns=v * mvm_ns,
-            t_pp_ns=(v * t_pv + per.latency * ns_per_cycle) if v else 0.0, t_pp_vector_ns=t_pv, t_layer_ns=t_layer,
+            t_pp_ns=v * t_pv + per.latency * ns_per_cycle, t_pp_vector_ns=t_pv, t_layer_ns=t_layer,
             keeps_up=t_pv <= mvm_ns, energy_pj=ld.values * per.energy_pj_per_value))
     return cost
 
@@ -201,8 +205,7 @@ def layer_loads(net: Any, x: Any, config: Any) -> list[LayerLoad]:
     _, trace = net.run(x, config, "fixed", record=True)
     loads = []
     for name in net.analog_layers:
-        lt = trace[name]
-        rows = sum(a.shape[0] for _, a in lt.adc_codes) if isinstance(lt.adc_codes, list) else lt.adc_codes.shape[0]
+        rows = trace[name].adc_codes.shape[0]       # every use's rows, for every sample
         p = net.programmed[name]
         k, c = p.target.shape
         loads.append(LayerLoad(name=name, vectors=rows // n, inputs=int(k), columns=int(c),

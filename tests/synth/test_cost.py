@@ -40,6 +40,17 @@ def test_network_cost_by_hand():
     assert [l.t_layer_ns for l in s.layers] == [1660.0, 300.0]
     assert [l.keeps_up for l in s.layers] == [False, False] and not s.keeps_up
     assert s.area_um2 == 300.0
+    assert [(l.name, l.vectors, l.columns, l.col_tiles) for l in c.layers] == [("a", 10, 20, 2), ("b", 3, 8, 1)]
+    assert c.to_dict()["mvm_ns"] == 10.0 and c.to_dict()["tile_cols"] == 16 and c.to_dict()["time_ns"] == 166.0
+    # a layer whose columns fill whole tiles has no empty tile beside them; the default tiles have 256 columns
+    wide = [cost.LayerLoad("w", vectors=1, inputs=8, columns=512, row_tiles=1, col_tiles=2)]
+    assert cost.network_cost(wide, _per(), mvm_ns=10.0, tile_cols=256).col_tiles == 2
+    assert cost.network_cost([cost.LayerLoad("w", 1, 8, 257, 1, 2)], _per(), mvm_ns=10.0).col_tiles == 2
+    # the periphery just as fast as the tiles keeps up (8 ns a vector at 8 ns per MVM); an MVM under 1 ns is allowed
+    assert cost.network_cost(loads[:1], _per(), mvm_ns=8.0, tile_cols=16).keeps_up
+    assert cost.network_cost(loads, _per(), mvm_ns=0.5, tile_cols=16).t_mvm_ns == 6.5
+    with pytest.raises(ValueError, match="vectors per inference must be an integer >= 1"):
+        cost.LayerLoad("z", vectors=0, inputs=1, columns=1, row_tiles=1, col_tiles=1)
 
 
 def test_units_to_keep_up_by_hand():
@@ -49,6 +60,10 @@ def test_units_to_keep_up_by_hand():
     # 100 MHz: 1 cycle, 1 lane: 16 units; 50 MHz: not one cycle in an MVM
     assert cost.units_to_keep_up(loads, _per(fmax=100.0, lanes=1), 10.0, 16) == 16
     assert cost.units_to_keep_up(loads, _per(fmax=50.0, lanes=1), 10.0, 16) is None
+    # a unit fast enough alone: one; the default tiles have 256 columns (257 columns: a tile of 256 and one of 1)
+    assert cost.units_to_keep_up(loads, _per(fmax=2000.0, lanes=2), 10.0, 16) == 1
+    n = cost.units_to_keep_up([cost.LayerLoad("w", 1, 8, 257, 1, 2)], _per(fmax=100.0, lanes=1), 10.0)
+    assert n == 256 and isinstance(n, int) and isinstance(_per(units=3, lanes=2).cycles_per_vector(7), int)
 
 
 def test_one_mvm_speedup_by_hand():
@@ -59,6 +74,9 @@ def test_one_mvm_speedup_by_hand():
     assert (r["fixed_cycles"], r["fp16_cycles"]) == (6, 262)
     assert r["fixed_ns"] == pytest.approx(30.0) and r["fp16_ns"] == pytest.approx(2620.0)
     assert r["speedup"] == pytest.approx(2620 / 30) and r["stream_speedup"] == pytest.approx(128.0)
+    assert r["columns"] == 256
+    assert ("ceil(256 / 64) + 2 cycles = 6 cycles at 200.0 MHz = 30.00 ns" in r["derivation"]
+            and "ceil(256 / 1) + 6 cycles = 262 cycles at 100.0 MHz = 2620.00 ns; ratio 87.3x" in r["derivation"])
 
 
 @pytest.mark.parametrize("field,value", [("units", 0), ("lanes", 1.5), ("latency", -1), ("fmax_mhz", 0.0),
@@ -100,6 +118,11 @@ def test_layer_loads_are_the_networks_geometry():
         "rnn.weight_ih_l0": (5, 7, 12, 1, 3), "rnn.weight_hh_l0": (5, 3, 12, 1, 3), "head": (1, 3, 2, 1, 1)}
     assert {k: (v.vectors, v.inputs, v.columns, v.row_tiles, v.col_tiles) for k, v in loads.items()} == by_hand
     assert loads["c2"].macs == 16 * 36 * 6 and loads["tok"].values == 35
+    assert all(isinstance(v.vectors, int) for v in loads.values())
+    # one sample measures the same; none is refused
+    assert {ld.name: ld.vectors for ld in cost.layer_loads(net, x[:1], NMPUConfig())} == {k: v.vectors for k, v in loads.items()}
+    with pytest.raises(ValueError, match="no samples"):
+        cost.layer_loads(net, x[:0], NMPUConfig())
     # the unit measured for the network: as most of its layers run it (4 of 6 without ReLU)
     assert NMPUConfig().relu and not cost.layers_config(net, NMPUConfig()).relu
 
@@ -136,6 +159,15 @@ def test_cli_cost_with_given_unit_figures(tmp_path, capsys):
     assert fx["energy_pj"] == pytest.approx(3136 * 40.0) and fp["energy_pj"] == pytest.approx(3136 * 160.0)
     # column tiles 3 (one per layer): 64 x 20,000 um^2 each against 1 x 100,000
     assert fx["area_um2"] == 3 * 64 * 20000.0 and fp["area_um2"] == 3 * 100000.0
+    assert fx["column_tiles"] == fp["column_tiles"] == 3
+    # the tiles alone: 81 vectors x 130 ns; post-processing alone: V x t + latency per layer (fixed 10 ns, FP16 60 ns)
+    assert fx["mvm_time_ns"] == fp["mvm_time_ns"] == pytest.approx(81 * 130.0)
+    assert fx["post_time_ns"] == pytest.approx((64 + 16 + 1) * 5.0 + 3 * 10.0)
+    assert fp["post_time_ns"] == pytest.approx(64 * 320.0 + 16 * 640.0 + 640.0 + 3 * 60.0)
+    assert (fx["periphery"]["name"], fp["periphery"]["name"]) == ("fixed-point NMPU", "FP16 unit")
+    assert (fx["periphery"]["units"], fp["periphery"]["units"]) == (64, 1)
+    assert fx["periphery"]["source"] == ("OSU 0.18 um; fmax from OpenSTA, energy per value at fmax with the activity "
+                                         "of all")
     # fixed time: 130 + 63 x 130 + 5 + 10, 130 + 15 x 130 + 5 + 10, 130 + 5 + 10
     assert fx["time_ns"] == pytest.approx(64 * 130 + 15 + 16 * 130 + 15 + 130 + 15)
     assert doc["paper_setting"]["speedup"] == pytest.approx((262 * 10.0) / (6 * 5.0))
