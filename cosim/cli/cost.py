@@ -10,10 +10,11 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..report.tables import fmt, table
+from ..report.tables import cost_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,69 +99,25 @@ def run(args: argparse.Namespace) -> int:
         print("measuring the units (OSU 0.18 um timing and power on the network's layer: minutes; cached per configuration "
               "and network) ...", file=sys.stderr, flush=True)
         study = cost.cached_ppa_study(unit_config, work, Path(args.out), samples=args.samples,
-                                      notify=lambda m: print(m, file=sys.stderr, flush=True))
+                                      notify=lambda m: print(m, file=sys.stderr, flush=True), net=net)
     fixed = cost.periphery(study.units["fixed"], args.units)
     fp16 = cost.periphery(study.units["fp16"], args.fp16_units)
     res = {p.name: cost.network_cost(loads, p, args.mvm_ns, tile.cols) for p in (fixed, fp16)}
-    paper = cost.one_mvm_speedup(cost.Periphery(**{**fixed.__dict__, "units": cost.PAPER_UNITS}),
-                                 cost.Periphery(**{**fp16.__dict__, "units": 1}))
-    print(_text(work.name, loads, res[fixed.name], res[fp16.name], paper, tile, args.mvm_ns))
+    fx, fp = res[fixed.name], res[fp16.name]
+    paper = cost.one_mvm_speedup(replace(fixed, units=cost.PAPER_UNITS), replace(fp16, units=1))
+    doc = {"model": work.name, "config": config.to_dict(), "units_config": unit_config.to_dict(), "mvm_ns": args.mvm_ns,
+           "tile": {"rows": tile.rows, "cols": tile.cols},
+           "layers": [{**ld.__dict__, "values": ld.values, "macs": ld.macs} for ld in loads],
+           "fixed": fx.to_dict(), "fp16": fp.to_dict(),
+           "ratios": {"time": fp.t_ns / fx.t_ns, "post_time": fp.t_pp_ns / fx.t_pp_ns,
+                      "energy": fp.energy_pj / fx.energy_pj, "area": fp.area_um2 / fx.area_um2},
+           "paper_setting": paper,
+           "units_to_keep_up": {k: cost.units_to_keep_up(loads, p, args.mvm_ns, tile.cols)
+                                for k, p in (("fixed", fixed), ("fp16", fp16))},
+           "units_source": study.stimulus, "units_note": note}
+    print(cost_text(doc))
     if args.json:
-        doc = {"model": work.name, "config": config.to_dict(), "units_config": unit_config.to_dict(), "mvm_ns": args.mvm_ns,
-               "tile": {"rows": tile.rows, "cols": tile.cols},
-               "layers": [{**ld.__dict__, "values": ld.values, "macs": ld.macs} for ld in loads],
-               "fixed": res[fixed.name].to_dict(), "fp16": res[fp16.name].to_dict(),
-               "ratios": _ratios(res[fixed.name], res[fp16.name]), "paper_setting": paper,
-               "units_to_keep_up": {k: cost.units_to_keep_up(loads, p, args.mvm_ns, tile.cols)
-                                    for k, p in (("fixed", fixed), ("fp16", fp16))},
-               "units_source": study.stimulus, "units_note": note}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
-
-
-def _ratios(fx: Any, fp: Any) -> dict[str, float]:
-    """FP16 over fixed: time, post-processing time, energy and area per inference."""
-    return {"time": fp.t_ns / fx.t_ns, "post_time": fp.t_pp_ns / fx.t_pp_ns, "energy": fp.energy_pj / fx.energy_pj,
-            "area": fp.area_um2 / fx.area_um2}
-
-
-def _text(name: str, loads: list, fx: Any, fp: Any, paper: dict, tile: Any, mvm_ns: float) -> str:
-    from ..studies import cost
-
-    def us(ns: float) -> str:
-        return f"{ns / 1000:,.2f}"
-    lines = [f"periphery cost per inference of {name}: tiles {tile.rows} x {tile.cols}, {mvm_ns:g} ns per MVM; "
-             f"fixed: {fx.periphery.units} x {fx.periphery.lanes}-lane NMPU(s) per column tile, FP16: "
-             f"{fp.periphery.units} unit(s) per column tile"]
-    rows = []
-    for ld, a, b in zip(loads, fx.layers, fp.layers):
-        rows.append([ld.name, f"{ld.vectors:,}", f"{ld.inputs} x {ld.columns}", f"{ld.row_tiles} x {ld.col_tiles}",
-                     us(a.t_mvm_ns), f"{a.t_pp_vector_ns:.1f}" + ("" if a.keeps_up else " (slower)"),
-                     f"{b.t_pp_vector_ns:.1f}" + ("" if b.keeps_up else " (slower)")])
-    lines.append(table(["layer", "vectors", "K x C", "tiles", "MVMs (us)", "fixed ns/vector", "FP16 ns/vector"], rows))
-    r = _ratios(fx, fp)
-    lines.append("")
-    lines.append(table(["per inference", fx.periphery.name, fp.periphery.name, "FP16 / fixed"], [
-        ["time, tiles and periphery pipelined (us)", us(fx.t_ns), us(fp.t_ns), f"{r['time']:.2f}x"],
-        ["  the tiles' MVMs alone (us)", us(fx.t_mvm_ns), us(fp.t_mvm_ns), ""],
-        ["  post-processing alone (us)", us(fx.t_pp_ns), us(fp.t_pp_ns), f"{r['post_time']:.2f}x"],
-        ["keeps up with the tiles", "yes" if fx.keeps_up else "no", "yes" if fp.keeps_up else "no", ""],
-        ["post-processing energy (nJ)", f"{fx.energy_pj / 1000:,.2f}", f"{fp.energy_pj / 1000:,.2f}", f"{r['energy']:.2f}x"],
-        ["periphery area (mm^2, library cells)", f"{fx.area_um2 / 1e6:,.3f}", f"{fp.area_um2 / 1e6:,.3f}",
-         f"{r['area']:.2f}x"],
-    ]))
-    for p in (fx.periphery, fp.periphery):
-        lines.append(f"  {p.name}: fmax {p.fmax_mhz:.1f} MHz, latency {p.latency} cycles, {p.lanes} lane(s), "
-                     f"{p.energy_pj_per_value:.2f} pJ/value, {fmt(p.area_um2)} um^2 ({p.source})")
-    for p in (fx.periphery, fp.periphery):
-        n = cost.units_to_keep_up(loads, p, mvm_ns, tile.cols)
-        lines.append(f"  {p.name}: " + (f"{n} unit(s) per column tile keep up with the tiles ({n * p.area_um2 / 1e6:.3f} "
-                     f"mm^2 per column tile)" if n else "cannot keep up with the tiles even with one unit per column"))
-    lines.append(f"paper's setting (one MVM of {paper['columns']} columns, 64 fixed-point units against one FP16 unit): "
-                 f"**{paper['speedup']:.1f}x** (the paper: 139x in 14 nm); {paper['derivation']}")
-    lines.append("assumptions: one periphery per column tile (row tiles' codes summed before it); a layer's MVMs and "
-                 "its post-processing pipelined vector by vector, layers one after the other; energy = values x the "
-                 "unit's energy per value at fmax; coefficient memories not in the area (docs/mapping.md)")
-    return "\n".join(lines)

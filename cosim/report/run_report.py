@@ -132,6 +132,8 @@ def synth_section(s: dict[str, Any], area_vs_accuracy: bool) -> list[str]:
 
 def mapping_section(sens: dict[str, Any], cost: dict[str, Any]) -> list[str]:
     """``nmpu sweep --sensitivity --json`` and ``nmpu cost --json``: the profile and the cost per inference."""
+    from .tables import cost_rows
+
     m = _metric(sens)
     unit = m.loss_abbrev
     low = ", ".join(f"{k} {v['bits']} bits" for k, v in sens["meta"]["low"].items()
@@ -142,23 +144,13 @@ def mapping_section(sens: dict[str, Any], cost: dict[str, Any]) -> list[str]:
              f"| layer | block | S ({unit}) | S lowered ({unit}) |", "|---|---|---:|---:|"]
     lines += [f"| {r['layer']} | {r['block']} | {100 * r['S']:.2f} +- {100 * r['S_std']:.2f} | "
               f"{100 * r['low_S']:.2f} +- {100 * r['low_S_std']:.2f} |" for r in sens["profile"]]
-    fx, fp = cost["fixed"], cost["fp16"]
-    r = cost["ratios"]
-    keep = cost["units_to_keep_up"]
-    pf, pp = fx["periphery"], fp["periphery"]
+    pf, pp = cost["fixed"]["periphery"], cost["fp16"]["periphery"]
     lines += ["", f"The post-processing periphery per inference: {pf['units']} fixed-point units of {pf['lanes']} lane(s) "
               f"against {pp['units']} FP16 unit(s) per column tile of {cost['tile']['cols']} columns, the tiles at "
               f"{cost['mvm_ns']:g} ns per MVM, the units as the synthesis stage measured them:", "",
-              "| per inference | fixed-point NMPU | FP16 unit | FP16 / fixed |", "|---|---:|---:|---:|",
-              f"| time, tiles and post-processing pipelined (µs) | {fx['time_ns'] / 1000:,.2f} | "
-              f"{fp['time_ns'] / 1000:,.2f} | {r['time']:.2f}x |",
-              f"| post-processing alone (µs) | {fx['post_time_ns'] / 1000:,.2f} | {fp['post_time_ns'] / 1000:,.2f} | "
-              f"{r['post_time']:.2f}x |",
-              f"| keeps up with the tiles | {'yes' if fx['keeps_up'] else 'no'} | {'yes' if fp['keeps_up'] else 'no'} | |",
-              f"| post-processing energy (nJ) | {fx['energy_pj'] / 1000:,.2f} | {fp['energy_pj'] / 1000:,.2f} | "
-              f"{r['energy']:.2f}x |",
-              f"| units per column tile that keep up | {keep['fixed'] or 'none'} | {keep['fp16'] or 'none'} | |",
-              "", f"The paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16 unit): "
+              "| per inference | fixed-point NMPU | FP16 unit | FP16 / fixed |", "|---|---:|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cost_rows(cost, "µs", "mm²")]
+    lines += ["", f"The paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16 unit): "
               f"**{cost['paper_setting']['speedup']:.1f}x** (the paper: 139x in 14 nm); "
               f"{cost['paper_setting']['derivation']}."]
     return lines

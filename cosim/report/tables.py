@@ -97,3 +97,50 @@ def ppa_markdown(study: PPAStudy) -> list[str]:
     for sentence in _comparison(study, lambda x: f"**{x}**"):
         lines += ["", sentence]
     return lines
+
+
+def cost_rows(doc: dict[str, Any], us: str = "us", mm2: str = "mm^2") -> list[list[str]]:
+    """The per-inference rows of a ``nmpu cost --json`` document (label, fixed, FP16, FP16 / fixed), for the
+    command's text and the run report's Markdown alike."""
+    fx, fp, r, keep = doc["fixed"], doc["fp16"], doc["ratios"], doc["units_to_keep_up"]
+
+    def t(ns: float) -> str:
+        return f"{ns / 1000:,.2f}"
+
+    def units(n: int | None, d: dict[str, Any]) -> str:
+        return f"{n} ({n * d['periphery']['area_um2'] / 1e6:.3f} {mm2})" if n else "none"
+
+    def yes(d: dict[str, Any]) -> str:
+        return "yes" if d["keeps_up"] else "no"
+    return [[f"time, tiles and post-processing pipelined ({us})", t(fx["time_ns"]), t(fp["time_ns"]), f"{r['time']:.2f}x"],
+            [f"the tiles' MVMs alone ({us})", t(fx["mvm_time_ns"]), t(fp["mvm_time_ns"]), ""],
+            [f"post-processing alone ({us})", t(fx["post_time_ns"]), t(fp["post_time_ns"]), f"{r['post_time']:.2f}x"],
+            ["keeps up with the tiles", yes(fx), yes(fp), ""],
+            ["post-processing energy (nJ)", f"{fx['energy_pj'] / 1000:,.2f}", f"{fp['energy_pj'] / 1000:,.2f}",
+             f"{r['energy']:.2f}x"],
+            [f"periphery area ({mm2}, library cells)", f"{fx['area_um2'] / 1e6:,.3f}", f"{fp['area_um2'] / 1e6:,.3f}",
+             f"{r['area']:.2f}x"],
+            ["units per column tile that keep up", units(keep["fixed"], fx), units(keep["fp16"], fp), ""]]
+
+
+def cost_text(doc: dict[str, Any]) -> str:
+    """``nmpu cost``'s report: the layers, the per-inference table, the units, the paper's setting, the assumptions."""
+    fx, fp, tile, paper = doc["fixed"], doc["fp16"], doc["tile"], doc["paper_setting"]
+    pf, pp = fx["periphery"], fp["periphery"]
+    lines = [f"periphery cost per inference of {doc['model']}: tiles {tile['rows']} x {tile['cols']}, {doc['mvm_ns']:g} ns "
+             f"per MVM; fixed: {pf['units']} x {pf['lanes']}-lane NMPU(s) per column tile, FP16: {pp['units']} unit(s) "
+             "per column tile"]
+    rows = [[ld["name"], f"{ld['vectors']:,}", f"{ld['inputs']} x {ld['columns']}", f"{ld['row_tiles']} x {ld['col_tiles']}",
+             f"{a['t_mvm_ns'] / 1000:,.2f}"] + [f"{c['t_pp_vector_ns']:.1f}" + ("" if c["keeps_up"] else " (slower)")
+                                                for c in (a, b)]
+            for ld, a, b in zip(doc["layers"], fx["layers"], fp["layers"])]
+    lines += [table(["layer", "vectors", "K x C", "tiles", "MVMs (us)", "fixed ns/vector", "FP16 ns/vector"], rows), "",
+              table(["per inference", pf["name"], pp["name"], "FP16 / fixed"], cost_rows(doc))]
+    lines += [f"  {p['name']}: fmax {p['fmax_mhz']:.1f} MHz, latency {p['latency']} cycles, {p['lanes']} lane(s), "
+              f"{p['energy_pj_per_value']:.2f} pJ/value, {fmt(p['area_um2'])} um^2 ({p['source']})" for p in (pf, pp)]
+    lines.append(f"paper's setting (one MVM of {paper['columns']} columns, 64 fixed-point units against one FP16 unit): "
+                 f"**{paper['speedup']:.1f}x** (the paper: 139x in 14 nm); {paper['derivation']}")
+    lines.append("assumptions: one periphery per column tile (row tiles' codes summed before it); a layer's MVMs and "
+                 "its post-processing pipelined vector by vector, layers one after the other; energy = values x the "
+                 "unit's energy per value at fmax; coefficient memories not in the area (docs/mapping.md)")
+    return "\n".join(lines)

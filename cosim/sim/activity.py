@@ -48,7 +48,7 @@ class Stimulus:
 
 
 def layer_stimulus(work: Any, config: NMPUConfig, layer: str | None = None, samples: int = DEFAULT_SAMPLES,
-                   seed: int = 0, drift: float = 3600.0) -> Stimulus:
+                   seed: int = 0, drift: float = 3600.0, net: Any = None) -> Stimulus:
     """The ADC codes and coefficients of one analog layer of ``work``'s network (``nmpu cosim``'s workload).
 
     ``layer`` defaults to the first analog layer whose configuration is ``config`` itself (ReLU as the
@@ -62,7 +62,8 @@ def layer_stimulus(work: Any, config: NMPUConfig, layer: str | None = None, samp
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be a positive integer, not {samples!r}")
     tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
-    net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=drift, tile=tile, digital=work.digital)
+    if net is None:             # else the caller's network, built with these arguments
+        net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=drift, tile=tile, digital=work.digital)
     coeffs = net.coefficients(config)
     same = [n for n in net.analog_layers if coeffs[n].config.identity() == config.identity()]
     if layer is None:

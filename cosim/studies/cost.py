@@ -231,10 +231,11 @@ def periphery(u: Any, units: int) -> Periphery:
                             f"{u.power.activity_nets}")
 
 
-def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: Any = None) -> Any:
+def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: Any = None, net: Any = None) -> Any:
     """:func:`cosim.studies.ppa.ppa_study` of both units on ``work``'s first layer of ``config``, kept in the cache
     folder under a key of what made it (the configuration, both units' Verilog, the stimulus, the library): a
-    second cost study of the same configuration and network reads it instead of re-running the flow."""
+    second cost study of the same configuration and network reads it instead of re-running the flow. ``net``:
+    ``work``'s network when the caller has built it (seed 0, t = 1 h, the configuration's tiles)."""
     import hashlib
     import json
 
@@ -245,7 +246,7 @@ def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: 
     from ..synth.flow import unit_verilog
     from .ppa import PPAStudy, ppa_study
 
-    stim = act.layer_stimulus(work, config, None, samples)
+    stim = act.layer_stimulus(work, config, None, samples, net=net)
     h = hashlib.sha256()
     for part in (json.dumps(config.identity(), sort_keys=True, default=str), ppa.osu018.NAME, stim.name,
                  unit_verilog(config, "fixed")[0], unit_verilog(config, "fp16")[0]):
