@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "cost", "devices", "run")
+COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "cost", "map", "devices", "run")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "reloaded between blocks. values = samples x columns; cycles from reset release to the last "
                        "output, writes and random stalls included; seconds = wall time of the simulator runs.")
     workload.add_args(p)
+    workload.add_mapping_arg(p)
     p.add_argument("--layers", default="all",
                    help="'all' (default) or comma-separated analog layer indices (0 = first analog layer) or names "
                    "(a name wins: digits-cnn's analog layers are named 3, 7, 12)")
@@ -77,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
         # cocotb's Verilator main traces from the first cycle to the last; only the harness opens a window
         print("waves: cocotb mode traces the whole run (--window applies to --mode bulk)", file=sys.stderr)
     check_parent(args.json, "--json")
-    config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = workload.load(args, progress=tty)
-    select_layers(args.layers, work.analog)  # a bad --layers is one line, before the table
+    config = work.layer_map.base if work.layer_map is not None else load_config(args.config)
+    fp16 = work.layer_map.names("fp16") if work.layer_map is not None else []
+    select_layers(args.layers, [n for n in work.analog if n not in fp16])  # a bad --layers: one line, before the table
     workload.show(work)
     bar = None
     if tty:
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = cosim_network(work, config, layers=args.layers, mode=args.mode, seed=args.seed, drift=args.drift,
                             p_valid=args.p_valid, p_ready=args.p_ready, window=window, fault=args.fault,
-                            progress=bar.update if bar is not None else None)
+                            mapping=work.layer_map, progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:
             bar.close()

@@ -20,6 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, default=5, help="number of noise seeds (default 5)")
     p.add_argument("--json", metavar="OUT", help="write the results as JSON to OUT")
     workload.add_args(p)
+    workload.add_mapping_arg(p)
 
 
 def parse_drifts(text: str) -> list[float]:
@@ -44,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     check_parent(args.json, "--json")
-    config = load_config(args.config)
     tty = sys.stderr.isatty()
     work = workload.load(args, progress=tty)
+    config = work.layer_map.base if work.layer_map is not None else load_config(args.config)
     workload.show(work)
     bar = None
     if tty:
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         bar = tqdm(total=run_images(work, args.seeds, drifts), desc=f"eval {work.name}", unit="image",
                    unit_scale=True, leave=False)
     try:
-        res = evaluate(work, config, drifts=drifts, seeds=args.seeds,
+        res = evaluate(work, config, drifts=drifts, seeds=args.seeds, mapping=work.layer_map,
                        progress=bar.update if bar is not None else None)
     finally:
         if bar is not None:

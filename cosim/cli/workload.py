@@ -33,6 +33,12 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    "PerColumnDriftCompensation)")
 
 
+def add_mapping_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mapping", metavar="FILE", help="a layer mapping (written by `nmpu map`, or by hand: JSON or TOML "
+                   "with [base], the NMPU configuration, and [layers], layer -> digital | fp16 | fixed | "
+                   "fixed[scale.bits=4,...]): every layer where the file says, instead of --config and --digital")
+
+
 def digital_layers(text: str | None) -> tuple[str, ...] | None:
     """``--digital``: None (the default), () for 'none', else the names."""
     if text is None:
@@ -54,8 +60,25 @@ def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> 
 
     if args.images is not None and args.images < 1:
         raise ValueError(f"--images must be >= 1, not {args.images}")
+    layer_map = None
+    if getattr(args, "mapping", None):
+        from nmpu_model.studies.mapping import load_mapping
+        if args.digital is not None:
+            raise ValueError("--mapping names the digital layers itself: drop --digital")
+        if getattr(args, "config", None):
+            raise ValueError("--mapping carries its NMPU configuration (its [base]): drop --config")
+        layer_map = load_mapping(args.mapping)
     work = load_workload(args.model, args.data, args.images, getattr(args, "weights", None), progress=progress,
                          digital=digital_layers(args.digital), device=args.device, compensation=args.compensation)
+    work.layer_map = layer_map
+    if layer_map is not None:
+        from nmpu_model.network.graph import parse
+        specs = parse(work.model, work.x_cal[:2]).layers
+        try:
+            layer_map.check([l.name for l in specs if not l.problem])
+        except ValueError as e:
+            raise ValueError(f"{args.mapping}: {e}") from None
+        work.digital = layer_map.digital(l.name for l in specs if l.problem)
     work.table, work.analog, work.mapping = mapping(work.model, work.x_cal, tile, work.digital)  # refusals stop here
     if not work.analog:                      # nothing on tiles: the one-line refusal, before the table is printed
         from nmpu_model.network.analog_network import check_on_tiles
@@ -69,5 +92,7 @@ def show(work: Any) -> None:
     print(f"{work.name}: {len(work.y_test)} test {what}, {len(work.x_cal)} calibration {what}; metric: "
           f"{work.metric.name}; tiles: {work.describe_tiles()}", file=sys.stderr)
     print(work.table, file=sys.stderr)
+    if getattr(work, "layer_map", None) is not None:
+        print("mapping: " + ", ".join(f"{n} {c.label}" for n, c in work.layer_map.layers), file=sys.stderr)
     if work.note:
         print(work.note, file=sys.stderr)

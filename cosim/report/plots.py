@@ -323,3 +323,37 @@ def plot_area_accuracy(rows: Iterable[dict[str, Any]], path: str | Path, fp16: d
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def pareto_plot(rows: list[dict[str, Any]], path: str | Path, title: str, metric: str | None = None,
+                cost_label: str = "periphery energy per inference (nJ)", cost_scale: float = 1e-3,
+                tolerance: float | None = None, chosen: dict[str, Any] | None = None) -> Path:
+    """The mapping search: every trial's periphery cost per inference (x) against the metric's loss vs the
+    all-digital network (y), coloured by the fraction of MACs on tiles; the Pareto front ringed, the tolerance a
+    dashed line, the chosen mapping a star."""
+    path = Path(path)
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    x = np.array([r["cost"] * cost_scale for r in rows])
+    y = np.array([100 * r["loss"] for r in rows])
+    frac = np.array([r["mac_fraction"] for r in rows])
+    sc = ax.scatter(x, y, c=frac, cmap="viridis", vmin=0, vmax=1, s=22, edgecolor="none", alpha=0.85)
+    front = [i for i, r in enumerate(rows) if r.get("pareto")]
+    ax.scatter(x[front], y[front], s=70, facecolor="none", edgecolor="k", linewidth=0.9, label="Pareto front")
+    if chosen is not None:
+        ax.scatter([chosen["cost"] * cost_scale], [100 * chosen["loss"]], marker="*", s=260, color="tab:red",
+                   edgecolor="k", linewidth=0.6, zorder=5, label="chosen")
+    if tolerance is not None:
+        ax.axhline(tolerance, color="tab:red", ls="--", lw=0.9, label=f"tolerance {tolerance:g}")
+    ax.set_xscale("symlog", linthresh=max(1e-3, float(np.min(x[x > 0])) if np.any(x > 0) else 1e-3))
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_xlabel(cost_label)
+    ax.set_ylabel("accuracy drop vs all-digital (pp)" if _metric(metric).percent
+                  else "perplexity rise vs all-digital (%)")
+    fig.colorbar(sc, ax=ax, label="fraction of MACs on tiles")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -144,3 +144,38 @@ def cost_text(doc: dict[str, Any]) -> str:
                  "its post-processing pipelined vector by vector, layers one after the other; energy = values x the "
                  "unit's energy per value at fmax; coefficient memories not in the area (docs/mapping.md)")
     return "\n".join(lines)
+
+
+def mapping_summary(params: dict[str, str], labels: list[str]) -> str:
+    """``3 x fixed, 1 x fp16, 1 x digital``: how many layers take each choice, in the order of ``labels``."""
+    from collections import Counter
+    n = Counter(params.values())
+    return ", ".join(f"{n[l]} x {l}" for l in labels if n[l])
+
+
+def map_text(doc: dict[str, Any]) -> str:
+    """``nmpu map``'s report: the search, its Pareto front (cheapest first) and the chosen mapping layer by layer."""
+    from nmpu_model.workloads.metrics import METRICS
+    m = METRICS[doc["metric"]]
+    unit = "pp" if m.percent else "%"
+    cost_key = doc["objective_key"]
+    scale, cunit = (1e-3, "nJ") if cost_key == "energy_pj" else (1e-6, "mm^2")
+    lines = [f"mapping search: {doc['trials']} mappings evaluated of {doc['space_size']:,} ({doc['sampler']}), "
+             f"{doc['seeds']} seed(s) each; all-digital {m.name} {m.show(doc['digital_metric'])}{m.suffix}; "
+             f"tolerance {doc['tolerance']:g} {unit}"]
+    front = sorted((r for r in doc["rows"] if r["pareto"]), key=lambda r: (r["cost"], r["loss"]))
+    rows = [[str(r["trial"]), f"{100 * r['loss']:+.2f}", f"{r['cost'] * scale:,.3f}", f"{100 * r['mac_fraction']:.1f}%",
+             "yes" if r.get("keeps_up") else "no", mapping_summary(r["params"], doc["labels"])
+             + ("  <- chosen" if doc["chosen"] and r["trial"] == doc["chosen"]["trial"] else "")] for r in front]
+    lines.append(table(["trial", f"loss ({unit})", f"{doc['objective']} ({cunit})", "MACs on tiles", "keeps up",
+                        "layers"], rows))
+    ch = doc["chosen"]
+    if ch is None:
+        lines.append(f"no mapping within {doc['tolerance']:g} {unit} of the all-digital network")
+    else:
+        lines.append(f"chosen (within the tolerance: most MACs on tiles, then cheapest): trial {ch['trial']}, "
+                     f"{m.name} {m.show(ch['mean'])}{m.suffix} (loss {100 * ch['loss']:+.2f} {unit}), "
+                     f"{ch['energy_pj'] / 1e3:,.3f} nJ and {ch['area_um2'] / 1e6:,.4f} mm^2 of periphery per inference, "
+                     f"{100 * ch['mac_fraction']:.1f}% of the MACs on tiles")
+        lines += [f"  {n:24s} {c}" for n, c in ch["params"].items()]
+    return "\n".join(lines)

@@ -84,6 +84,7 @@ class NetworkCosim:
     builds: dict[str, dict[str, Any]]
     seconds: dict[str, float]
     config: dict[str, Any]
+    layer_mapping: dict[str, str] | None = None     # with a mapping: every layer's choice (label)
 
     @property
     def mismatches(self) -> int:
@@ -105,6 +106,9 @@ class NetworkCosim:
         """The per-layer lines and the score line."""
         m = METRICS[self.metric]
         lines = [r.line() for r in self.layers]
+        fp16 = [n for n, c in (self.layer_mapping or {}).items() if c == "fp16"]
+        if fp16:
+            lines.append(f"on the fp16 unit (its model, not the RTL, in both runs): {', '.join(fp16)}")
         lines.append(f"{m.name} golden={m.show(self.golden)}{m.suffix} rtl={m.show(self.rtl)}{m.suffix} "
                      f"({'equal' if self.golden == self.rtl else 'DIFFERENT'}; {self.images} {m.samples}, "
                      f"mode {self.mode}, "
@@ -151,7 +155,7 @@ def rtl_stream(mode: str) -> Callable[..., Any]:
 def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] = "all", mode: str = "bulk",
                   seed: int = 0, drift: float = 3600.0, stall_seed: int | None = None, p_valid: float = 0.8,
                   p_ready: float = 0.7, fault: str | None = None, window: tuple[int, int] | None = None,
-                  progress: Callable[[int], Any] | None = None) -> NetworkCosim:
+                  mapping: Any = None, progress: Callable[[int], Any] | None = None) -> NetworkCosim:
     """Run ``work`` with the RTL as the post-processor of the chosen analog layers; compare with the model.
 
     Parameters
@@ -175,6 +179,10 @@ def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] 
     window : (int, int), optional
         Record a waveform of cycles ``[start, end)`` of every RTL call (bulk: only that window is traced;
         cocotb: the whole run is traced).
+    mapping : nmpu_model.studies.mapping.Mapping, optional
+        Every layer where the mapping says (``work.digital`` its digital layers, ``config`` its base): each
+        fixed-point layer's RTL built and loaded with that layer's own configuration; fp16 layers run the fp16
+        model in both runs (they are not RTL-checked here).
     progress : callable, optional
         Called with 1 after every RTL call.
 
@@ -193,14 +201,16 @@ def cosim_network(work: Any, config: NMPUConfig, *, layers: str | Sequence[str] 
     torch.set_num_threads(1)
     try:
         return _cosim(work, config, layers=layers, mode=mode, seed=seed, drift=drift, stall_seed=stall_seed,
-                      p_valid=p_valid, p_ready=p_ready, fault=fault, window=window, progress=progress)
+                      p_valid=p_valid, p_ready=p_ready, fault=fault, window=window, mapping=mapping,
+                      progress=progress)
     finally:
         torch.set_num_threads(threads)
 
 
 def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: str, seed: int, drift: float,
            stall_seed: int | None, p_valid: float, p_ready: float, fault: str | None,
-           window: tuple[int, int] | None, progress: Callable[[int], Any] | None) -> NetworkCosim:
+           window: tuple[int, int] | None, mapping: Any,
+           progress: Callable[[int], Any] | None) -> NetworkCosim:
     import torch
 
     from nmpu_model import apply
@@ -219,11 +229,20 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
     net.require_tiles()
     t_build_net = time.perf_counter() - t0
     analog = net.analog_layers
-    names = select_layers(layers, analog) if isinstance(layers, str) else select_layers(",".join(layers), analog)
-    coeffs = net.coefficients(config)
+    # the layers the fixed-point unit post-processes (with a mapping: not those on the fp16 unit), each with its
+    # own coefficients (its own configuration with a mapping)
+    fp16 = mapping.names("fp16") if mapping is not None else []
+    own = mapping.configs() if mapping is not None else {}
+    fixed = [n for n in analog if n not in fp16]
+    if not fixed:
+        raise ValueError("every analog layer of the mapping is on the fp16 unit: no fixed-point layer to co-simulate")
+    spec = layers if isinstance(layers, str) else ",".join(layers)
+    names = select_layers(spec, fixed)
+    coeffs = {n: net.coefficients(own.get(n, config))[n] for n in fixed}
+    posts = mapping.posts(net) if mapping is not None else {}
 
     t0 = time.perf_counter()
-    out_golden, _ = net.run(work.x_test, config, "fixed", batch_size=work.batch_size)
+    out_golden, _ = net.run(work.x_test, config, "fixed", per_layer=posts, batch_size=work.batch_size)
     t_golden = time.perf_counter() - t0
 
     # one RTL build per distinct layer configuration; built before the run so build time is reported apart
@@ -251,7 +270,8 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
         lc = coeffs[name]
         rep = reports[name]
 
-        def post(x: np.ndarray, codes: Any, out_frac: int) -> np.ndarray:
+        def post(x: np.ndarray, _codes: Any, _out_frac: int) -> np.ndarray:
+            codes, out_frac = lc.codes, lc.out_frac      # the layer's own (a mapping's format)
             k = calls[name]
             calls[name] += 1
             kw = {"seed": stall_seed + 1000 * k + rep.index, "p_valid": p_valid, "p_ready": p_ready, "fault": fault}
@@ -288,7 +308,7 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
         return post
 
     t0 = time.perf_counter()
-    out_rtl, _ = net.run(work.x_test, config, "fixed", per_layer={n: make_post(n) for n in names},
+    out_rtl, _ = net.run(work.x_test, config, "fixed", per_layer={**posts, **{n: make_post(n) for n in names}},
                          batch_size=work.batch_size)
     t_rtl = time.perf_counter() - t0
 
@@ -301,4 +321,4 @@ def _cosim(work: Any, config: NMPUConfig, *, layers: str | Sequence[str], mode: 
         seconds={"network_build": round(t_build_net, 3), "golden_run": round(t_golden, 3),
                  "rtl_builds": round(t_builds, 3), "rtl_run": round(t_rtl, 3),
                  "total": round(time.perf_counter() - t_all, 3)},
-        config=config.to_dict())
+        config=config.to_dict(), layer_mapping=mapping.to_dict()["layers"] if mapping is not None else None)

@@ -97,11 +97,13 @@ class LayerCost:
     t_layer_ns: float             # the pipeline of both
     keeps_up: bool
     energy_pj: float
+    area_um2: float = 0.0         # its column tiles' units, library cells
+    unit: str = ""                # the periphery's name
 
 
 @dataclass
 class NetworkCost:
-    periphery: Periphery
+    periphery: Periphery | None   # the one periphery of every layer (None: a mapping with several)
     mvm_ns: float
     tile_cols: int
     layers: list[LayerCost] = field(default_factory=list)
@@ -128,14 +130,14 @@ class NetworkCost:
 
     @property
     def area_um2(self) -> float:
-        return self.col_tiles * self.periphery.units * self.periphery.area_um2
+        return sum(l.area_um2 for l in self.layers)
 
     @property
     def keeps_up(self) -> bool:
         return all(l.keeps_up for l in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"periphery": asdict(self.periphery), "mvm_ns": self.mvm_ns, "tile_cols": self.tile_cols,
+        return {"periphery": asdict(self.periphery) if self.periphery else None, "mvm_ns": self.mvm_ns, "tile_cols": self.tile_cols,
                 "time_ns": self.t_ns, "mvm_time_ns": self.t_mvm_ns, "post_time_ns": self.t_pp_ns,
                 "energy_pj": self.energy_pj, "area_um2": self.area_um2, "column_tiles": self.col_tiles,
                 "keeps_up": self.keeps_up, "layers": [asdict(l) for l in self.layers]}
@@ -149,11 +151,24 @@ def _col_tile_widths(columns: int, tile_cols: int) -> list[int]:
 def network_cost(loads: Iterable[LayerLoad], per: Periphery, mvm_ns: float = MVM_NS,
                  tile_cols: int = 256) -> NetworkCost:
     """Time, energy and area per inference of ``loads`` with ``per`` beside every column tile (module docstring)."""
+    loads = list(loads)
+    cost = mapping_cost(loads, {ld.name: per for ld in loads}, mvm_ns, tile_cols)
+    cost.periphery = per
+    return cost
+
+
+def mapping_cost(loads: Iterable[LayerLoad], units: dict[str, Periphery], mvm_ns: float = MVM_NS,
+                 tile_cols: int = 256) -> NetworkCost:
+    """Time, energy and area per inference of ``loads``, layer ``l`` with the periphery ``units[l]`` beside each of
+    its column tiles (a heterogeneous mapping: fixed-point NMPUs of several formats, FP16 units)."""
     if not (isinstance(mvm_ns, (int, float)) and math.isfinite(mvm_ns) and mvm_ns > 0):
         raise ValueError(f"the tiles' MVM time must be a finite number of ns > 0, not {mvm_ns!r}")
-    cost = NetworkCost(per, float(mvm_ns), tile_cols)
-    ns_per_cycle = 1000.0 / per.fmax_mhz
+    cost = NetworkCost(None, float(mvm_ns), tile_cols)
     for ld in loads:
+        if ld.name not in units:
+            raise ValueError(f"layer {ld.name}: no periphery given for it")
+        per = units[ld.name]
+        ns_per_cycle = 1000.0 / per.fmax_mhz
         widths = _col_tile_widths(ld.columns, tile_cols)
         t_pv = max(per.cycles_per_vector(c) for c in widths) * ns_per_cycle
         v = ld.vectors
@@ -161,7 +176,8 @@ def network_cost(loads: Iterable[LayerLoad], per: Periphery, mvm_ns: float = MVM
         cost.layers.append(LayerCost(
             name=ld.name, vectors=v, columns=ld.columns, col_tiles=len(widths), t_mvm_ns=v * mvm_ns,
             t_pp_ns=v * t_pv + per.latency * ns_per_cycle, t_pp_vector_ns=t_pv, t_layer_ns=t_layer,
-            keeps_up=t_pv <= mvm_ns, energy_pj=ld.values * per.energy_pj_per_value))
+            keeps_up=t_pv <= mvm_ns, energy_pj=ld.values * per.energy_pj_per_value,
+            area_um2=len(widths) * per.units * per.area_um2, unit=per.name))
     return cost
 
 
@@ -231,11 +247,12 @@ def periphery(u: Any, units: int) -> Periphery:
                             f"{u.power.activity_nets}")
 
 
-def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: Any = None, net: Any = None) -> Any:
-    """:func:`cosim.studies.ppa.ppa_study` of both units on ``work``'s first layer of ``config``, kept in the cache
-    folder under a key of what made it (the configuration, both units' Verilog, the stimulus, the library): a
-    second cost study of the same configuration and network reads it instead of re-running the flow. ``net``:
-    ``work``'s network when the caller has built it (seed 0, t = 1 h, the configuration's tiles)."""
+def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: Any = None, net: Any = None,
+                     units: tuple[str, ...] = ("fixed", "fp16")) -> Any:
+    """:func:`cosim.studies.ppa.ppa_study` of ``units`` (default both) on ``work``'s first layer of ``config``, kept
+    in the cache folder under a key of what made it (the configuration, the units and their Verilog, the stimulus,
+    the library): a second cost study of the same configuration and network reads it instead of re-running the
+    flow. ``net``: ``work``'s network when the caller has built it (seed 0, t = 1 h, the configuration's tiles)."""
     import hashlib
     import json
 
@@ -249,7 +266,7 @@ def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: 
     stim = act.layer_stimulus(work, config, None, samples, net=net)
     h = hashlib.sha256()
     for part in (json.dumps(config.identity(), sort_keys=True, default=str), ppa.osu018.NAME, stim.name,
-                 unit_verilog(config, "fixed")[0], unit_verilog(config, "fp16")[0]):
+                 *(unit_verilog(config, u)[0] for u in units)):
         h.update(part.encode() + b"\0")
     h.update(stim.codes.tobytes())
     for d in (stim.coef_codes, stim.coef_real):
@@ -262,7 +279,7 @@ def cached_ppa_study(config: Any, work: Any, out: Any, *, samples: int, notify: 
         if study is not None:
             study.stimulus = kept["stimulus"]
             return study
-    study = ppa_study(config, ("fixed", "fp16"), work, out, samples=samples, notify=notify, stim=stim)
+    study = ppa_study(config, tuple(units), work, out, samples=samples, notify=notify, stim=stim)
     doc: dict[str, Any] = {}
     study.merge_into(doc)
     tmp = path.with_suffix(".tmp")

@@ -27,7 +27,7 @@ KEYS = {"fp32": "analog_fp32", "fp16": "analog_fp16", "fixed": "analog_fixed"}
 
 def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DEFAULT_DRIFTS, seeds: int = 5,
              tile: TileParams | None = None, digital: Sequence[str] | None = None,
-             progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+             mapping: Any = None, progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """The metric's table (``work.metric``: accuracy, or a language model's perplexity) as a JSON-ready dict.
 
     ``progress`` is called with the number of images of each finished chunk: the whole evaluation
@@ -38,7 +38,9 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     dict
         ``fp32_digital``, ``analog_fp32``, ``analog_fp16``, ``analog_fixed``: lists over ``drifts``
         of ``{"t", "mean", "std", "runs"}`` (the metric's value: accuracy in [0, 1], or perplexity; std over
-        seeds, ddof 0); ``metric`` (its name); ``config``
+        seeds, ddof 0; with a ``mapping`` (:class:`~nmpu_model.studies.mapping.Mapping`, its ``base`` the
+        ``config`` and its digital layers ``digital``), ``analog_fixed`` runs every layer as the mapping says,
+        the fp32/fp16 rows the same layers on tiles); ``metric`` (its name); ``config``
         (``config.to_dict()``); ``model``, ``images``, ``seeds``, ``layers`` (per analog layer
         ``out_frac`` and coefficient quantization error, seed 0, first drift time) and ``seconds``
         (time spent per post-processor, tiles included).
@@ -63,13 +65,17 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
             pred = {}
             for p in POSTS:
                 t0 = time.perf_counter()
-                out, _ = net.run(work.x_test, config, p, batch_size=work.batch_size, progress=progress)
+                per_layer = mapping.posts(net) if mapping is not None and p == "fixed" else None
+                out, _ = net.run(work.x_test, config, p, per_layer=per_layer, batch_size=work.batch_size,
+                                 progress=progress)
                 secs[p] += time.perf_counter() - t0
                 accs[p][i, s] = metric(out, work.y_test)
                 pred[p] = out
             agree[i, s] = agreement(pred["fixed"], pred["fp16"])
             if s == 0 and i == 0:
-                layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in net.coefficients(config).items()}
+                own = mapping.configs() if mapping is not None else {}
+                layers = {n: {"out_frac": c.out_frac, **c.qerr} for n, c in
+                          ((n, net.coefficients(own.get(n, config))[n]) for n in net.analog_layers)}
     res: dict[str, Any] = {"model": work.name, "metric": metric.name, "images": int(len(work.y_test)), "seeds": seeds,
                            "tiles": tile.describe_devices(), "fp32_digital": [{"t": float(t), "mean": base, "std": 0.0} for t in drifts]}
     for p in POSTS:
@@ -81,6 +87,8 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
     res["layers"] = layers
     res["seconds"] = secs
     res["config"] = config.to_dict()
+    if mapping is not None:
+        res["layer_mapping"] = mapping.to_dict()["layers"]
     return res
 
 
@@ -105,16 +113,18 @@ def format_table(res: dict[str, Any]) -> str:
     lines = [f"{res['model']}: {res['images']} test {metric.samples}, {res['seeds']} noise seed(s); {metric.label} "
              f"(mean +- std over seeds)" + (f"; tiles: {res['tiles']}" if res.get("tiles") else ""), head]
     rows = [("float model (digital)", "fp32_digital"), ("analog + fp32", "analog_fp32"),
-            ("analog + fp16", "analog_fp16"), ("analog + fixed NMPU", "analog_fixed")]
+            ("analog + fp16", "analog_fp16"),
+            ("analog + mapping" if res.get("layer_mapping") else "analog + fixed NMPU", "analog_fixed")]
     for label, key in rows:
         lines.append(f"{label:22s}" + "".join(f"{metric.show(e['mean'], 11)} +-{metric.show(e['std'], 5)}"
                                               for e in res[key]))
+    fixed = "mapping" if res.get("layer_mapping") else "fixed"
     if metric.percent:
         d = [100 * (f["mean"] - h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
-        lines.append(f"{'fixed - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
+        lines.append(f"{fixed + ' - fp16 (pp)':22s}" + "".join(f"{v:+18.2f}" for v in d))
     else:
         d = [100 * metric.loss(f["mean"], h["mean"]) for f, h in zip(res["analog_fixed"], res["analog_fp16"])]
-        lines.append(f"{'fixed / fp16 - 1 (%)':22s}" + "".join(f"{v:+18.2f}" for v in d))
+        lines.append(f"{fixed + ' / fp16 - 1 (%)':22s}" + "".join(f"{v:+18.2f}" for v in d))
     if "agreement_fixed_fp16" in res:
         same = "same class fixed/fp16" if metric.percent else "same token fixed/fp16"
         lines.append(f"{same:22s}" + "".join(

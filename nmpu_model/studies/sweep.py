@@ -312,19 +312,23 @@ class _LayerPost:
 def evaluate_spec(setup: Setup, net: Any, spec: dict[str, Any]) -> float:
     """The workload's metric (accuracy, or perplexity) of one task.
 
-    ``spec``: ``{"config": NMPUConfig, "post": "fixed"|"fp16", "low": NMPUConfig | None,
-    "low_layers": [...], "fp16_layers": [...]}``: layers in ``low_layers`` run the fixed-point unit
-    with the ``low`` configuration, layers in ``fp16_layers`` the fp16 unit, the rest ``post``.
+    ``spec``: ``{"config": NMPUConfig, "post": "fixed"|"fp16", "layer_configs": {layer: NMPUConfig},
+    "fp16_layers": [...]}``: a layer in ``layer_configs`` runs the fixed-point unit with its own configuration
+    (a layer without ReLU with the stage off, as :meth:`AnalogNetwork.coefficients` does), a layer in
+    ``fp16_layers`` the fp16 unit, the rest ``post`` with ``config``.
     """
     work = setup_workload(setup)
-    config = spec["config"]
-    per_layer: dict[str, Any] = {}
-    if spec.get("low_layers"):
-        low = net.coefficients(spec["low"])
-        per_layer.update({name: _LayerPost(low[name]) for name in spec["low_layers"]})
-    per_layer.update({name: "fp16" for name in spec.get("fp16_layers", [])})
-    out, _ = net.run(work.x_test, config, spec.get("post", "fixed"), per_layer=per_layer)
+    per_layer = layer_posts(net, spec.get("layer_configs", {}), spec.get("fp16_layers", ()))
+    out, _ = net.run(work.x_test, spec["config"], spec.get("post", "fixed"), per_layer=per_layer)
     return work.metric(out, work.y_test)
+
+
+def layer_posts(net: Any, layer_configs: dict[str, NMPUConfig], fp16_layers: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``per_layer`` post-processors of :meth:`AnalogNetwork.run` for layers with their own fixed-point
+    configuration and layers on the fp16 unit."""
+    per_layer: dict[str, Any] = {name: _LayerPost(net.coefficients(cfg)[name]) for name, cfg in layer_configs.items()}
+    per_layer.update({name: "fp16" for name in fp16_layers})
+    return per_layer
 
 
 def _prep_key(seed: int, config: NMPUConfig, digital: tuple[str, ...] | None = None) -> tuple:
@@ -407,7 +411,7 @@ def layer_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
     rf = ResultsFile(results, meta)
 
     def spec(low_layers, fp16_layers=()):
-        return {"config": base, "post": "fixed", "low": low, "low_layers": list(low_layers),
+        return {"config": base, "post": "fixed", "layer_configs": {name: low for name in low_layers},
                 "fp16_layers": list(fp16_layers)}
 
     tasks = [Task("reference", s, spec([]), _prep_key(s, base)) for s in seed_list]
@@ -475,8 +479,8 @@ def alone_sensitivity(base: NMPUConfig, low: NMPUConfig, setup: Setup, seeds: in
         for s in seed_list:
             key = _prep_key(s, base, others)
             tasks.append(Task(f"alone:{name}", s, {"config": base, "post": "fixed"}, key))
-            tasks.append(Task(f"alone_low:{name}", s, {"config": base, "post": "fixed", "low": low,
-                                                       "low_layers": [name]}, key))
+            tasks.append(Task(f"alone_low:{name}", s, {"config": base, "post": "fixed",
+                                                       "layer_configs": {name: low}}, key))
     raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
                     scheduler=scheduler, done=rf.raw, on_result=rf.add, progress=progress)
     metric = work.metric

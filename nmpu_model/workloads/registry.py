@@ -38,6 +38,7 @@ class Workload:
     compensation: str = "global"
     metric: Metric = ACCURACY
     mapping: dict = field(default_factory=dict)     # per weight op analog or digital, and why (``--json``)
+    layer_map: Any = None                           # a heterogeneous mapping (``--mapping``), or None
 
     def tile_params(self, adc_bits: int, dac_bits: int, dac_signed: bool = True) -> TileParams:
         """The tiles this workload runs on, for ADC and DAC codes of the given widths (a unit's configuration:
