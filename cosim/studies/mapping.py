@@ -157,7 +157,7 @@ def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], fi
         "metric": metric.name, "digital_metric": score.digital, "tolerance": tolerance,  # type: ignore[attr-defined]
         "tolerance_unit": metric.loss_unit, "objective": objective, "objective_key": OBJECTIVE_KEYS[objective],
         "seeds": seeds, "trials": len(rows), "space_size": mp.space_size(space),
-        "sampler": "grid (every mapping)" if mp.space_size(space) <= trials else "NSGA-II",
+        "sampler": "every mapping" if mp.space_size(space) <= trials else "NSGA-II",
         "study": name, "storage": storage, "base": base.to_dict(), "labels": labels,
         "figures": {k: asdict(v) for k, v in figures.items()}, "loads": {k: asdict(v) for k, v in loads.items()},
         "mvm_ns": mvm_ns, "rows": rows, "chosen": chosen,

@@ -10,13 +10,15 @@ The search (:func:`search`) is Optuna's: one categorical parameter per layer, th
 against the all-digital network, a periphery cost per inference, the fraction of the network's MACs on tiles),
 trials evaluated in batches (on the sweep's Dask runner for a network), every finished trial kept in Optuna's
 storage (SQLite: an interrupted search resumes where it stopped). A space no larger than the trial budget is
-enumerated (``GridSampler``: the front is exact); a larger one is searched by NSGA-II, started from the given
-anchor mappings. The pick (:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the
+enumerated (every mapping queued once: the front is exact); a larger one is searched by NSGA-II (constrained to
+the tolerance), started from the given anchor mappings, then polished: every single-layer change of the chosen
+mapping is tried, until none is chosen over it. The pick (:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the
 cheapest, then the best metric.
 """
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -244,10 +246,13 @@ def space_size(space: dict[str, Sequence[str]]) -> int:
 
 def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]]], list[Scored]], *,
            trials: int, storage: str | None = None, name: str = "mapping", batch: int = 16, seed: int = 0,
-           anchors: Sequence[dict[str, str]] = (), progress: Callable[[int], Any] | None = None) -> Any:
+           tolerance: float | None = None, anchors: Sequence[dict[str, str]] = (),
+           progress: Callable[[int], Any] | None = None) -> Any:
     """Run (or resume) the Optuna study ``name`` in ``storage`` (``sqlite:///FILE``; None: in memory) until it holds
-    ``trials`` finished trials (at most the space's size). ``space``: parameter -> its labels; ``score`` takes a
-    batch of parameter dicts and returns their :class:`Scored`. A trial whose parameters were scored before takes
+    ``trials`` finished trials (at most the space's size), then (a larger space, with a ``tolerance``) the polish
+    of the module's docstring, whose trials come on top. ``space``: parameter -> its labels; ``score`` takes a
+    batch of parameter dicts and returns their :class:`Scored`. ``tolerance`` (percent, as :func:`choose`): a
+    constraint on the loss, so that NSGA-II breeds from the mappings within it. A trial whose parameters were scored before takes
     that score (a sampler may propose a point twice); trials an interruption left running are marked failed and
     replaced. Returns the study."""
     import optuna
@@ -262,47 +267,71 @@ def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]
     dists = {k: CategoricalDistribution(list(v)) for k, v in space.items()}
     size = space_size(space)
     trials = min(trials, size)
-    if size <= trials:
-        sampler: Any = optuna.samplers.GridSampler({k: list(v) for k, v in space.items()}, seed=seed)
-    else:
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(batch, 4))
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=max(batch, 4))
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, load_if_exists=True,
                                 directions=[d for _, d in OBJECTIVES])
     if study.directions != [optuna.study.StudyDirection.MINIMIZE, optuna.study.StudyDirection.MINIMIZE,
                             optuna.study.StudyDirection.MAXIMIZE]:
         raise ValueError(f"{storage}: study {name!r} holds other objectives; remove the file or choose another")
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
-        if t.state == TrialState.RUNNING:
-            study.tell(t.number, state=TrialState.FAIL)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.tell(t.number, state=TrialState.FAIL)
     done = {json.dumps(t.params, sort_keys=True): t for t in study.get_trials(states=(TrialState.COMPLETE,))}
-    if not isinstance(sampler, optuna.samplers.GridSampler) and not study.trials:
+    waiting = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(states=(TrialState.WAITING,))}
+    if size <= trials:
+        # the whole space fits the budget: every mapping, each once, in a fixed order (the front is exact)
+        for combo in itertools.product(*space.values()):
+            p = dict(zip(space, combo))
+            k = json.dumps(p, sort_keys=True)
+            if k not in done and k not in waiting:
+                study.enqueue_trial(p)
+    elif not study.trials:
         for a in anchors:
             study.enqueue_trial(dict(a), skip_if_exists=True)
-    n_done = len(done)
-    if progress is not None and n_done:
-        progress(n_done)
-    while n_done < trials:
-        asked = [study.ask(dists) for _ in range(min(batch, trials - n_done))]
-        new = [t for t in asked if json.dumps(t.params, sort_keys=True) not in done]
-        keys = list(dict.fromkeys(json.dumps(t.params, sort_keys=True) for t in new))
-        scored = dict(zip(keys, score([json.loads(k) for k in keys]))) if keys else {}
-        for t in asked:
-            k = json.dumps(t.params, sort_keys=True)
-            if k in scored:
-                s = scored[k]
-                for a, v in s.attrs.items():
+    if progress is not None and done:
+        progress(len(done))
+
+    def run(target: int) -> None:
+        """Ask, score and tell batches until ``target`` distinct mappings are finished."""
+        stale = 0
+        while len(done) < target and stale < 50:      # a sampler that proposes only seen mappings stops
+            asked = [study.ask(dists) for _ in range(min(batch, target - len(done)))]
+            before = len(done)
+            keys = list(dict.fromkeys(k for k in (json.dumps(t.params, sort_keys=True) for t in asked)
+                                      if k not in done))
+            scored = dict(zip(keys, score([json.loads(k) for k in keys]))) if keys else {}
+            for t in asked:
+                k = json.dumps(t.params, sort_keys=True)
+                if k in scored and k not in done:
+                    attrs, values = scored[k].attrs, scored[k].values()
+                else:
+                    old = done[k]
+                    attrs, values = {**old.user_attrs, "repeat_of": old.number}, list(old.values)
+                for a, v in attrs.items():
                     t.set_user_attr(a, v)
-                ft = study.tell(t, s.values())
-            else:
-                old = done[k]
-                for a, v in old.user_attrs.items():
-                    t.set_user_attr(a, v)
-                t.set_user_attr("repeat_of", old.number)
-                ft = study.tell(t, list(old.values))
-            done.setdefault(k, ft)
-            n_done = len(done)
-        if progress is not None:
-            progress(len(asked))
+                if tolerance is not None:
+                    t.set_constraint("loss", values[0] - tolerance / 100)
+                done.setdefault(k, study.tell(t, values))
+            stale = stale + 1 if len(done) == before else 0
+            if progress is not None:
+                progress(len(asked))
+
+    run(trials)
+    if tolerance is not None and size > trials:
+        # polish: every single-layer change of the chosen mapping, until none is chosen over it
+        while True:
+            best = choose([{"trial": t.number, "params": t.params, "loss": t.values[0], "cost": t.values[1],
+                            "mac_fraction": t.values[2]} for t in done.values()], tolerance)
+            if best is None:
+                break
+            near = [p for n, labels in space.items() for l in labels if l != best["params"][n]
+                    for p in [{**best["params"], n: l}] if json.dumps(p, sort_keys=True) not in done]
+            if not near:
+                break
+            queued = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(states=(TrialState.WAITING,))}
+            for p in near:
+                if json.dumps(p, sort_keys=True) not in queued:
+                    study.enqueue_trial(p)
+            run(len(done) + len(near))
     return study
 
 
