@@ -29,8 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "(the chosen mapping), DIR/pareto.png, DIR/sensitivity.{json,png}.")
     workload.add_args(p)
     p.add_argument("--config", metavar="CFG.toml", help="the base NMPU configuration (default: the spec's defaults)")
-    p.add_argument("--formats", metavar="GRID.toml", help="the fixed-point formats to choose from: a [grid] of fields "
-                   "applied to the base (the sweep's rule for bits; default: the base, scale and offset 4 bits, 2 bits)")
+    p.add_argument("--formats", metavar="GRID.toml", help="the fixed-point formats to choose from besides the base: a [grid] "
+                   "of fields applied to the base (the sweep's rule for bits; default: scale and offset at 4 bits and at "
+                   "2 bits)")
     p.add_argument("--seeds", type=int, default=2, help="noise seeds per mapping (default %(default)s)")
     p.add_argument("--drift", type=float, default=3600.0, help="drift time in seconds (default 3600)")
     p.add_argument("--trials", type=int, default=64, help="mappings to evaluate (default %(default)s; a smaller space "
@@ -110,21 +111,27 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
     base = load_config(args.config)
-    formats = mp.format_choices(base, grid_points(load_grid(args.formats)) if args.formats else sm.DEFAULT_FORMATS)
+    formats = mp.format_choices(base, [{}, *grid_points(load_grid(args.formats))] if args.formats
+                                else sm.DEFAULT_FORMATS)
     figures = _figures(args.figures) if args.figures else None
     forced = args.digital
     args.digital = "none"                    # the layer table shows every layer that can go on tiles
     tty = sys.stderr.isatty()
     work = workload.load(args, progress=tty)
-    workload.show(work)
     setup = Setup(model=args.model, data=args.data, images=args.images, drift=args.drift, digital=work.digital,
                   device=args.device, compensation=args.compensation)
     names, problem = mp.mappable_layers(setup)
     forced_digital = _resolve_digital(forced, names)
+    unknown = [n for n in forced_digital if n not in names]
+    if unknown:
+        raise ValueError(f"--digital: {unknown[0]!r} is not a layer that can go on tiles ({', '.join(names)})")
+    if set(names) <= set(forced_digital):
+        raise ValueError("every layer is kept digital (--digital): nothing to map onto tiles")
     if figures is not None:
         missing = [l for l in ["fp16", *(c.label for c in formats)] if l not in figures]
         if missing:
             raise ValueError(f"--figures {args.figures}: no figures of {missing[0]} (its formats differ from --formats)")
+    workload.show(work)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     setup_workload(setup)

@@ -53,6 +53,33 @@ def test_network_cost_by_hand():
         cost.LayerLoad("z", vectors=0, inputs=1, columns=1, row_tiles=1, col_tiles=1)
 
 
+def test_mapping_cost_by_hand():
+    """A periphery per layer: layer a on 4 two-lane units at 250 MHz (as above), layer b on one FP16-like unit of one
+    lane at 100 MHz, latency 6, 8 pJ a value, 500 um^2."""
+    from cosim.studies.mapping import mapping_cost as of_mapping
+    from nmpu_model.studies.mapping import Choice, Mapping
+    loads = [cost.LayerLoad("a", vectors=10, inputs=30, columns=20, row_tiles=2, col_tiles=2),
+             cost.LayerLoad("b", vectors=3, inputs=5, columns=8, row_tiles=1, col_tiles=1)]
+    slow = _per(name="slow", units=1, lanes=1, fmax=100.0, latency=6, energy=8.0, area=500.0)
+    c = cost.mapping_cost(loads, {"a": _per(), "b": slow}, mvm_ns=10.0, tile_cols=16)
+    # a: 120 ns, 400 pJ, 2 column tiles x 4 units x 100 um^2 = 800 um^2 (test_network_cost_by_hand)
+    # b: 8 cycles of 10 ns = 80 ns a vector (slower than the tiles): 10 + 2 x 80 + 80 + 60 = 310 ns;
+    #    3 x 8 x 8 pJ = 192 pJ; 1 column tile x 1 unit x 500 um^2
+    assert [l.t_layer_ns for l in c.layers] == [120.0, 310.0]
+    assert [l.energy_pj for l in c.layers] == [400.0, 192.0] and [l.area_um2 for l in c.layers] == [800.0, 500.0]
+    assert (c.t_ns, c.energy_pj, c.area_um2, c.keeps_up) == (430.0, 592.0, 1300.0, False)
+    assert [l.unit for l in c.layers] == ["p", "slow"] and c.periphery is None and c.to_dict()["periphery"] is None
+    with pytest.raises(ValueError, match="layer b: no periphery given for it"):
+        cost.mapping_cost(loads, {"a": _per()})
+    # a mapping: a on the base format, b digital: only a costs; MACs a 10 x 30 x 20 = 6000 of 6000 + 3 x 5 x 8 = 120
+    m = Mapping.of(NMPUConfig(), {"a": Choice("fixed"), "b": Choice("digital")})
+    got, frac = of_mapping(m, {l.name: l for l in loads}, {"fixed": _per(), "fp16": slow}, 10.0, 16)
+    assert [l.name for l in got.layers] == ["a"] and got.energy_pj == 400.0 and frac == 6000 / 6120
+    m = Mapping.of(NMPUConfig(), {"a": Choice("digital"), "b": Choice("fp16")})
+    got, frac = of_mapping(m, {l.name: l for l in loads}, {"fixed": _per(), "fp16": slow}, 10.0, 16)
+    assert (got.energy_pj, got.area_um2, frac) == (192.0, 500.0, 120 / 6120)
+
+
 def test_units_to_keep_up_by_hand():
     loads = [cost.LayerLoad("a", 10, 30, 20, 2, 2), cost.LayerLoad("b", 3, 5, 8, 1, 1)]   # column tiles 16, 4, 8
     # 250 MHz, 10 ns per MVM: 2 cycles; 2 lanes: the 16-column tile needs ceil(16 / (2 x 2)) = 4 units
