@@ -42,8 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="build/cost", metavar="DIR",
                    help="without --ppa: where the timing and power flow writes (default %(default)s)")
     p.add_argument("--json", metavar="OUT.json", help="write the figures as JSON")
-    from .workload import add_args
+    from .workload import add_args, add_mapping_arg
     add_args(p)
+    add_mapping_arg(p)
 
 
 def _study_from_file(path: str) -> tuple[Any, dict | None]:
@@ -76,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.json and Path(args.json).is_dir():
         raise ValueError(f"{args.json}: is a folder; --json takes a file")
+    if args.mapping and args.ppa:
+        raise ValueError("--ppa holds one configuration's units; with --mapping each format is measured (cached): "
+                         "drop --ppa")
     study, ppa_config = _study_from_file(args.ppa) if args.ppa else (None, None)
     if not (math.isfinite(args.mvm_ns) and args.mvm_ns > 0):
         raise ValueError(f"--mvm-ns must be a finite number > 0, not {args.mvm_ns:g}")
     work = load(args)
     show(work)
     torch.set_num_threads(1)
+    if work.layer_map is not None:
+        return _mapping_cost(args, work)
     tile = work.tile_params(config.adc_bits, config.output.bits, config.output.signed)
     net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=work.digital)
     net.require_tiles()                       # nothing on tiles: no periphery to cost (one line, exit 2)
@@ -120,4 +126,45 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
+    return 0
+
+
+def _mapping_cost(args: argparse.Namespace, work: Any) -> int:
+    """``--mapping``: the periphery's cost per inference of a heterogeneous mapping, each layer on tiles with its
+    own unit (each format measured, cached), and the fraction of the MACs on tiles."""
+    from nmpu_model.studies.mapping import Choice
+    from nmpu_model.studies.sweep import Setup
+
+    from ..report.tables import table
+    from ..studies import mapping as sm
+
+    m = work.layer_map
+    setup = Setup(model=args.model, data=args.data, images=args.images, digital=work.digital, device=args.device,
+                  compensation=args.compensation)
+    loads = sm.all_layer_loads(setup, m.base)
+    formats = list(dict.fromkeys([Choice("fixed"), *(c for _, c in m.layers if c.unit == "fixed")]))
+    print("measuring the units of the mapping's formats (OSU 0.18 um; cached per configuration) ...", file=sys.stderr,
+          flush=True)
+    figures = sm.unit_peripheries(m.base, formats, work, Path(args.out), samples=args.samples, units=args.units,
+                                  fp16_units=args.fp16_units, notify=lambda s: print(s, file=sys.stderr, flush=True))
+    c, frac = sm.mapping_cost(m, loads, figures, args.mvm_ns, work.tile_params(
+        m.base.adc_bits, m.base.output.bits, m.base.output.signed).cols)
+    choice = m.choices
+    rows = [[l.name, choice[l.name].label, f"{l.vectors:,}", f"{l.t_pp_vector_ns:.1f}" + ("" if l.keeps_up else " (slower)"),
+             f"{l.energy_pj / 1e3:,.3f}", f"{l.area_um2 / 1e6:,.4f}"] for l in c.layers]
+    print(f"periphery cost per inference of {work.name} with the mapping {args.mapping} "
+          f"({args.mvm_ns:g} ns per MVM):")
+    print(table(["layer", "unit", "vectors", "ns/vector", "energy (nJ)", "area (mm^2)"], rows))
+    print(f"total: {c.t_ns / 1e3:,.2f} us ({c.t_mvm_ns / 1e3:,.2f} us of MVMs), {c.energy_pj / 1e3:,.3f} nJ, "
+          f"{c.area_um2 / 1e6:,.4f} mm^2; keeps up with the tiles: {'yes' if c.keeps_up else 'no'}; "
+          f"{100 * frac:.1f}% of the MACs on tiles; digital: {', '.join(m.names('digital')) or 'none'}")
+    for label, p in figures.items():
+        print(f"  {p.name}: fmax {p.fmax_mhz:.1f} MHz, latency {p.latency} cycles, {p.energy_pj_per_value:.2f} pJ/value, "
+              f"{p.area_um2:,.0f} um^2 x {p.units} per column tile")
+    if args.json:
+        from .io import write_json
+        write_json(args.json, {"model": work.name, "mapping": m.to_dict(), "mvm_ns": args.mvm_ns,
+                               "cost": c.to_dict(), "mac_fraction": frac,
+                               "figures": {k: p.__dict__ for k, p in figures.items()},
+                               "loads": {k: ld.__dict__ for k, ld in loads.items()}})
     return 0

@@ -142,14 +142,14 @@ def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], fi
     score = scorer(setup, base, loads, figures, seeds=seeds, objective=objective, mvm_ns=mvm_ns,
                    tile_cols=tile_cols, workers=workers, scheduler=scheduler)
     identity = {"setup": setup.identity(), "base": base.identity(), "seeds": seeds, "space": space,
-                "objective": objective, "mvm_ns": mvm_ns, "tile_cols": tile_cols,
+                "objective": objective, "tolerance": tolerance, "mvm_ns": mvm_ns, "tile_cols": tile_cols,
                 "figures": {k: asdict(v) for k, v in sorted(figures.items())},
                 "loads": {k: asdict(v) for k, v in loads.items()}}
     name = mp.study_name(identity)
     starts = [{n: (a[n] if a[n] in space[n] else "digital") for n in names}
               for a in anchors(names, labels, [r for r in ranking if r in names])]
     study = mp.search(space, score, trials=trials, storage=storage, name=name, batch=batch, seed=seed,
-                      anchors=starts, progress=progress)
+                      tolerance=tolerance, anchors=starts, progress=progress)
     rows = mp.trial_rows(study)
     chosen = mp.choose(rows, tolerance)
     metric = setup_workload(setup).metric

@@ -244,3 +244,40 @@ def test_measured_units_are_cached_by_what_made_them(tmp_path, monkeypatch):
     other = variant_config(NMPUConfig(), {"scale.bits": 6})
     cost.cached_ppa_study(other, work, tmp_path / "o", samples=4)
     assert len(calls) == 2, "another configuration is measured again"
+
+
+def test_cli_cost_of_a_mapping_gives_each_layer_its_own_units(tmp_path, monkeypatch, capsys):
+    """``nmpu cost --mapping``: each format measured once (here by a stand-in flow whose energy per value is 10 pJ per
+    scale bit), each layer on tiles charged its own unit's energy, the digital one nothing, the fp16 one the FP16
+    unit's; the figures file it writes feeds ``nmpu map --figures``."""
+    from cosim.studies import ppa as ppa_mod
+    from cosim.studies.ppa import PPAStudy, UnitPPA
+
+    monkeypatch.setenv("NMPU_CACHE_DIR", str(tmp_path / "cache"))
+    asked = []
+
+    def fake(config, us, work, out, **kw):
+        asked.append((config.scale.bits, config.relu, tuple(us)))
+        docs = {"fixed": ("fixed", 200.0, 2, 10.0 * config.scale.bits, 2e4), "fp16": ("fp16", 100.0, 6, 160.0, 1e5)}
+        return PPAStudy(library="OSU 0.18 um", activity="layer", stimulus=kw["stim"].name,
+                        units={u: UnitPPA.from_dict(u, _unit_doc(*docs[u])) for u in us})
+
+    monkeypatch.setattr(ppa_mod, "ppa_study", fake)
+    (tmp_path / "m.json").write_text(json.dumps({"layers": {
+        "0": "digital", "3": "fixed[scale.bits=4]", "7": "fixed", "12": "fp16", "14": "fixed[scale.bits=4]"}}))
+    rc = main(["cost", "--mapping", str(tmp_path / "m.json"), "--images", "8", "--json", str(tmp_path / "c.json"),
+               "--out", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err[-2000:]
+    doc = json.loads((tmp_path / "c.json").read_text())
+    # the base (with the FP16 unit) and the 4-bit format, each once, as the first analog layer uses them (ReLU on)
+    assert asked == [(8, True, ("fixed", "fp16")), (4, True, ("fixed",))]
+    e = {"3": 40.0, "7": 80.0, "12": 160.0, "14": 40.0}
+    loads = doc["loads"]
+    want = sum(loads[n]["vectors"] * loads[n]["columns"] * e[n] for n in e)
+    assert doc["cost"]["energy_pj"] == pytest.approx(want, rel=1e-12)
+    assert [l["name"] for l in doc["cost"]["layers"]] == ["3", "7", "12", "14"]
+    macs = {n: ld["vectors"] * ld["inputs"] * ld["columns"] for n, ld in loads.items()}
+    assert doc["mac_fraction"] == pytest.approx(1 - macs["0"] / sum(macs.values()), rel=1e-12)
+    assert set(doc["figures"]) == {"fixed", "fixed[scale.bits=4]", "fp16"}
+    rc = main(["cost", "--mapping", str(tmp_path / "m.json"), "--ppa", str(tmp_path / "c.json")])
+    assert rc == 2 and "drop --ppa" in capsys.readouterr().err
