@@ -157,17 +157,21 @@ def stage_synth(run: Run) -> list[str]:
 
 
 def stage_mapping(run: Run) -> list[str]:
-    """Which layer matters (each alone on tiles, at the base and a lowered precision) and what the periphery costs
-    per inference with the units the synthesis stage measured."""
-    if (run.out / "sensitivity.json").exists():
-        (run.out / "sensitivity.json").unlink()  # a fresh study: the report must not mix runs
-    argv = ["sweep", *run.model_args(), "--config", run.config, "--sensitivity", "--workers", "0",
-            "--json", run.path("sensitivity.json"), "--plot", run.path("sensitivity.png")]
-    argv += ["--seeds", "1", "--images", "60"] if run.quick else ["--seeds", "3"]
-    run.nmpu(*argv)
+    """Which layer on which unit with how many bits: the sensitivity profile, the periphery's cost per inference with
+    the units the synthesis stage measured, and the mapping search (each format's unit measured, cached), its chosen
+    mapping verified with the RTL in the loop."""
+    for name in ("sensitivity.json", "map-study.db"):
+        if (run.out / name).exists():
+            (run.out / name).unlink()  # a fresh study: the report must not mix runs
     run.nmpu("cost", *run.model_args(), "--config", run.config, "--ppa", run.path("synth.json"),
              "--json", run.path("cost.json"))
-    return report.mapping_section(run.json("sensitivity.json"), run.json("cost.json"))
+    argv = ["map", *run.model_args(), "--config", run.config, "--workers", "0", "--out", display_path(run.out),
+            "--json", run.path("map.json")]
+    # quick: one seed on 60 images, 24 mappings and the polish, 16 samples for the units' activity, no RTL run
+    argv += (["--seeds", "1", "--images", "60", "--trials", "24", "--samples", "16", "--no-verify"] if run.quick
+             else ["--seeds", "2"])
+    run.nmpu(*argv)
+    return report.mapping_section(run.json("sensitivity.json"), run.json("cost.json"), run.json("map.json"))
 
 
 @dataclass
@@ -183,7 +187,7 @@ STAGES = [
     Stage("RTL against the golden model: random vectors", stage_verify),
     Stage("RTL in the loop on the real network", stage_cosim),
     Stage("Synthesis: fixed-point NMPU vs FP16 unit", stage_synth),
-    Stage("Mapping: layer sensitivity and the periphery's cost per inference", stage_mapping),
+    Stage("Mapping: which layer on which unit with how many bits", stage_mapping),
 ]
 
 

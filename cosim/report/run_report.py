@@ -130,9 +130,10 @@ def synth_section(s: dict[str, Any], area_vs_accuracy: bool) -> list[str]:
     return lines
 
 
-def mapping_section(sens: dict[str, Any], cost: dict[str, Any]) -> list[str]:
-    """``nmpu sweep --sensitivity --json`` and ``nmpu cost --json``: the profile and the cost per inference."""
-    from .tables import cost_rows
+def mapping_section(sens: dict[str, Any], cost: dict[str, Any], search: dict[str, Any]) -> list[str]:
+    """``nmpu map``'s sensitivity profile, ``nmpu cost --json``'s cost per inference, and ``nmpu map --json``'s search:
+    its front and the chosen mapping, with its RTL check."""
+    from .tables import cost_rows, mapping_summary
 
     m = _metric(sens)
     unit = m.loss_abbrev
@@ -153,6 +154,37 @@ def mapping_section(sens: dict[str, Any], cost: dict[str, Any]) -> list[str]:
     lines += ["", f"The paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16 unit): "
               f"**{cost['paper_setting']['speedup']:.1f}x** (the paper: 139x in 14 nm); "
               f"{cost['paper_setting']['derivation']}."]
+    return lines + [""] + search_lines(search, m)
+
+
+def search_lines(doc: dict[str, Any], m: Any) -> list[str]:
+    """The mapping search: what was searched, the Pareto front (cheapest first) and the chosen mapping."""
+    unit = m.loss_abbrev
+    ch = doc["chosen"]
+    lines = [f"The mapping search: every layer digital, on tiles with the FP16 unit, or with the NMPU at one of "
+             f"{len(doc['labels']) - 2} format(s); {doc['trials']} of {doc['space_size']:,} mappings evaluated "
+             f"({doc['sampler']}), {doc['seeds']} seed(s) each, scored by the {m.name} loss against the all-digital "
+             f"network, the periphery's {doc['objective']} per inference and the fraction of MACs on tiles; chosen: "
+             f"within {doc['tolerance']:g} {unit}, the most MACs on tiles, then the cheapest:", "",
+             "![Pareto front](pareto.png)", "",
+             f"| trial | loss ({unit}) | energy (nJ) | area (mm²) | MACs on tiles | layers |", "|---:|---:|---:|---:|---:|---|"]
+    front = sorted((r for r in doc["rows"] if r["pareto"]), key=lambda r: (r["cost"], r["loss"]))
+    for r in front:
+        mark = " **(chosen)**" if ch and r["trial"] == ch["trial"] else ""
+        lines.append(f"| {r['trial']} | {100 * r['loss']:+.2f} | {r['energy_pj'] / 1e3:,.3f} | {r['area_um2'] / 1e6:,.4f} "
+                     f"| {100 * r['mac_fraction']:.1f}% | {mapping_summary(r['params'], doc['labels'])}{mark} |")
+    if ch is None:
+        return lines + ["", f"No mapping is within {doc['tolerance']:g} {unit} of the all-digital network."]
+    lines += ["", "The chosen mapping (`mapping.json`): " + ", ".join(f"`{n}` {c}" for n, c in ch["params"].items())
+              + "."]
+    v = doc.get("verify")
+    if v:
+        lines.append(f"With the RTL in the loop (bulk harness, seed 0): {v['values']:,} output codes, "
+                     f"**{v['mismatches']} mismatches**, {m.name} {m.show(v['accuracy_rtl'])}{m.suffix} (loss "
+                     f"{100 * v['loss_rtl']:+.2f} {unit}, {'within' if v['within_tolerance'] else 'NOT within'} the "
+                     f"tolerance).")
+    elif "verify" not in doc:
+        lines.append("Not co-simulated with the RTL here (`--no-verify`): `nmpu cosim --mapping mapping.json` does it.")
     return lines
 
 

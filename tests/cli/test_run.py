@@ -97,7 +97,7 @@ def _report_matches_the_stages_json(md: str, out: Path) -> None:
     assert f"area **{sy['area_ratio']:.2f}x**" in md
     assert sy["area_ratio"] == pytest.approx(sy["fp16"]["area"] / sy["fixed"]["area"], rel=1e-9)
     se, co = load("sensitivity.json"), load("cost.json")
-    md = sec["Mapping: layer sensitivity and the periphery's cost per inference"]
+    md = sec["Mapping: which layer on which unit with how many bits"]
     assert len(se["profile"]) == 5          # the digits CNN's five weight layers, the first and last too
     for r in se["profile"]:
         assert _row(md, r["layer"]) == [r["block"], f"{100 * r['S']:.2f} +- {100 * r['S_std']:.2f}",
@@ -111,6 +111,18 @@ def _report_matches_the_stages_json(md: str, out: Path) -> None:
         assert d["periphery"]["fmax_mhz"] == sy[unit]["timing"]["fmax_mhz"]
         assert d["periphery"]["energy_pj_per_value"] == sy[unit]["energy_pj_per_value"]
     assert f"**{co['paper_setting']['speedup']:.1f}x**" in md
+    # the search: its front's rows and the chosen mapping are the JSON's; the base format's unit is the synthesis
+    # stage's (the same configuration, so the same cached measurement)
+    mp = load("map.json")
+    assert mp["figures"]["fixed"]["energy_pj_per_value"] == sy["fixed"]["energy_pj_per_value"]
+    front = [r for r in mp["rows"] if r["pareto"]]
+    assert front and mp["trials"] >= 24 and (out / "pareto.png").stat().st_size > 1000
+    for r in front:
+        assert _row(md, str(r["trial"]))[:2] == [f"{100 * r['loss']:+.2f}", f"{r['energy_pj'] / 1e3:,.3f}"]
+    ch = mp["chosen"]
+    if ch is not None:
+        assert "The chosen mapping (`mapping.json`): " + ", ".join(f"`{n}` {c}" for n, c in ch["params"].items()) in md
+        assert {n: c for n, c in json.loads((out / "mapping.json").read_text())["layers"].items()} == ch["params"]
 
 
 def test_failing_stage_stops_and_keeps_finished(tmp_path, capsys, monkeypatch):
