@@ -103,15 +103,14 @@ def scorer(setup: Setup, base: NMPUConfig, loads: dict[str, cm.LayerLoad], figur
 
 def anchors(names: Sequence[str], labels: Sequence[str], ranking: Sequence[str] = ()) -> list[dict[str, str]]:
     """Starting mappings of a search: every layer at each choice on tiles (each format, the FP16 unit); and, from a
-    sensitivity ``ranking`` (most sensitive first), the ``k`` most sensitive layers digital and the rest at the
-    cheapest format (the last of ``labels`` before ``fp16``), for every ``k``."""
+    sensitivity ``ranking`` (most sensitive first), the ``k`` most sensitive layers digital and the rest at one
+    format, for every ``k`` and every format (LionHeart's greedy mapping, by sensitivity)."""
     on = [l for l in labels if l != "digital"]
     out = [{n: l for n in names} for l in on]
-    fixed = [l for l in labels if l.startswith("fixed")]
-    cheap = fixed[-1] if fixed else on[0]
-    for k in range(1, len(ranking)):
-        top = set(ranking[:k])
-        out.append({n: "digital" if n in top else cheap for n in names})
+    for fmt in (l for l in labels if l.startswith("fixed")):
+        for k in range(1, len(ranking)):
+            top = set(ranking[:k])
+            out.append({n: "digital" if n in top else fmt for n in names})
     seen, uniq = set(), []
     for a in out:
         key = tuple(sorted(a.items()))

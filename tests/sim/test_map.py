@@ -120,3 +120,13 @@ def test_map_refusals(tmp_path, capsys):
     (tmp_path / "m.json").write_text(json.dumps({"layers": {"3": "fixed"}}))
     rc = main(["cosim", "--mapping", str(tmp_path / "m.json"), "--config", "examples/default.toml"])
     assert rc == 2 and "drop --config" in capsys.readouterr().err
+
+
+def test_anchors_are_the_uniform_and_the_greedy_mappings():
+    from cosim.studies.mapping import anchors
+    got = anchors(["a", "b", "c"], ["digital", "fp16", "fixed", "fixed[x=1]"], ["b", "a", "c"])
+    want = [dict(a=u, b=u, c=u) for u in ("fp16", "fixed", "fixed[x=1]")]
+    for f in ("fixed", "fixed[x=1]"):       # the 1 and 2 most sensitive layers digital, the rest at the format
+        want += [dict(a=f, b="digital", c=f), dict(a="digital", b="digital", c=f)]
+    assert got == want
+    assert anchors(["a"], ["digital", "fp16"]) == [{"a": "fp16"}]
