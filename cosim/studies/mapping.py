@@ -73,7 +73,8 @@ def mapping_cost(m: mp.Mapping, loads: dict[str, cm.LayerLoad], figures: dict[st
 
 def scorer(setup: Setup, base: NMPUConfig, loads: dict[str, cm.LayerLoad], figures: dict[str, cm.Periphery], *,
            seeds: int, objective: str = "energy", mvm_ns: float = cm.MVM_NS, tile_cols: int = 256,
-           workers: int | None = None, scheduler: str | None = None) -> Callable[[list[dict[str, str]]], list[mp.Scored]]:
+           workers: int | None = None, scheduler: str | None = None,
+           client: Any = None) -> Callable[[list[dict[str, str]]], list[mp.Scored]]:
     """The score of a batch of mappings (parameter dicts layer -> choice label) for :func:`~nmpu_model.studies.
     mapping.search`: the metric's loss against the all-digital network (mean over ``seeds``), the periphery's
     ``objective`` (``energy``: pJ, ``area``: um^2) per inference, the fraction of MACs on tiles."""
@@ -87,7 +88,8 @@ def scorer(setup: Setup, base: NMPUConfig, loads: dict[str, cm.LayerLoad], figur
 
     def score(batch: list[dict[str, str]]) -> list[mp.Scored]:
         maps = [mp.Mapping.of(base, {n: mp.Choice.parse(p[n]) for n in names}) for p in batch]
-        runs = mp.evaluate_mappings(maps, setup, seeds, workers=workers, scheduler=scheduler, progress=False)
+        runs = mp.evaluate_mappings(maps, setup, seeds, workers=workers, scheduler=scheduler, progress=False,
+                                    client=client)
         out = []
         for m, r in zip(maps, runs):
             c, frac = mapping_cost(m, loads, figures, mvm_ns, tile_cols)
@@ -138,8 +140,7 @@ def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], fi
     space = {n: (["digital"] if n in forced_digital else labels) for n in names}
     if all(v == ["digital"] for v in space.values()):
         raise ValueError("every layer is kept digital: nothing to map onto tiles")
-    score = scorer(setup, base, loads, figures, seeds=seeds, objective=objective, mvm_ns=mvm_ns,
-                   tile_cols=tile_cols, workers=workers, scheduler=scheduler)
+    from nmpu_model.studies.sweep import dask_client
     identity = {"setup": setup.identity(), "base": base.identity(), "seeds": seeds, "space": space,
                 "objective": objective, "tolerance": tolerance, "mvm_ns": mvm_ns, "tile_cols": tile_cols,
                 "figures": {k: asdict(v) for k, v in sorted(figures.items())},
@@ -147,8 +148,11 @@ def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], fi
     name = mp.study_name(identity)
     starts = [{n: (a[n] if a[n] in space[n] else "digital") for n in names}
               for a in anchors(names, labels, [r for r in ranking if r in names])]
-    study = mp.search(space, score, trials=trials, storage=storage, name=name, batch=batch, seed=seed,
-                      tolerance=tolerance, anchors=starts, progress=progress)
+    with dask_client(workers, scheduler) as client:     # one cluster for every batch: its workers keep their tiles
+        score = scorer(setup, base, loads, figures, seeds=seeds, objective=objective, mvm_ns=mvm_ns,
+                       tile_cols=tile_cols, workers=workers, scheduler=scheduler, client=client)
+        study = mp.search(space, score, trials=trials, storage=storage, name=name, batch=batch, seed=seed,
+                          tolerance=tolerance, anchors=starts, progress=progress)
     rows = mp.trial_rows(study)
     chosen = mp.choose(rows, tolerance)
     metric = setup_workload(setup).metric

@@ -12,7 +12,7 @@ trials evaluated in batches (on the sweep's Dask runner for a network), every fi
 storage (SQLite: an interrupted search resumes where it stopped). A space no larger than the trial budget is
 enumerated (every mapping queued once: the front is exact); a larger one is searched by NSGA-II (constrained to
 the tolerance), started from the given anchor mappings, then polished: every single-layer change of the chosen
-mapping is tried, until none is chosen over it. The pick (:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the
+mapping is tried, until none is chosen over it (at most as many trials again as the budget). The pick (:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the
 cheapest, then the best metric.
 """
 from __future__ import annotations
@@ -210,14 +210,14 @@ def mapping_tasks(mappings: Sequence[Mapping], seeds: int, problem: Sequence[str
 
 
 def evaluate_mappings(mappings: Sequence[Mapping], setup: Setup, seeds: int, *, workers: int | None = None,
-                      scheduler: str | None = None, progress: bool = True) -> list[list[float]]:
+                      scheduler: str | None = None, progress: bool = True, client: Any = None) -> list[list[float]]:
     """Every mapping's metric on each of ``seeds`` seeds (the sweep's runner: Dask, or in-process with
-    ``workers=0``)."""
+    ``workers=0``; ``client``: an open :func:`~nmpu_model.studies.sweep.dask_client`)."""
     from .sweep import evaluate_spec
     _, problem = mappable_layers(setup)
     tasks = mapping_tasks(mappings, seeds, problem)
     raw = run_tasks(tasks, partial(prepare_tiles, setup), partial(evaluate_spec, setup), workers=workers,
-                    scheduler=scheduler, progress=progress)
+                    scheduler=scheduler, progress=progress, client=client)
     return [[raw[(m.key(), s)] for s in range(seeds)] for m in mappings]
 
 
@@ -246,11 +246,11 @@ def space_size(space: dict[str, Sequence[str]]) -> int:
 
 def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]]], list[Scored]], *,
            trials: int, storage: str | None = None, name: str = "mapping", batch: int = 16, seed: int = 0,
-           tolerance: float | None = None, anchors: Sequence[dict[str, str]] = (),
+           tolerance: float | None = None, anchors: Sequence[dict[str, str]] = (), polish: int | None = None,
            progress: Callable[[int], Any] | None = None) -> Any:
     """Run (or resume) the Optuna study ``name`` in ``storage`` (``sqlite:///FILE``; None: in memory) until it holds
     ``trials`` finished trials (at most the space's size), then (a larger space, with a ``tolerance``) the polish
-    of the module's docstring, whose trials come on top. ``space``: parameter -> its labels; ``score`` takes a
+    of the module's docstring, whose trials come on top: at most ``polish`` of them (default ``trials``). ``space``: parameter -> its labels; ``score`` takes a
     batch of parameter dicts and returns their :class:`Scored`. ``tolerance`` (percent, as :func:`choose`): a
     constraint on the loss, so that NSGA-II breeds from the mappings within it. A trial whose parameters were scored before takes
     that score (a sampler may propose a point twice); trials an interruption left running are marked failed and
@@ -317,14 +317,16 @@ def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]
 
     run(trials)
     if tolerance is not None and size > trials:
-        # polish: every single-layer change of the chosen mapping, until none is chosen over it
-        while True:
+        # polish: every single-layer change of the chosen mapping, until none is chosen over it (or the cap)
+        cap = len(done) + (trials if polish is None else polish)
+        while len(done) < cap:
             best = choose([{"trial": t.number, "params": t.params, "loss": t.values[0], "cost": t.values[1],
                             "mac_fraction": t.values[2]} for t in done.values()], tolerance)
             if best is None:
                 break
             near = [p for n, labels in space.items() for l in labels if l != best["params"][n]
                     for p in [{**best["params"], n: l}] if json.dumps(p, sort_keys=True) not in done]
+            near = near[:cap - len(done)]
             if not near:
                 break
             queued = {json.dumps(t.params, sort_keys=True) for t in study.get_trials(states=(TrialState.WAITING,))}

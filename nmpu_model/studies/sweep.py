@@ -24,10 +24,12 @@ import itertools
 import json
 import math
 import os
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ..files import read_document
 from ..golden.config import NMPUConfig, set_field
@@ -138,16 +140,51 @@ def _evaluate(evaluate: Callable[[Any, Any], float], prepared: Any, spec: Any) -
     return float(_one_thread_call(evaluate, prepared, spec))
 
 
+@contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """The Dask client of :func:`run_tasks` for the ``with`` block: ``None`` for ``workers=0`` without a scheduler
+    (in-process), a client of the cluster at ``scheduler``, or of a ``LocalCluster`` of ``workers`` single-threaded
+    worker processes (default: the machine's cores), closed at the end. A study of many batches (the mapping
+    search) opens it once: its workers keep their prepared tiles between batches."""
+    if workers == 0 and scheduler is None:
+        yield None
+        return
+    import dask
+    from dask.distributed import Client, LocalCluster
+    cluster = None
+    if scheduler is None:
+        # Dask's default MALLOC_TRIM_THRESHOLD_ for workers turns off glibc's adaptive mmap threshold,
+        # so every large numpy temporary is mmapped and faulted in again: measured 10x slower here.
+        # The workers' statistical profiler samples every stack each 10 ms: turned off, tasks run ~20% faster.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                              "distributed.worker.profile.enabled": False}):
+            cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+        client = Client(cluster)
+    else:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except OSError as e:
+            raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callable[[Any, Any], float], *,
               workers: int | None = None, scheduler: str | None = None, done: dict[str, dict] | None = None,
-              on_result: Callable[[Task, float], None] | None = None, progress: bool = True) -> dict[tuple[str, int], float]:
+              on_result: Callable[[Task, float], None] | None = None, progress: bool = True,
+              client: Any = None) -> dict[tuple[str, int], float]:
     """Run every task not already in ``done`` and return ``{(key, seed): accuracy}`` for all of them.
 
     ``workers=0`` runs in this process, without Dask (the serial reference). Otherwise a
     ``LocalCluster`` with ``workers`` single-threaded worker processes (default: the machine's
-    cores) is started, or the tasks go to the cluster at ``scheduler`` (``tcp://HOST:PORT``).
-    ``prepare(task.prep_key)`` runs once per distinct key (the seed, unless the task says otherwise),
-    its result shared by the tasks that name it.
+    cores) is started, or the tasks go to the cluster at ``scheduler`` (``tcp://HOST:PORT``); or to ``client``
+    (:func:`dask_client`, left open). ``prepare(task.prep_key)`` runs once per distinct key (the seed, unless the
+    task says otherwise), its result shared by the tasks that name it.
     """
     from tqdm import tqdm
 
@@ -162,56 +199,42 @@ def run_tasks(tasks: list[Task], prepare: Callable[[int], Any], evaluate: Callab
             todo.append(t)
     bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="sweep", unit="task",
                disable=not progress or None, leave=False)
+
+    def finished(t: Task, acc: float) -> None:
+        results[(t.key, t.seed)] = acc
+        if on_result:
+            on_result(t, acc)
+        bar.update()
+
     try:
         if not todo:
             return results
-        if workers == 0 and scheduler is None:
-            prepared: dict[Any, Any] = {}
-            for t in todo:
-                if t.prep_key not in prepared:
-                    prepared[t.prep_key] = _prepare(prepare, t.prep_key)
-                acc = _evaluate(evaluate, prepared[t.prep_key], t.spec)
-                results[(t.key, t.seed)] = acc
-                if on_result:
-                    on_result(t, acc)
-                bar.update()
-            return results
-        import dask
-        from dask.distributed import Client, LocalCluster, as_completed
-        cluster = None
-        if scheduler is None:
-            # Dask's default MALLOC_TRIM_THRESHOLD_ for workers turns off glibc's adaptive mmap threshold,
-            # so every large numpy temporary is mmapped and faulted in again: measured 10x slower here.
-            # The workers' statistical profiler samples every stack each 10 ms: turned off, tasks run ~20% faster.
-            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                                  "distributed.worker.profile.enabled": False}):
-                cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
-            client = Client(cluster)
+        if client is None:
+            with dask_client(workers, scheduler) as own:
+                _run(todo, prepare, evaluate, own, finished)
         else:
-            try:
-                client = Client(scheduler, timeout="10s")
-            except OSError as e:
-                raise ValueError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-        try:
-            keys = list(dict.fromkeys(t.prep_key for t in todo))
-            prepared_f = {k: client.submit(_prepare, prepare, k, key=f"prepare-{i}", pure=False)
-                          for i, k in enumerate(keys)}
-            futures = {client.submit(_evaluate, evaluate, prepared_f[t.prep_key], t.spec, pure=False): t for t in todo}
-            for fut in as_completed(futures):
-                t = futures[fut]
-                acc = fut.result()
-                results[(t.key, t.seed)] = acc
-                if on_result:
-                    on_result(t, acc)
-                bar.update()
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _run(todo, prepare, evaluate, client, finished)
         return results
     finally:
         bar.close()
+
+
+def _run(todo: list[Task], prepare: Callable, evaluate: Callable, client: Any,
+         finished: Callable[[Task, float], None]) -> None:
+    """The tasks in this process (``client`` None) or on the client's cluster, each result to ``finished``."""
+    if client is None:
+        prepared: dict[Any, Any] = {}
+        for t in todo:
+            if t.prep_key not in prepared:
+                prepared[t.prep_key] = _prepare(prepare, t.prep_key)
+            finished(t, _evaluate(evaluate, prepared[t.prep_key], t.spec))
+        return
+    from dask.distributed import as_completed
+    keys = list(dict.fromkeys(t.prep_key for t in todo))
+    prepared_f = {k: client.submit(_prepare, prepare, k, pure=False) for k in keys}
+    futures = {client.submit(_evaluate, evaluate, prepared_f[t.prep_key], t.spec, pure=False): t for t in todo}
+    for fut in as_completed(futures):
+        finished(futures[fut], fut.result())
 
 
 class ResultsFile:
@@ -287,14 +310,26 @@ def setup_workload(setup: Setup) -> Any:
     return _WORK_CACHE[setup]
 
 
+_TILES: "OrderedDict[tuple, Any]" = OrderedDict()
+_TILES_KEPT = 4
+
+
 def prepare_tiles(setup: Setup, key: tuple[int, int, int, bool]) -> Any:
-    """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time."""
+    """Program and calibrate the tiles of one seed (for one ADC/DAC width), read at the setup's drift time. The last
+    few are kept per process (a worker of a study of many batches builds each placement once)."""
     from ..network.analog_network import AnalogNetwork
+    if (setup, key) in _TILES:
+        _TILES.move_to_end((setup, key))
+        return _TILES[(setup, key)]
     seed, adc_bits, dac_bits, dac_signed = key[:4]
     work = setup_workload(setup)
     digital = key[4] if len(key) > 4 else work.digital
-    return AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=digital,
-                               tile=work.tile_params(adc_bits, dac_bits, dac_signed))
+    net = AnalogNetwork.build(work.model, work.x_cal, seed=seed, t=setup.drift, digital=digital,
+                              tile=work.tile_params(adc_bits, dac_bits, dac_signed))
+    _TILES[(setup, key)] = net
+    while len(_TILES) > _TILES_KEPT:
+        _TILES.popitem(last=False)
+    return net
 
 
 class _LayerPost:
