@@ -133,7 +133,7 @@ def synth_section(s: dict[str, Any], area_vs_accuracy: bool) -> list[str]:
 def mapping_section(sens: dict[str, Any], cost: dict[str, Any], search: dict[str, Any]) -> list[str]:
     """``nmpu map``'s sensitivity profile, ``nmpu cost --json``'s cost per inference, and ``nmpu map --json``'s search:
     its front and the chosen mapping, with its RTL check."""
-    from .tables import cost_rows, mapping_summary
+    from .tables import cost_rows
 
     m = _metric(sens)
     unit = m.loss_abbrev
@@ -158,7 +158,9 @@ def mapping_section(sens: dict[str, Any], cost: dict[str, Any], search: dict[str
 
 
 def search_lines(doc: dict[str, Any], m: Any) -> list[str]:
-    """The mapping search: what was searched, the Pareto front (cheapest first) and the chosen mapping."""
+    """The mapping search: what was searched, the Pareto front (:func:`~cosim.report.tables.front_rows`) and the
+    chosen mapping."""
+    from .tables import front_rows, mapping_summary
     unit = m.loss_abbrev
     ch = doc["chosen"]
     lines = [f"The mapping search: every layer digital, on tiles with the FP16 unit, or with the NMPU at one of "
@@ -167,9 +169,10 @@ def search_lines(doc: dict[str, Any], m: Any) -> list[str]:
              f"network, the periphery's {doc['objective']} per inference and the fraction of MACs on tiles; chosen: "
              f"within {doc['tolerance']:g} {unit}, the most MACs on tiles, then the cheapest:", "",
              "![Pareto front](pareto.png)", "",
+             f"The Pareto front has {sum(r['pareto'] for r in doc['rows'])} mappings; within the tolerance first (the most "
+             f"MACs on tiles, then the cheapest), then the rest by loss:", "",
              f"| trial | loss ({unit}) | energy (nJ) | area (mm²) | MACs on tiles | layers |", "|---:|---:|---:|---:|---:|---|"]
-    front = sorted((r for r in doc["rows"] if r["pareto"]), key=lambda r: (r["cost"], r["loss"]))
-    for r in front:
+    for r in front_rows(doc):
         mark = " **(chosen)**" if ch and r["trial"] == ch["trial"] else ""
         lines.append(f"| {r['trial']} | {100 * r['loss']:+.2f} | {r['energy_pj'] / 1e3:,.3f} | {r['area_um2'] / 1e6:,.4f} "
                      f"| {100 * r['mac_fraction']:.1f}% | {mapping_summary(r['params'], doc['labels'])}{mark} |")

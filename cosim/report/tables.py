@@ -153,8 +153,22 @@ def mapping_summary(params: dict[str, str], labels: list[str]) -> str:
     return ", ".join(f"{n[l]} x {l}" for l in labels if n[l])
 
 
+def front_rows(doc: dict[str, Any], limit: int = 12) -> list[dict[str, Any]]:
+    """The Pareto front's mappings a report shows: those within the tolerance (the most MACs on tiles first, then
+    the cheapest), then the rest of the front by loss, at most ``limit``; the chosen one always among them."""
+    tol = doc["tolerance"] / 100 + 1e-12
+    front = [r for r in doc["rows"] if r["pareto"]]
+    within = sorted((r for r in front if r["loss"] <= tol), key=lambda r: (-r["mac_fraction"], r["cost"], r["loss"]))
+    beyond = sorted((r for r in front if r["loss"] > tol), key=lambda r: (r["loss"], r["cost"]))
+    shown = (within + beyond)[:limit]
+    ch = doc.get("chosen")
+    if ch is not None and all(r["trial"] != ch["trial"] for r in shown):
+        shown = [next(r for r in doc["rows"] if r["trial"] == ch["trial"])] + shown[:limit - 1]
+    return shown
+
+
 def map_text(doc: dict[str, Any]) -> str:
-    """``nmpu map``'s report: the search, its Pareto front (cheapest first) and the chosen mapping layer by layer."""
+    """``nmpu map``'s report: the search, its Pareto front (within the tolerance first) and the chosen mapping."""
     from nmpu_model.workloads.metrics import METRICS
     m = METRICS[doc["metric"]]
     unit = "pp" if m.percent else "%"
@@ -163,13 +177,16 @@ def map_text(doc: dict[str, Any]) -> str:
     lines = [f"mapping search: {doc['trials']} mappings evaluated of {doc['space_size']:,} ({doc['sampler']}), "
              f"{doc['seeds']} seed(s) each; all-digital {m.name} {m.show(doc['digital_metric'])}{m.suffix}; "
              f"tolerance {doc['tolerance']:g} {unit}"]
-    front = sorted((r for r in doc["rows"] if r["pareto"]), key=lambda r: (r["cost"], r["loss"]))
-    rows = [[str(r["trial"]), f"{100 * r['loss']:+.2f}", f"{r['cost'] * scale:,.3f}", f"{100 * r['mac_fraction']:.1f}%",
-             "yes" if r.get("keeps_up") else "no", mapping_summary(r["params"], doc["labels"])
-             + ("  <- chosen" if doc["chosen"] and r["trial"] == doc["chosen"]["trial"] else "")] for r in front]
-    lines.append(table(["trial", f"loss ({unit})", f"{doc['objective']} ({cunit})", "MACs on tiles", "keeps up",
-                        "layers"], rows))
+    shown = front_rows(doc)
     ch = doc["chosen"]
+    rows = [[mapping_summary(r["params"], doc["labels"]) + ("  <- chosen" if ch and r["trial"] == ch["trial"] else ""),
+             str(r["trial"]), f"{100 * r['loss']:+.2f}", f"{r['cost'] * scale:,.3f}", f"{100 * r['mac_fraction']:.1f}%",
+             "yes" if r.get("keeps_up") else "no"] for r in shown]
+    n_front = sum(r["pareto"] for r in doc["rows"])
+    lines.append(f"Pareto front: {n_front} mappings; within the tolerance first (most MACs on tiles, then cheapest), "
+                 f"{len(shown)} shown (every one in --json and the plot):")
+    lines.append(table(["layers", "trial", f"loss ({unit})", f"{doc['objective']} ({cunit})", "MACs on tiles",
+                        "keeps up"], rows))
     if ch is None:
         lines.append(f"no mapping within {doc['tolerance']:g} {unit} of the all-digital network")
     else:
