@@ -174,7 +174,7 @@ def search_lines(doc: dict[str, Any], m: Any) -> list[str]:
              f"| trial | loss ({unit}) | energy (nJ) | area (mm²) | MACs on tiles | layers |", "|---:|---:|---:|---:|---:|---|"]
     for r in front_rows(doc):
         mark = " **(chosen)**" if ch and r["trial"] == ch["trial"] else ""
-        lines.append(f"| {r['trial']} | {100 * r['loss']:+.2f} | {r['energy_pj'] / 1e3:,.3f} | {r['area_um2'] / 1e6:,.4f} "
+        lines.append(f"| #{r['trial']} | {100 * r['loss']:+.2f} | {r['energy_pj'] / 1e3:,.3f} | {r['area_um2'] / 1e6:,.4f} "
                      f"| {100 * r['mac_fraction']:.1f}% | {mapping_summary(r['params'], doc['labels'])}{mark} |")
     if ch is None:
         return lines + ["", f"No mapping is within {doc['tolerance']:g} {unit} of the all-digital network."]
@@ -182,10 +182,11 @@ def search_lines(doc: dict[str, Any], m: Any) -> list[str]:
               + "."]
     v = doc.get("verify")
     if v:
-        lines.append(f"With the RTL in the loop (bulk harness, seed 0): {v['values']:,} output codes, "
-                     f"**{v['mismatches']} mismatches**, {m.name} {m.show(v['accuracy_rtl'])}{m.suffix} (loss "
+        lines.append(f"With the RTL in the loop (bulk harness, {v['seeds']} seed(s)): {v['values']:,} output codes, "
+                     f"**{v['mismatches']} mismatches**, {m.name} {m.show(v['mean_rtl'])}{m.suffix} (loss "
                      f"{100 * v['loss_rtl']:+.2f} {unit}, {'within' if v['within_tolerance'] else 'NOT within'} the "
-                     f"tolerance).")
+                     f"tolerance; {'the same as' if v['equals_search'] else 'NOT the same as'} the golden model's in "
+                     f"the search).")
     elif "verify" not in doc:
         lines.append("Not co-simulated with the RTL here (`--no-verify`): `nmpu cosim --mapping mapping.json` does it.")
     return lines

@@ -41,13 +41,17 @@ def all_layer_loads(setup: Setup, base: NMPUConfig, samples: int = 4) -> dict[st
 
 
 def unit_peripheries(base: NMPUConfig, formats: Sequence[mp.Choice], work: Any, out: Path, *, samples: int,
-                     units: int, fp16_units: int, notify: Callable[[str], None] | None = None) -> dict[str, cm.Periphery]:
+                     units: int, fp16_units: int, notify: Callable[[str], None] | None = None,
+                     digital: Sequence[str] = ("first", "last")) -> dict[str, cm.Periphery]:
     """Choice label -> its periphery: each fixed-point format's unit (``units`` per column tile) and the FP16 unit
-    (``fp16_units``), measured by :func:`~cosim.studies.cost.cached_ppa_study` on ``work``'s network (the FP16
-    unit with the base configuration)."""
+    (``fp16_units``), measured by :func:`~cosim.studies.cost.cached_ppa_study` on the first analog layer of
+    ``work``'s network placed with ``digital`` (default: the layer ``nmpu synth`` and ``nmpu cost`` measure on; the
+    FP16 unit with the base configuration)."""
     from nmpu_model.network.analog_network import AnalogNetwork
     tile = work.tile_params(base.adc_bits, base.output.bits, base.output.signed)
-    net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=work.digital)
+    net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=tuple(digital))
+    if not net.analog_layers:       # a network of one or two layers: every layer on tiles
+        net = AnalogNetwork.build(work.model, work.x_cal, seed=0, t=3600.0, tile=tile, digital=())
     net.require_tiles()
     figs: dict[str, cm.Periphery] = {}
     for i, c in enumerate(formats):

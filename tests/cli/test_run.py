@@ -120,7 +120,7 @@ def _report_matches_the_stages_json(md: str, out: Path) -> None:
     assert front and mp["trials"] >= 24 and (out / "pareto.png").stat().st_size > 1000
     assert all(r["pareto"] for r in front) and len(front) == min(12, sum(r["pareto"] for r in mp["rows"]))
     for r in front:
-        assert _row(md, str(r["trial"]))[:2] == [f"{100 * r['loss']:+.2f}", f"{r['energy_pj'] / 1e3:,.3f}"]
+        assert _row(md, f"#{r['trial']}")[:2] == [f"{100 * r['loss']:+.2f}", f"{r['energy_pj'] / 1e3:,.3f}"]
     ch = mp["chosen"]
     if ch is not None:
         assert "The chosen mapping (`mapping.json`): " + ", ".join(f"`{n}` {c}" for n, c in ch["params"].items()) in md

@@ -64,8 +64,8 @@ def test_map_end_to_end_and_its_mapping_through_eval_and_cosim(tmp_path, capsys)
     m = mp.load_mapping(tmp_path / "out" / "mapping.json")
     assert {n: c.label for n, c in m.layers} == doc["chosen"]["params"]
     v = doc["verify"]
-    assert v["mismatches"] == 0 and v["logits_equal"] and v["values"] > 0
-    assert v["accuracy_golden"] == v["accuracy_rtl"] == doc["chosen"]["mean"]
+    assert v["mismatches"] == 0 and v["values"] > 0 and v["seeds"] == 1
+    assert v["runs_rtl"] == doc["chosen"]["runs"] and v["equals_search"] and v["mean_rtl"] == doc["chosen"]["mean"]
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 1000
     # eval --mapping: the same accuracy by its own path (seed 0, 1 h)
     rc = main(["eval", "--images", "48", "--seeds", "1", "--drift", "3600", "--mapping",
