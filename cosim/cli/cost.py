@@ -18,8 +18,6 @@ from ..report.tables import cost_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..sim.activity import DEFAULT_SAMPLES
-    from ..studies.cost import MVM_NS, PAPER_UNITS
     p = sub.add_parser("cost", help="the periphery's time, energy and area per inference: fixed-point NMPUs vs an "
                        "FP16 unit, against the tiles' MVM time",
                        description="Post-processing time, energy and area per inference of the network's analog "
@@ -27,6 +25,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "network's own activity), against the tiles' MVM time; whether the periphery keeps up; "
                        "and the speed-up in the paper's setting. The model and its assumptions: docs/mapping.md.")
     p.add_argument("--config", metavar="CFG.toml", help="NMPU configuration (default: the spec's defaults)")
+    add_periphery_args(p, "--ppa")
+    p.add_argument("--ppa", metavar="SYNTH.json", help="the units' figures from `nmpu synth --compare --json` (default: "
+                   "measured here on the network's first layer of the configuration, cached)")
+    p.add_argument("--out", default="build/cost", metavar="DIR",
+                   help="without --ppa: where the timing and power flow writes (default %(default)s)")
+    p.add_argument("--json", metavar="OUT.json", help="write the figures as JSON")
+    from .workload import add_args, add_mapping_arg
+    add_args(p)
+    add_mapping_arg(p)
+
+
+def add_periphery_args(p: argparse.ArgumentParser, given: str) -> None:
+    """The periphery's options of ``nmpu cost`` and ``nmpu map``: units per column tile, the tiles' MVM time, and
+    the activity samples of the units' measurement (without ``given``, the option that supplies the figures)."""
+    from ..sim.activity import DEFAULT_SAMPLES
+    from ..studies.cost import MVM_NS, PAPER_UNITS
     p.add_argument("--units", type=int, default=PAPER_UNITS, metavar="N",
                    help="fixed-point units per column tile (default %(default)s: 64 units serving 4 columns each of "
                    "a 256-column tile, as in the paper); each has the configuration's rtl.lanes lanes")
@@ -34,17 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="FP16 units per column tile (default %(default)s: HERMES' one local processing unit per core)")
     p.add_argument("--mvm-ns", type=float, default=MVM_NS, metavar="NS",
                    help="the tiles' time per MVM (default %(default)s ns: HERMES, one-phase read)")
-    p.add_argument("--ppa", metavar="SYNTH.json", help="the units' figures from `nmpu synth --compare --json` (default: "
-                   "measured here on the network's first layer of the configuration, cached)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help="without --ppa: samples of the layer through the gate-level netlists for the activity "
-                   "(default %(default)s)")
-    p.add_argument("--out", default="build/cost", metavar="DIR",
-                   help="without --ppa: where the timing and power flow writes (default %(default)s)")
-    p.add_argument("--json", metavar="OUT.json", help="write the figures as JSON")
-    from .workload import add_args, add_mapping_arg
-    add_args(p)
-    add_mapping_arg(p)
+                   help=f"without {given}: samples of the layer through the gate-level netlists for the units' "
+                   "activity (default %(default)s)")
 
 
 def _study_from_file(path: str) -> tuple[Any, dict | None]:

@@ -16,8 +16,7 @@ from .io import check_parent, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..sim.activity import DEFAULT_SAMPLES
-    from ..studies.cost import MVM_NS, PAPER_UNITS
+    from .cost import add_periphery_args
     p = sub.add_parser("map", help="search the layer mapping (digital / FP16 unit / NMPU formats per layer): Pareto "
                        "front of loss, periphery cost and MACs on tiles; the chosen one verified with the RTL",
                        description="Every layer that can go on tiles is digital, on tiles with the FP16 unit, or on "
@@ -42,15 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "chosen mapping: accuracy percentage points, or percent of the perplexity (default %(default)s)")
     p.add_argument("--objective", default="energy", choices=("energy", "area"),
                    help="the periphery cost minimized: energy or area per inference (default %(default)s)")
-    p.add_argument("--units", type=int, default=PAPER_UNITS, metavar="N",
-                   help="fixed-point units per column tile (default %(default)s)")
-    p.add_argument("--fp16-units", type=int, default=1, metavar="N", help="FP16 units per column tile (default 1)")
-    p.add_argument("--mvm-ns", type=float, default=MVM_NS, metavar="NS", help="the tiles' time per MVM (default "
-                   "%(default)s ns)")
+    add_periphery_args(p, "--figures")
     p.add_argument("--figures", metavar="MAP.json", help="the units' figures of an earlier `nmpu map --json` (default: "
                    "measured with the OSU 0.18 um flow on the network's layer, cached per format)")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
-                   help="without --figures: samples of the layer for the units' activity (default %(default)s)")
     p.add_argument("--no-sensitivity", action="store_true", help="skip the sensitivity profile (the search then starts "
                    "from every layer at each choice)")
     p.add_argument("--no-verify", action="store_true", help="do not co-simulate the chosen mapping with the RTL")

@@ -167,9 +167,14 @@ def stage_mapping(run: Run) -> list[str]:
              "--json", run.path("cost.json"))
     argv = ["map", *run.model_args(), "--config", run.config, "--workers", "0", "--out", display_path(run.out),
             "--json", run.path("map.json")]
-    # quick: one seed on 60 images, 24 mappings and the polish, 16 samples for the units' activity, no RTL run
-    argv += (["--seeds", "1", "--images", "60", "--trials", "24", "--samples", "16", "--no-verify"] if run.quick
-             else ["--seeds", "2"])
+    # quick: one seed on 60 images, one format besides the base (2-bit scale and offset: one unit to measure, not
+    # two), 16 mappings and the polish, 16 samples for the units' activity, no RTL run
+    if run.quick:
+        (run.out / "formats_quick.toml").write_text('[grid]\n"scale.bits" = [2]\n"offset.bits" = [2]\n')
+        argv += ["--formats", run.path("formats_quick.toml"), "--seeds", "1", "--images", "60", "--trials", "16",
+                 "--samples", "16", "--no-verify"]
+    else:
+        argv += ["--seeds", "2"]
     run.nmpu(*argv)
     return report.mapping_section(run.json("sensitivity.json"), run.json("cost.json"), run.json("map.json"))
 
