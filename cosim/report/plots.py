@@ -345,13 +345,15 @@ def pareto_plot(rows: list[dict[str, Any]], path: str | Path, title: str, metric
     if tolerance is not None:
         ax.axhline(tolerance, color="tab:red", ls="--", lw=0.9, label=f"tolerance {tolerance:g}")
     ax.set_xscale("symlog", linthresh=max(1e-3, float(np.min(x[x > 0])) if np.any(x > 0) else 1e-3))
+    ax.set_xlim(left=0, right=2 * float(np.max(x)) if np.any(x > 0) else 1.0)
     ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=min(-0.05, 1.5 * float(np.min(y))), top=2 * max(1.0, float(np.max(y))))
     ax.set_xlabel(cost_label)
     ax.set_ylabel("accuracy drop vs all-digital (pp)" if _metric(metric).percent
                   else "perplexity rise vs all-digital (%)")
     fig.colorbar(sc, ax=ax, label="fraction of MACs on tiles")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper left")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
