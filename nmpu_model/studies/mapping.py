@@ -12,8 +12,9 @@ trials evaluated in batches (on the sweep's Dask runner for a network), every fi
 storage (SQLite: an interrupted search resumes where it stopped). A space no larger than the trial budget is
 enumerated (every mapping queued once: the front is exact); a larger one is searched by NSGA-II (constrained to
 the tolerance), started from the given anchor mappings, then polished: every single-layer change of the chosen
-mapping is tried, until none is chosen over it (at most as many trials again as the budget). The pick (:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the
-cheapest, then the best metric.
+mapping is tried, until none is chosen over it (at most as many trials again as the budget). The pick
+(:func:`choose`): of the trials within the tolerance, the most MACs on tiles, then the cheapest, then the best
+metric.
 """
 from __future__ import annotations
 
@@ -250,11 +251,12 @@ def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]
            progress: Callable[[int], Any] | None = None) -> Any:
     """Run (or resume) the Optuna study ``name`` in ``storage`` (``sqlite:///FILE``; None: in memory) until it holds
     ``trials`` finished trials (at most the space's size), then (a larger space, with a ``tolerance``) the polish
-    of the module's docstring, whose trials come on top: at most ``polish`` of them (default ``trials``). ``space``: parameter -> its labels; ``score`` takes a
+    of the module's docstring, whose trials come on top: at most ``polish`` of them (default ``trials``), counted
+    over the study (a resumed search does not polish again). ``space``: parameter -> its labels; ``score`` takes a
     batch of parameter dicts and returns their :class:`Scored`. ``tolerance`` (percent, as :func:`choose`): a
-    constraint on the loss, so that NSGA-II breeds from the mappings within it. A trial whose parameters were scored before takes
-    that score (a sampler may propose a point twice); trials an interruption left running are marked failed and
-    replaced. Returns the study."""
+    constraint on the loss, so that NSGA-II breeds from the mappings within it. A trial whose parameters were scored
+    before takes that score (a sampler may propose a point twice); trials an interruption left running are marked
+    failed and replaced. Returns the study."""
     import optuna
     from optuna.distributions import CategoricalDistribution
     from optuna.trial import TrialState
@@ -318,7 +320,7 @@ def search(space: dict[str, Sequence[str]], score: Callable[[list[dict[str, str]
     run(trials)
     if tolerance is not None and size > trials:
         # polish: every single-layer change of the chosen mapping, until none is chosen over it (or the cap)
-        cap = len(done) + (trials if polish is None else polish)
+        cap = trials + (trials if polish is None else polish)     # of the study's mappings: a resumed search too
         while len(done) < cap:
             best = choose([{"trial": t.number, "params": t.params, "loss": t.values[0], "cost": t.values[1],
                             "mac_fraction": t.values[2]} for t in done.values()], tolerance)
