@@ -57,8 +57,9 @@ def register(subparsers) -> None:
     from ..sim.activity import DEFAULT_SAMPLES
     g.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help="samples of the layer streamed through the netlist (default %(default)s)")
-    from .workload import add_args
+    from .workload import add_args, add_mapping_arg
     add_args(g)
+    add_mapping_arg(p)
 
 
 def _notify(msg: str) -> None:
@@ -79,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.samples < 1:
         raise ValueError(f"--samples must be a positive integer, not {args.samples}")
+    if args.mapping:
+        return _mapping(args)
     if args.sweep and not args.compare:
         raise ValueError("--sweep needs --compare (it plots the fixed unit's area against accuracy)")
     if args.breakdown and args.target != "generic":
@@ -192,3 +195,51 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
         from ..report.plots import ppa_plot
         study.comparison.plot = doc["ppa"]["plot"] = str(ppa_plot(doc, out / "ppa.png"))
         print(f"plot: {doc['ppa']['plot']}")
+
+
+def _mapping(args: argparse.Namespace) -> int:
+    """``--mapping``: every unit the mapping uses (the NMPU of each of its formats, the FP16 unit if a layer runs on
+    it) synthesized as ``nmpu synth --config`` would (sky130 area, flip-flops, latency), and unless ``--no-ppa``
+    measured in OSU 0.18 um (fmax, energy per value, cached per configuration as ``nmpu cost`` and ``nmpu map`` do)."""
+    from nmpu_model.studies.mapping import Choice
+
+    from ..studies import mapping as sm
+    from ..synth import flow as synth
+    from .workload import load, show
+
+    for opt, given in (("--compare", args.compare), ("--sweep", args.sweep), ("--lanes", args.lanes is not None),
+                       ("--breakdown", args.breakdown), ("--target ice40", args.target != "generic"),
+                       ("--unit fp16", args.unit != "fixed")):
+        if given:
+            raise ValueError(f"--mapping synthesizes the units the mapping uses: drop {opt}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder (--out takes a folder)")
+    work = load(args)                      # the mapping checked against the network's layers
+    show(work)
+    m = work.layer_map
+    formats = list(dict.fromkeys(c for _, c in m.layers if c.unit == "fixed")) or [Choice("fixed")]
+    units: dict[str, dict[str, Any]] = {}
+    for c in formats:
+        r = synth.synthesize(c.config(m.base), "fixed", "generic", out / c.label.replace("[", "_").replace("]", ""),
+                             _notify).to_dict()
+        units[c.label] = {"layers": [n for n, k in m.layers if k == c], **r}
+    if m.names("fp16"):
+        units["fp16"] = {"layers": m.names("fp16"), **synth.synthesize(m.base, "fp16", "generic", out / "fp16",
+                                                                       _notify).to_dict()}
+    if not args.no_ppa:
+        figs = sm.unit_peripheries(m.base, formats, work, out / "ppa", samples=args.samples, units=1, fp16_units=1,
+                                   notify=_notify)
+        for label, u in units.items():
+            u["ppa"] = figs[label].__dict__
+    rows = [[label, len(u["layers"]), fmt(u["area"]), u["flip_flops"], u["latency"]]
+            + ([f"{u['ppa']['fmax_mhz']:.1f}", f"{u['ppa']['energy_pj_per_value']:.2f}"] if "ppa" in u else [])
+            for label, u in units.items()]
+    head = ["unit", "layers", "area (um^2, sky130)", "flip-flops", "latency"]
+    print(f"the units of {args.mapping}:")
+    print(table(head + (["fmax (MHz, OSU 0.18)", "pJ/value"] if not args.no_ppa else []), rows))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"mapping": m.to_dict(), "units": units}, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -274,3 +274,32 @@ def test_compare_prints_the_precision_table(tmp_path, capsys, monkeypatch) -> No
     assert main(["synth", "--compare", "--no-ppa", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "area over precisions" in out and "scale 4b" in out and "4.44" in out
+
+
+def test_synth_of_a_mapping_is_each_format_as_synth_config_gives_it(tmp_path, capsys):
+    """``nmpu synth --mapping``: one unit per format the mapping uses, each the same netlist figures as ``nmpu synth
+    --config`` of that format; the FP16 unit only when a layer runs on it; refusals in one line."""
+    import json
+
+    from cosim.cli import main
+    from nmpu_model import load_config
+    from nmpu_model.studies.sweep import point_config
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"layers": {"0": "digital", "3": "fixed[offset.bits=2,scale.bits=2]", "7": "fixed",
+                                        "12": "fixed", "14": "digital"}}))
+    assert main(["synth", "--mapping", str(m), "--no-ppa", "--images", "8", "--out", str(tmp_path / "o"),
+                 "--json", str(tmp_path / "s.json")]) == 0
+    units = json.loads((tmp_path / "s.json").read_text())["units"]
+    assert list(units) == ["fixed[offset.bits=2,scale.bits=2]", "fixed"]
+    assert units["fixed"]["layers"] == ["7", "12"] and units["fixed[offset.bits=2,scale.bits=2]"]["layers"] == ["3"]
+    low = tmp_path / "low.toml"
+    low.write_text(point_config(load_config(), {"scale.bits": 2, "offset.bits": 2}).to_toml())
+    assert main(["synth", "--config", str(low), "--no-ppa", "--out", str(tmp_path / "o2"),
+                 "--json", str(tmp_path / "one.json")]) == 0
+    one = json.loads((tmp_path / "one.json").read_text())["fixed"]
+    got = units["fixed[offset.bits=2,scale.bits=2]"]
+    assert (got["area"], got["flip_flops"], got["std_cells"]) == (one["area"], one["flip_flops"], one["std_cells"])
+    assert got["area"] < units["fixed"]["area"]
+    capsys.readouterr()
+    assert main(["synth", "--mapping", str(m), "--compare"]) == 2
+    assert "drop --compare" in capsys.readouterr().err
