@@ -82,6 +82,12 @@ MODULES: dict[str, Module] = {
     # the stimulus and both units' Verilog per mutant, the refusals a network each: left out)
     "cost": Module("cosim/studies/cost.py", ["tests/synth/test_cost.py"], ["-k", "not cached and not refusals"],
                    note="the model: time, energy, area, units to keep up, the one-MVM speed-up, the layers' vectors"),
+    # the mapping file and the search's decision: the search's two slow tests (400-trial NSGA-II runs, ~10 s each, and
+    # the SQLite resumption) are left out per mutant, so the NSGA-II polish and the resumption show as survivors
+    # or not covered here; the enumerated search, the pick and the front run for every mutant
+    "mapping": Module("nmpu_model/studies/mapping.py", ["tests/model/test_mapping.py"],
+                      ["-k", "not larger_space and not interrupted"],
+                      note="the mapping's file and checks, the enumerated search, the front and the pick"),
     # the PPA arithmetic is only reached by the @slow tests (a full synthesis + OpenSTA run per mutant), so
     # only the fast ones run here: most PPA mutants come out "not covered"; run with --ppa-slow to include them
     "ppa": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"]),

@@ -212,3 +212,37 @@ def test_choose_picks_most_macs_then_cheapest_within_the_tolerance():
     assert mp.choose(rows, 0.3)["trial"] == 4
     assert mp.choose(rows, 0.0)["trial"] == 0
     assert mp.choose(rows[1:4], 0.1) is None
+
+
+def test_domination_with_ties_and_the_rows_of_a_study_with_repeats():
+    """Ties count: equal in two objectives and better in the third dominates; equal in all does not. A study's rows
+    are its finished mappings once each (a repeated proposal, a failed trial left out), attributes without the
+    bookkeeping ``repeat_of``."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+    r = lambda loss, cost, frac: {"loss": loss, "cost": cost, "mac_fraction": frac}   # noqa: E731
+    base = r(0.0, 1.0, 0.5)
+    for worse in (r(0.0, 2.0, 0.5), r(0.1, 1.0, 0.5), r(0.0, 1.0, 0.4)):
+        assert mp._dominates(base, worse) and not mp._dominates(worse, base)
+    assert not mp._dominates(base, r(0.0, 1.0, 0.5))
+    assert not mp._dominates(base, r(0.1, 0.5, 0.5)) and not mp._dominates(r(0.1, 0.5, 0.5), base)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "minimize", "maximize"])
+    d = {"l0": CategoricalDistribution(["a", "b"]), "l1": CategoricalDistribution(["a", "b"])}
+    for params, values, attrs in ((dict(l0="a", l1="b"), [0.0, 1.0, 0.5], {"mean": 1}),
+                                  (dict(l0="b", l1="a"), [0.0, 2.0, 0.5], {"mean": 2}),
+                                  (dict(l0="a", l1="b"), [0.0, 1.0, 0.5], {"mean": 1, "repeat_of": 0})):
+        study.enqueue_trial(params)
+        t = study.ask(d)
+        for k, v in attrs.items():
+            t.set_user_attr(k, v)
+        study.tell(t, values)
+    study.enqueue_trial(dict(l0="b", l1="b"))
+    study.tell(study.ask(d), state=TrialState.FAIL)
+    rows = mp.trial_rows(study)
+    assert [(x["trial"], x["params"], x["pareto"]) for x in rows] == [(0, dict(l0="a", l1="b"), True),
+                                                                        (1, dict(l0="b", l1="a"), False)]
+    assert all("repeat_of" not in x for x in rows) and [x["mean"] for x in rows] == [1, 2]
+    # the tolerance's boundary is inside: a loss of exactly 0.5 pp is within 0.5 pp
+    assert mp.choose([{"trial": 0, "loss": 0.005, "cost": 1.0, "mac_fraction": 1.0}], 0.5)["trial"] == 0
