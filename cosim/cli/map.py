@@ -115,11 +115,7 @@ def run(args: argparse.Namespace) -> int:
                   device=args.device, compensation=args.compensation)
     names, problem = mp.mappable_layers(setup)
     forced_digital = _resolve_digital(forced, names)
-    unknown = [n for n in forced_digital if n not in names]
-    if unknown:
-        raise ValueError(f"--digital: {unknown[0]!r} is not a layer that can go on tiles ({', '.join(names)})")
-    if set(names) <= set(forced_digital):
-        raise ValueError("every layer is kept digital (--digital): nothing to map onto tiles")
+    space = sm.mapping_space(names, formats, forced_digital)[1]      # refusals before the layer table
     if figures is not None:
         missing = [l for l in ["fp16", *(c.label for c in formats)] if l not in figures]
         if missing:
@@ -151,8 +147,7 @@ def run(args: argparse.Namespace) -> int:
     bar = None
     if tty:
         from tqdm import tqdm
-        bar = tqdm(total=min(args.trials, mp.space_size({n: [0] * (1 if n in forced_digital else 2 + len(formats))
-                                                          for n in names})),
+        bar = tqdm(total=min(args.trials, mp.space_size(space)),
                    desc=f"map {work.name}", unit="mapping", leave=False)
     try:
         res = sm.map_network(setup, base, formats, figures, loads, seeds=args.seeds, trials=args.trials,

@@ -126,6 +126,20 @@ def anchors(names: Sequence[str], labels: Sequence[str], ranking: Sequence[str] 
     return uniq
 
 
+def mapping_space(names: Sequence[str], formats: Sequence[mp.Choice],
+                  forced_digital: Sequence[str] = ()) -> tuple[list[str], dict[str, list[str]]]:
+    """The choices' labels and the search space: layer -> its labels (``digital`` only for ``forced_digital``);
+    a forced name that is no such layer, or every layer forced, is refused in one line."""
+    labels = ["digital", "fp16", *(c.label for c in formats)]
+    unknown = [n for n in forced_digital if n not in names]
+    if unknown:
+        raise ValueError(f"--digital: {unknown[0]!r} is not a layer that can go on tiles ({', '.join(names)})")
+    space = {n: (["digital"] if n in forced_digital else labels) for n in names}
+    if all(v == ["digital"] for v in space.values()):
+        raise ValueError("every layer is kept digital (--digital): nothing to map onto tiles")
+    return labels, space
+
+
 def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], figures: dict[str, cm.Periphery],
                 loads: dict[str, cm.LayerLoad], *, seeds: int = 2, trials: int = 64, batch: int = 16,
                 tolerance: float = 1.0, objective: str = "energy", forced_digital: Sequence[str] = (),
@@ -136,14 +150,8 @@ def map_network(setup: Setup, base: NMPUConfig, formats: Sequence[mp.Choice], fi
     ``forced_digital``: digital only) for the Pareto front of loss, ``objective`` and MACs on tiles; choose the one
     within ``tolerance`` (:func:`~nmpu_model.studies.mapping.choose`). Returns the JSON-ready document (``rows``:
     every trial, ``chosen``: its row and ``mapping``)."""
-    labels = ["digital", "fp16", *(c.label for c in formats)]
-    names = list(loads)
-    unknown = [n for n in forced_digital if n not in names]
-    if unknown:
-        raise ValueError(f"--digital: {unknown[0]!r} is not a layer that can go on tiles ({', '.join(names)})")
-    space = {n: (["digital"] if n in forced_digital else labels) for n in names}
-    if all(v == ["digital"] for v in space.values()):
-        raise ValueError("every layer is kept digital: nothing to map onto tiles")
+    labels, space = mapping_space(list(loads), formats, forced_digital)
+    names = list(space)
     from nmpu_model.studies.sweep import dask_client
     identity = {"setup": setup.identity(), "base": base.identity(), "seeds": seeds, "space": space,
                 "objective": objective, "tolerance": tolerance, "mvm_ns": mvm_ns, "tile_cols": tile_cols,
