@@ -20,20 +20,22 @@ def _fmt(rng: np.random.Generator, quantizer: bool, max_bits: int = 12) -> dict:
     return d
 
 
-def draw_config(seed: int, max_lanes: int = 8, max_groups: int = 6) -> NMPUConfig:
+def draw_config(seed: int, max_lanes: int = 8, max_groups: int = 6, max_bits: int = 12) -> NMPUConfig:
     """One configuration the loader accepts: every format, mode, the BN stage or not, lanes 1..``max_lanes``,
-    1..``max_groups`` lane groups (one group: a single-row coefficient memory), 3- or 5-stage FP16 FMAs."""
+    1..``max_groups`` lane groups (one group: a single-row coefficient memory), 3- or 5-stage FP16 FMAs;
+    ADC codes and coefficients of 1..``max_bits`` bits (the output and BN mid formats up to 16)."""
     rng = np.random.default_rng([seed, 0x6E6D7075])
     while True:
         out = _fmt(rng, True, 16)
         frac = out["frac"]
         out.update(frac_min=frac - int(rng.integers(0, 11)), frac_max=frac + int(rng.integers(0, 11)))
         lanes = int(rng.integers(1, max_lanes + 1))
-        d = {"adc_bits": int(rng.integers(1, 13)), "relu": bool(rng.integers(2)), "bn_stage": bool(rng.integers(2)),
-             "scale": _fmt(rng, False), "offset": _fmt(rng, False), "output": out,
+        d = {"adc_bits": int(rng.integers(1, max_bits + 1)), "relu": bool(rng.integers(2)),
+             "bn_stage": bool(rng.integers(2)),
+             "scale": _fmt(rng, False, max_bits), "offset": _fmt(rng, False, max_bits), "output": out,
              "rtl": {"lanes": lanes, "columns": lanes * int(rng.integers(1, max_groups + 1))}}
         if d["bn_stage"]:
-            d.update(bn_scale=_fmt(rng, False), bn_offset=_fmt(rng, False), mid=_fmt(rng, True, 16))
+            d.update(bn_scale=_fmt(rng, False, max_bits), bn_offset=_fmt(rng, False, max_bits), mid=_fmt(rng, True, 16))
         # the FP16 unit's FMA depth from a generator of its own: the draws above stay what they were
         d["rtl"]["fp16_fma_stages"] = int(np.random.default_rng([seed, 0x666D61]).choice([3, 5]))
         try:

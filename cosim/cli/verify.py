@@ -4,6 +4,9 @@
 ``--gate-level`` simulates the unit's netlist in SkyWater 130 nm cells, as ``nmpu synth`` maps it
 (the netlist whose area ``nmpu synth`` reports), instead of the RTL; ``--library osu018`` the netlist in
 OSU 0.18 um cells whose timing and power ``nmpu synth`` reports.
+
+``--exhaustive`` checks every input of the configuration instead of random beats (every ADC code x every
+coefficient code x every ``out_frac``, :mod:`cosim.sim.exhaustive`), in the bulk C++ harness.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser("verify", help="run the cocotb testbench on the RTL; every output checked against the model")
     p.add_argument("--config", metavar="CFG.toml", help="configuration (default: the spec's defaults)")
-    p.add_argument("--vectors", type=int, default=2000, help="output beats to check (default %(default)s)")
+    p.add_argument("--vectors", type=int, help="output beats to check (default 2000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
     p.add_argument("--sim", default="verilator", help="verilator (default) or icarus")
     p.add_argument("--waves", action="store_true", help="record an FST waveform and print its path")
@@ -28,6 +31,14 @@ def register(subparsers) -> None:
     p.add_argument("--library", choices=("sky130", "osu018"), default="sky130",
                    help="with --gate-level: the netlist in SkyWater 130 nm cells (the area figure; default) or in "
                         "OSU 0.18 um cells (the timing and power figures), with the library's cell models")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="every input of the configuration (ADC code x coefficient codes x out_frac) through the "
+                        "RTL in the bulk C++ harness, against the golden model; beyond --limit, the largest "
+                        "exhaustive sub-space that fits, said")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="with --exhaustive: values a run may check (default 2^30, ~4.5 min at 4 M values/s)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="with --exhaustive: harness runs at a time (default: the CPU count)")
 
 
 def _gate_level_netlist(config, unit: str, library: str = "sky130") -> list[Path]:
@@ -56,6 +67,12 @@ def run(args: argparse.Namespace) -> int:
     from .io import check_parent, write_json
 
     # the user's input first (the same message on every machine), then the environment
+    if args.exhaustive:
+        return _exhaustive(args)
+    for opt in ("limit", "jobs"):
+        if getattr(args, opt) is not None:
+            raise ValueError(f"--{opt} belongs to --exhaustive")
+    args.vectors = 2000 if args.vectors is None else args.vectors
     if args.vectors < 1:
         raise ValueError(f"--vectors must be a positive integer, not {args.vectors}")
     if args.seed < 0:
@@ -86,3 +103,53 @@ def run(args: argparse.Namespace) -> int:
                                "latency": res.build.meta["latency"], "verilog": str(res.build.verilog),
                                "unit": args.unit, "netlist": [str(p) for p in netlist] if netlist else None})
     return 0 if res.mismatches == 0 and not d.get("error") and res.vectors >= args.vectors else 1
+
+
+def _exhaustive(args: argparse.Namespace) -> int:
+    """``verify --exhaustive``: the configuration's whole input space (or its largest exhaustive sub-space)."""
+    import os
+
+    from nmpu_model.golden.config import load_config
+
+    from ..sim import exhaustive
+    from .io import check_parent, write_json
+
+    clash = [o for o, on in (("--vectors", args.vectors is not None), ("--gate-level", args.gate_level),
+                             ("--waves", args.waves), ("--sim", args.sim != "verilator")) if on]
+    if clash:
+        raise ValueError(f"--exhaustive checks every input of the RTL in the bulk harness; it takes no {clash[0]}")
+    if args.unit != "fixed":
+        raise ValueError("--exhaustive covers the fixed-point NMPU (integer coefficient codes); the FP16 unit's "
+                         "binary16 coefficients make 2^32 pairs per code: verify it with random beats")
+    limit = exhaustive.DEFAULT_LIMIT if args.limit is None else args.limit
+    jobs = (os.cpu_count() or 1) if args.jobs is None else args.jobs
+    if isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"--jobs must be a positive integer, not {jobs}")
+    if limit < 1:
+        raise ValueError(f"--limit must be a positive integer, not {limit}")
+    check_parent(args.json, "--json")
+    config = load_config(args.config)
+    plan = exhaustive.plan_space(config, limit)
+    print(f"exhaustive: {plan.describe()}", file=sys.stderr, flush=True)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(total=plan.values, desc="verify --exhaustive", unit="value", unit_scale=True, leave=False)
+    try:
+        res = exhaustive.run(plan, jobs=jobs, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(res.line())
+    rate = res.values / res.seconds if res.seconds else 0.0
+    print(f"{res.values:,} values in {res.seconds:.1f} s ({rate / 1e6:.2f} M values/s, {res.runs} harness runs, "
+          f"{jobs} at a time; the harness's clock loops {res.sim_seconds:.1f} s, the golden model "
+          f"{res.model_seconds:.1f} s; build {res.build_seconds:.1f} s before)", file=sys.stderr)
+    if res.first_mismatch:
+        print(f"first mismatch: {json.dumps(res.first_mismatch)}", file=sys.stderr)
+    if res.first_error:
+        print(f"protocol error: {res.first_error}", file=sys.stderr)
+    if args.json:
+        write_json(args.json, {**res.to_dict(), "full": plan.full, "space_values": plan.total,
+                               "config": config.to_dict()})
+    return 0 if res.ok else 1
