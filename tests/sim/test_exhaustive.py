@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from random_configs import draw_config  # noqa: E402
 
 from cosim.sim import exhaustive  # noqa: E402
-from nmpu_model import NMPUConfig  # noqa: E402
+from nmpu_model import NMPUConfig, load_config  # noqa: E402
 
 # 32 codes x 16 scales x 16 offsets x 5 out_frac values; ties to even at the output, so ties matter
 SMALL = {"adc_bits": 5, "relu": False,
@@ -81,17 +81,22 @@ def test_refusal_states_the_size_and_time() -> None:
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.xdist_group("bulk-exhaustive")
+@pytest.mark.xdist_group("cosim-bulk-fault")      # the default configuration's tie-fault build, shared
 def test_wrong_tie_rule_is_caught_on_a_tie() -> None:
-    config = NMPUConfig.from_dict(SMALL)
-    res = exhaustive.run(exhaustive.plan_space(config), fault="tie")
-    assert res.values == 32 * 16 * 16 * 5 and res.mismatches > 0
+    config = load_config(None)
+    assert (config.scale.frac, config.offset.frac, config.output.rounding.name, config.relu) == (7, 1, "RND", True)
+    plan = exhaustive.plan_space(config, limit=1 << 24)      # a sub-space: scale, then offset, in full
+    # every scale with the offset at its 7 corners (-128, -127, -1, 0, 1, 126, 127), then every offset with the
+    # scale at its 4 (0, 1, 254, 255)
+    assert not plan.full and plan.values == 256 * 16 * 256 * (7 + 4)
+    res = exhaustive.run(plan, fault="tie")
+    assert res.values == plan.values and res.mismatches > 0
     m = res.first_mismatch
-    # exact: the value the output rounds is code * scale / 2^3 + offset / 2^1, at 2^out_frac
-    y = (Fraction(m["code"] * m["scale"], 8) + Fraction(m["offset"], 2)) * Fraction(2) ** m["out_frac"]
+    # exact: the value the output rounds is code * scale / 2^7 + offset / 2^1, at 2^out_frac
+    y = (Fraction(m["code"] * m["scale"], 128) + Fraction(m["offset"], 2)) * Fraction(2) ** m["out_frac"]
     assert y - (y.numerator // y.denominator) == Fraction(1, 2), f"not a tie: {m}"
-    even = y.numerator // y.denominator + (y.numerator // y.denominator) % 2   # ties to even
-    assert m["model"] == max(-8, min(7, even)) and m["rtl"] != m["model"]
+    up = y.numerator // y.denominator + 1                    # RND: ties toward +inf; then ReLU, saturation
+    assert m["model"] == min(127, max(0, up)) and m["rtl"] != m["model"]
 
 
 @pytest.mark.xdist_group("bulk-exhaustive")
