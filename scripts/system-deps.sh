@@ -4,9 +4,12 @@
 #   liblz4-dev     Verilator's FST waveform writer (`--waves`)
 #   nextpnr-ice40  place and route for `nmpu synth --target ice40` (fmax)
 #   opensta        static timing and power analysis (`sta`) of `nmpu synth`'s PPA figures
-# and the data files of qflow-tech-osu018 (the OSU 0.18 um cells: Liberty, Verilog models), taken out of
-# the .deb into the virtual environment (argument 1: its folder) without installing qflow, which the
-# package depends on but the project does not use. Skipped where the package is installed.
+#   graywolf, qrouter, magic, netgen-lvs, tcl   placement, routing, DRC/GDS/extraction, LVS (`nmpu synth --layout`)
+# and the files of two packages taken out of their .deb into the virtual environment (argument 1: its
+# folder) without installing them (skipped where a package is installed): qflow-tech-osu018 (the OSU
+# 0.18 um cells: Liberty, LEF, Verilog and SPICE models, the tools' technology files) and qflow (its
+# place-and-route Tcl scripts and blif2BSpice, which `--layout` runs; qflow's own driver is not used and
+# would pull Debian's Yosys).
 # Checked on every `make install` (a few ms); installed with apt-get when this runs as root, otherwise
 # one line says what to install. No test skips for a missing tool: `make install` brings it.
 set -euo pipefail
@@ -16,29 +19,39 @@ need=(
   "liblz4-dev:/usr/include/lz4.h"
   "nextpnr-ice40:/usr/bin/nextpnr-ice40"
   "opensta:/usr/bin/sta"
+  "graywolf:/usr/bin/graywolf"
+  "qrouter:/usr/bin/qrouter"
+  "magic:/usr/bin/magic"
+  "netgen-lvs:/usr/bin/netgen-lvs"
+  "tcl:/usr/bin/tclsh"
 )
 venv=${1:-.venv}
-osu=usr/share/qflow/tech/osu018/osu018_stdcells.lib
-osu018() {
-  [ -e "/$osu" ] || [ -e "$venv/$osu" ] && return 0
+# unpack PACKAGE FILE: the package's files into the venv unless FILE is there (or installed)
+unpack() {
+  local pkg=$1 file=$2
+  [ -e "/$file" ] || [ -e "$venv/$file" ] && return 0
   local tmp; tmp=$(mktemp -d)
-  if (cd "$tmp" && apt-get download -q qflow-tech-osu018 >/tmp/nmpu-apt-osu.log 2>&1) ||
-     { [ "$(id -u)" -eq 0 ] && apt-get update -q >>/tmp/nmpu-apt-osu.log 2>&1 &&
-       (cd "$tmp" && apt-get download -q qflow-tech-osu018 >>/tmp/nmpu-apt-osu.log 2>&1); }; then
-    dpkg-deb -x "$tmp"/qflow-tech-osu018_*.deb "$venv" && echo "make install: OSU 0.18 um cells -> $venv/${osu%/*}"
+  if (cd "$tmp" && apt-get download -q "$pkg" >/tmp/nmpu-apt-$pkg.log 2>&1) ||
+     { [ "$(id -u)" -eq 0 ] && apt-get update -q >>/tmp/nmpu-apt-$pkg.log 2>&1 &&
+       (cd "$tmp" && apt-get download -q "$pkg" >>/tmp/nmpu-apt-$pkg.log 2>&1); }; then
+    dpkg-deb -x "$tmp"/"${pkg}"_*.deb "$venv" && echo "make install: $pkg's files -> $venv/${file%/*}"
   else
-    echo "make install: could not download Debian's qflow-tech-osu018 (log /tmp/nmpu-apt-osu.log): run" \
-         "'apt-get download qflow-tech-osu018 && dpkg-deb -x qflow-tech-osu018_*.deb $venv' and make again" >&2
+    echo "make install: could not download Debian's $pkg (log /tmp/nmpu-apt-$pkg.log): run" \
+         "'apt-get download $pkg && dpkg-deb -x ${pkg}_*.deb $venv' and make again" >&2
     rm -rf "$tmp"; exit 1
   fi
   rm -rf "$tmp"
+}
+unpacked() {
+  unpack qflow-tech-osu018 usr/share/qflow/tech/osu018/osu018_stdcells.lib
+  unpack qflow usr/lib/qflow/scripts/place2def.tcl
 }
 missing=()
 for entry in "${need[@]}"; do
   pkg=${entry%%:*} file=${entry#*:}
   if [ ! -e "$file" ] && [[ " ${missing[*]-} " != *" $pkg "* ]]; then missing+=("$pkg"); fi
 done
-[ ${#missing[@]} -eq 0 ] && { osu018; exit 0; }
+[ ${#missing[@]} -eq 0 ] && { unpacked; exit 0; }
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "make install: installing Debian packages ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -51,4 +64,4 @@ else
   echo "make install: needs the Debian packages ${missing[*]}: run 'sudo apt-get install ${missing[*]}' and make again" >&2
   exit 1
 fi
-osu018
+unpacked

@@ -57,6 +57,14 @@ def register(subparsers) -> None:
     from ..sim.activity import DEFAULT_SAMPLES
     g.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, metavar="N",
                    help="samples of the layer streamed through the netlist (default %(default)s)")
+    from ..synth.layout import DEFAULT_DENSITY, DEFAULT_LAYERS
+    g.add_argument("--layout", action="store_true",
+                   help="also place and route each unit (graywolf, qrouter), check it (DRC magic, LVS netgen) and "
+                        "time and power it with its wires (OpenSTA + SPEF); a picture in OUT/layout.png")
+    g.add_argument("--density", type=float, default=DEFAULT_DENSITY, metavar="D",
+                   help="with --layout: the cell density placement aims at (default %(default)s)")
+    g.add_argument("--route-layers", type=int, default=DEFAULT_LAYERS, metavar="N",
+                   help="with --layout: metal layers the router may use, 2..6 (default %(default)s)")
     from .workload import add_args, add_mapping_arg
     add_args(g)
     add_mapping_arg(p)
@@ -77,9 +85,23 @@ def run(args: argparse.Namespace) -> int:
     from nmpu_model.golden.config import NMPUConfig, load_config
 
     from ..synth import flow as synth
+    from ..synth.layout import DEFAULT_DENSITY, DEFAULT_LAYERS
 
     if args.samples < 1:
         raise ValueError(f"--samples must be a positive integer, not {args.samples}")
+    if not args.layout and (args.density != DEFAULT_DENSITY or args.route_layers != DEFAULT_LAYERS):
+        raise ValueError("--density and --route-layers belong to --layout")
+    if args.layout:
+        if args.no_ppa or args.target != "generic" or args.mapping:
+            raise ValueError("--layout places and routes the OSU 0.18 um netlists of the PPA flow: drop "
+                             + ("--no-ppa" if args.no_ppa else "--target ice40" if args.target != "generic"
+                                else "--mapping"))
+        if not 0.1 <= args.density <= 0.95:
+            raise ValueError(f"--density must be in [0.1, 0.95], not {args.density}")
+        if not 2 <= args.route_layers <= 6:
+            raise ValueError(f"--route-layers must be 2..6, not {args.route_layers}")
+        from ..synth.layout import check_tools
+        check_tools()
     if args.mapping:
         return _mapping(args)
     if args.sweep and not args.compare:
@@ -188,7 +210,8 @@ def _ppa(doc: dict[str, Any], config: Any, units: tuple[str, ...], args: argpars
 
     print(flush=True)
     study = ppa_study(config, units, load(args), out, activity=args.activity, layer=args.layer,
-                      samples=args.samples, notify=_notify)
+                      samples=args.samples, notify=_notify,
+                      layout={"density": args.density, "layers": args.route_layers} if args.layout else None)
     study.merge_into(doc)
     print(ppa_text(study))
     if study.comparison is not None:

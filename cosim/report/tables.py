@@ -59,6 +59,11 @@ def _comparison(study: PPAStudy, bold) -> list[str]:
            f"lower, throughput per area {bold(f'{q.throughput_per_area_ratio:.2f}x')}; area FP16 / fixed "
            f"{q.area_ratio:.2f}x; {q.fixed_lanes_in_fp16_area:.1f} fixed-point lanes fit in the FP16 unit's area: "
            f"{q.throughput_in_fp16_area_ratio:.1f}x its throughput at each unit's own fmax."]
+    if q.layout:
+        fmax, energy = f"{q.layout['fmax_ratio']:.2f}x", f"{q.layout['energy_ratio']:.2f}x"
+        out.append(f"Placed and routed (wires' parasitics in the timing and power): fixed / FP16 fmax {bold(fmax)}, "
+                   f"energy per value {bold(energy)} lower; die area FP16 / fixed {q.layout['die_area_ratio']:.2f}x, "
+                   f"wire length {q.layout['wire_length_ratio']:.2f}x.")
     e = q.equal_clock
     if e is not None:
         out.append(f"At one clock, {e.clock_mhz:.1f} MHz ({100 * e.of_fixed_fmax:.0f}% of the fixed unit's fmax), "
@@ -81,7 +86,34 @@ def ppa_text(study: PPAStudy) -> str:
                     "energy (pJ/value)", "throughput (Gvalues/s/mm^2)"], rows)]
     lines += [f"{k}: worst path {u.timing.startpoint} -> {u.timing.endpoint}; netlist {u.timing.netlist}"
               for k, u in study.units.items()]
+    laid = layout_rows(study)
+    if laid:
+        lines += ["placed and routed (graywolf, qrouter; DRC magic, LVS netgen; wires' RC from the routed DEF in "
+                  "OpenSTA; memories outside the block; pre = the block before its wires):",
+                  table(LAYOUT_HEADER, laid)]
+        lines += [f"{k}: picture {u.layout['picture']}; GDS {u.layout['files']['gds']}"
+                  for k, u in study.units.items() if u.layout]
     return "\n".join(lines + [f"activity: {_activity(study)}"] + _comparison(study, lambda x: x))
+
+
+LAYOUT_HEADER = ["unit", "die (um)", "utilization", "wire (mm)", "DRC", "LVS", "critical path pre -> post (ns)",
+                 "fmax post (MHz)", "power post (mW)", "energy pre -> post (pJ/value)"]
+
+
+def layout_rows(study: PPAStudy) -> list[list[str]]:
+    """One row per placed and routed unit: its layout figures and post-layout timing and power beside pre-layout."""
+    rows = []
+    for k, u in study.units.items():
+        L = u.layout
+        if not L:
+            continue
+        f = L["figures"]
+        rows.append([k, f"{f['die_um'][0]:.0f} x {f['die_um'][1]:.0f}", f"{100 * f['utilization']:.0f}%",
+                     f"{f['wire_length_um'] / 1000:.1f}", str(L["drc_errors"]), L["lvs"],
+                     f"{L['pre_layout']['timing']['critical_path_ns']:.2f} -> {L['critical_path_ns']:.2f}",
+                     f"{L['fmax_mhz']:.1f}", f"{L['power']['mw']:.3f}",
+                     f"{L['pre_layout']['power']['energy_pj_per_value']:.2f} -> {L['energy_pj_per_value']:.2f}"])
+    return rows
 
 
 def ppa_markdown(study: PPAStudy) -> list[str]:
@@ -94,6 +126,15 @@ def ppa_markdown(study: PPAStudy) -> list[str]:
              "| unit | area (µm²) | latency (cycles) | critical path (ns) | fmax (MHz) | power at fmax (mW) | "
              "energy (pJ/value) | throughput (Gvalues/s/mm²) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    laid = layout_rows(study)
+    if laid:
+        lines += ["", "Placed and routed in OSU 0.18 um (graywolf, qrouter; DRC with magic, LVS with netgen; the "
+                  "wires' resistance and capacitance from the routed DEF in OpenSTA's timing and power; the "
+                  "coefficient memories outside the block):", "",
+                  "| " + " | ".join(LAYOUT_HEADER) + " |", "|---|" + "---:|" * (len(LAYOUT_HEADER) - 1),
+                  *("| " + " | ".join(r) + " |" for r in laid)]
+        pic = next(u.layout["picture"] for u in study.units.values() if u.layout)
+        lines += ["", f"![layouts]({pic})"]
     for sentence in _comparison(study, lambda x: f"**{x}**"):
         lines += ["", sentence]
     return lines

@@ -31,6 +31,7 @@ class UnitPPA:
     osu018: dict[str, Any]
     timing: Timing
     power: Power
+    layout: dict[str, Any] | None = None     # placed and routed (:func:`cosim.synth.layout.post_layout`)
 
     @property
     def area(self) -> float:
@@ -50,13 +51,13 @@ class UnitPPA:
         return {"unit": self.unit, "timing": self.timing.to_dict(), "power": self.power.to_dict(),
                 "energy_pj_per_value": self.energy_pj_per_value, "osu018": self.osu018,
                 "activity_kind": self.activity_kind, "latency": self.latency, "fp16_fma_stages": self.fp16_fma_stages,
-                "throughput_per_mm2": self.throughput_per_mm2}
+                "throughput_per_mm2": self.throughput_per_mm2, **({"layout": self.layout} if self.layout else {})}
 
     @classmethod
     def from_dict(cls, key: str, d: dict[str, Any]) -> "UnitPPA":
         return cls(key=key, unit=d["unit"], latency=d["latency"], fp16_fma_stages=d["fp16_fma_stages"],
                    activity_kind=d["activity_kind"], osu018=d["osu018"], timing=Timing(**d["timing"]),
-                   power=Power(**d["power"]))
+                   power=Power(**d["power"]), layout=d.get("layout"))
 
 
 @dataclass
@@ -97,13 +98,13 @@ class PPAComparison:
     throughput_in_fp16_area_ratio: float
     equal_clock: EqualClock | None = None
     plot: str | None = None
+    layout: dict[str, float] | None = None    # the ratios again, post-layout (die area for area)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if self.equal_clock is None:
-            del d["equal_clock"]
-        if self.plot is None:
-            del d["plot"]
+        for k in ("equal_clock", "plot", "layout"):
+            if d[k] is None:
+                del d[k]
         return d
 
     @classmethod
@@ -144,13 +145,17 @@ class PPAStudy:
 
 def ppa_study(config: NMPUConfig, units: tuple[str, ...], work: Any, out: Path, *, activity: str = "layer",
               layer: str | None = None, samples: int = DEFAULT_SAMPLES,
-              notify: Callable[[str], None] | None = None, stim: Any = None) -> PPAStudy:
+              notify: Callable[[str], None] | None = None, stim: Any = None,
+              layout: dict[str, Any] | None = None) -> PPAStudy:
     """Map, time, simulate and power ``units`` of ``config`` on a layer of ``work`` (a loaded workload).
 
     ``activity`` ``"layer"`` uses the layer's real ADC codes, ``"random"`` uniform random codes with its
     coefficients. With both units, the FP16 unit with 5-stage FMAs is mapped too (unless the configuration's
     FMAs already have 5 stages) for the equal-clock comparison. ``stim``: the layer's stimulus when the caller
-    has made it already (:func:`cosim.sim.activity.layer_stimulus` of the same arguments).
+    has made it already (:func:`cosim.sim.activity.layer_stimulus` of the same arguments). ``layout``
+    (``{"density": ..., "layers": ...}``): ``units`` placed and routed too (not the pipelined FP16 unit), with
+    their post-layout timing and power (:func:`cosim.synth.layout.post_layout`) and, with both, a picture
+    (``out/layout.png``) and the ratios post-layout.
     """
     from ..sim import activity as act
     from ..synth import ppa
@@ -167,9 +172,13 @@ def ppa_study(config: NMPUConfig, units: tuple[str, ...], work: Any, out: Path, 
         t = ppa.timing(n)
         m = act.measure(cfg, unit, [n.netlist] + n.models, stim, n.top)
         a = acts[key] = ppa.Activity(m["nets"], m["source"], m["cycles"], m["values"])
+        lay = None
+        if layout is not None and key in units:
+            from ..synth.layout import post_layout
+            lay = post_layout(n, a, out / f"layout-{key}", notify=notify, **layout)
         res[key] = UnitPPA(key=key, unit=unit, latency=n.latency, fp16_fma_stages=cfg.rtl.fp16_fma_stages,
                            activity_kind=activity, osu018=ppa.netlist_dict(n), timing=t,
-                           power=ppa.power(n, t.fmax_mhz, a))
+                           power=ppa.power(n, t.fmax_mhz, a), layout=lay)
     study = PPAStudy(library=ppa.osu018.NAME, activity=activity, stimulus=stim.name, units=res)
     if len(units) == 2:
         fx, fp = res["fixed"], res["fp16"]
@@ -194,4 +203,18 @@ def ppa_study(config: NMPUConfig, units: tuple[str, ...], work: Any, out: Path, 
             throughput_per_area_ratio=fx.throughput_per_mm2 / fp.throughput_per_mm2,
             fixed_lanes_in_fp16_area=lanes_fit,
             throughput_in_fp16_area_ratio=lanes_fit * fx.timing.fmax_mhz / fp.timing.fmax_mhz, equal_clock=eq)
+        if fx.layout and fp.layout:
+            lx, lp = fx.layout, fp.layout
+            study.comparison.layout = {
+                "fmax_ratio": lx["fmax_mhz"] / lp["fmax_mhz"],
+                "energy_ratio": lp["energy_pj_per_value"] / lx["energy_pj_per_value"],
+                "die_area_ratio": lp["figures"]["die_area_um2"] / lx["figures"]["die_area_um2"],
+                "wire_length_ratio": lp["figures"]["wire_length_um"] / lx["figures"]["wire_length_um"]}
+    if layout is not None:
+        from ..synth.layout import picture
+        png = picture({f"{k} ({u.layout['top']})": (Path(u.layout["files"]["def"]), Path(u.layout["files"]["lef"]))
+                       for k, u in res.items() if u.layout}, out / "layout.png")
+        for u in res.values():
+            if u.layout:
+                u.layout["picture"] = str(png)
     return study

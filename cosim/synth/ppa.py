@@ -347,12 +347,14 @@ def sta_command() -> str:
     return exe
 
 
-def _sta_setup(n: LibertyNetlist, period_ns: float) -> str:
+def _sta_setup(n: LibertyNetlist, period_ns: float, spef: Path | None = None) -> str:
+    """Read the netlist (and its wires' parasitics, ``spef``: a file in ``n.folder``) and set the clock."""
     return "\n".join([
         f"read_liberty {n.liberty.name}",
         f"read_liberty {n.macro_liberty.name}",
         f"read_verilog {n.netlist.name}",
         f"link_design {n.top}",
+        *([f"read_spef {spef.name}"] if spef is not None else []),
         f"create_clock -name clk -period {period_ns:.6f} [get_ports clk]",
         "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]",
         "set_output_delay 0 -clock clk [all_outputs]",
@@ -372,21 +374,23 @@ def _run_sta(folder: Path, script: str, name: str) -> str:
     return out
 
 
-def timing(n: LibertyNetlist, period_ns: float = 10.0) -> Timing:
-    """The worst path of the netlist at a clock of ``period_ns`` (OpenSTA ``report_checks``)."""
-    out = _run_sta(n.folder, _sta_setup(n, period_ns) + "\nreport_checks -path_delay max -digits 4\n"
-                   "report_worst_slack -digits 4", "sta_timing")
+def timing(n: LibertyNetlist, period_ns: float = 10.0, spef: Path | None = None) -> Timing:
+    """The worst path of the netlist at a clock of ``period_ns`` (OpenSTA ``report_checks``); with ``spef``,
+    the wires' parasitics of a layout (:mod:`cosim.synth.layout`) loading the gates."""
+    name = "sta_timing" + ("_spef" if spef is not None else "")
+    out = _run_sta(n.folder, _sta_setup(n, period_ns, spef) + "\nreport_checks -path_delay max -digits 4\n"
+                   "report_worst_slack -digits 4", name)
     m = re.search(r"worst slack\s+(-?[\d.]+)", out)
     sp = re.search(r"Startpoint:\s*(\S+)", out)
     ep = re.search(r"Endpoint:\s*(\S+)", out)
     if not (m and sp and ep):
-        raise RuntimeError(f"OpenSTA reported no timed path ({n.folder / 'sta_timing.log'})")
+        raise RuntimeError(f"OpenSTA reported no timed path ({n.folder / (name + '.log')})")
     crit = period_ns - float(m.group(1))
     return Timing(netlist=str(n.netlist), liberty=str(n.liberty), macro_liberty=str(n.macro_liberty),
                   library=osu018.NAME, period_ns=period_ns, slack_ns=float(m.group(1)),
                   critical_path_ns=round(crit, 4), fmax_mhz=round(1000.0 / crit, 2),
                   startpoint=sp.group(1), endpoint=ep.group(1),
-                  sta_script=str(n.folder / "sta_timing.tcl"), sta_log=str(n.folder / "sta_timing.log"))
+                  sta_script=str(n.folder / f"{name}.tcl"), sta_log=str(n.folder / f"{name}.log"))
 
 
 def _activity_tcl(act: Activity) -> str:
@@ -408,12 +412,14 @@ def _activity_tcl(act: Activity) -> str:
         "puts \"activity: nets not in the netlist: $::missing\""])
 
 
-def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock_running: bool = True) -> Power:
+def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock_running: bool = True,
+          spef: Path | None = None) -> Power:
     """OpenSTA ``report_power`` at ``clock_mhz`` with per-net ``activity`` (or one toggle rate for every net).
 
     The activity is in toggles per clock cycle (OpenSTA's ``set_power_activity`` unit: at the same activity,
     twice the period is half the dynamic power). ``clock_running=False`` holds the clock at 0 (its pins
-    then toggle no more than the activity says): with zero activity, what remains is leakage.
+    then toggle no more than the activity says): with zero activity, what remains is leakage. ``spef``: the
+    wires' capacitance of a layout switched too.
     """
     if not (isinstance(clock_mhz, (int, float)) and math.isfinite(clock_mhz) and clock_mhz > 0):
         raise ValueError(f"clock must be a positive number of MHz, not {clock_mhz!r}")
@@ -426,8 +432,9 @@ def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock
                   f"set_power_activity -input -activity {activity:g} -duty 0.5"
         source = f"one toggle rate for every net and input: {activity:g} per clock cycle"
     stop = "" if clock_running else "\nset_case_analysis 0 [get_ports clk]"
-    out = _run_sta(n.folder, _sta_setup(n, 1000.0 / clock_mhz) + stop + "\n" + act_tcl + "\nreport_power -digits 8",
-                   "sta_power")
+    name = "sta_power" + ("_spef" if spef is not None else "")
+    out = _run_sta(n.folder, _sta_setup(n, 1000.0 / clock_mhz, spef) + stop + "\n" + act_tcl
+                   + "\nreport_power -digits 8", name)
     matched = None
     if isinstance(activity, Activity):
         # a traced wire whose bits drive nothing (a constant, a dead bit) is no net of OpenSTA's; a
@@ -436,10 +443,10 @@ def power(n: LibertyNetlist, clock_mhz: float, activity: Activity | float, clock
         matched = f"{len(activity.nets) - missing} of {len(activity.nets)} traced nets"
         if missing > len(activity.nets) / 2:
             raise RuntimeError(f"{missing} of {len(activity.nets)} traced nets are not in {n.netlist} "
-                               f"({n.folder / 'sta_power.log'})")
+                               f"({n.folder / (name + '.log')})")
     m = re.search(r"^Total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)", out, re.M)
     if not m:
-        raise RuntimeError(f"OpenSTA printed no power total ({n.folder / 'sta_power.log'})")
+        raise RuntimeError(f"OpenSTA printed no power total ({n.folder / (name + '.log')})")
     internal, switching, leakage, total = (float(v) * 1e3 for v in m.groups())    # W -> mW
     return Power(mw=total, internal_mw=internal, switching_mw=switching, leakage_mw=leakage, clock_mhz=clock_mhz,
                  activity=source, activity_nets=matched,
