@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,10 +147,14 @@ def stage_synth(run: Run) -> list[str]:
             run.path("synth"), "--json", run.path("synth.json")]
     # quick: no precision table, and 16 samples of the layer through the gate-level netlists for the activity
     # (the default 64 makes a 2,050-cycle traced simulation per unit, most of the quick run's time)
+    # full run: both units placed and routed too (~3.5 min: the FP16 unit's routing is most of it)
     argv += ["--no-precisions", "--samples", "16"] if run.quick else ["--sweep", run.path("sweep.json"),
-                                                                      "--plot", run.path("area_vs_accuracy.png")]
+                                                                      "--plot", run.path("area_vs_accuracy.png"),
+                                                                      "--layout"]
     run.nmpu(*argv)
     s = run.json("synth.json")
+    if (run.out / "synth" / "layout.png").exists():
+        shutil.copyfile(run.out / "synth" / "layout.png", run.out / "layout.png")
     area_plot(s, run.out / "area.png")
     if s.get("ppa"):
         ppa_plot(s, run.out / "ppa.png")

@@ -1,6 +1,7 @@
 """Text and Markdown tables of the studies' typed results: what ``nmpu synth`` prints and the run report shows."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -134,7 +135,7 @@ def ppa_markdown(study: PPAStudy) -> list[str]:
                   "| " + " | ".join(LAYOUT_HEADER) + " |", "|---|" + "---:|" * (len(LAYOUT_HEADER) - 1),
                   *("| " + " | ".join(r) + " |" for r in laid)]
         pic = next(u.layout["picture"] for u in study.units.values() if u.layout)
-        lines += ["", f"![layouts]({pic})"]
+        lines += ["", f"![layouts]({Path(pic).name})"]      # beside the report (nmpu run copies it there)
     for sentence in _comparison(study, lambda x: f"**{x}**"):
         lines += ["", sentence]
     return lines

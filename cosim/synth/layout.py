@@ -18,7 +18,8 @@ it, as it does the cell library):
    obstructions, and LVS the cells' connections).
 5. Parasitics (:func:`write_spef`): per net, the routed wire's resistance and capacitance from the LEF's
    per-layer values (sheet resistance, area and edge capacitance) as a pi model, driver to loads, in SPEF
-   that OpenSTA reads: the wires' load on every gate is in the timing and the power.
+   that OpenSTA reads: the wires' load on every gate is in the timing and the power. The clock stays ideal
+   (no clock tree is built), as before layout.
 6. :func:`picture`: the layouts drawn from their DEF (cells, wires by layer), several units at one scale.
 
 Figures (:class:`Layout`): die and core area, utilization, wire length, vias, DRC errors, LVS, and the files.
@@ -397,12 +398,16 @@ def figures(routed: Routed, lef: LefData) -> dict[str, Any]:
             "vias": routed.vias, "nets": len(routed.conns)}
 
 
-def write_spef(routed: Routed, lef: LefData, verilog: Path, out: Path) -> dict[str, float]:
+def write_spef(routed: Routed, lef: LefData, verilog: Path, out: Path, ideal: tuple[str, ...] = ("clk",)) -> dict[str, Any]:
     """Parasitics of every routed net as a pi model in SPEF: the net's wire capacitance (its segments' lengths
     times the layer's area and edge capacitance per um) half at the driver, half spread over the loads, and its
     wire resistance (length / width x sheet resistance) between the driver and a node the loads hang from.
 
-    Returns the totals (``wire_cap_pf``, ``wire_res_ohm``, ``nets``).
+    The ``ideal`` nets are left out: the clock, routed as a plain net from its port to every flip-flop with no
+    clock tree, stays ideal as before layout (its wire would give every flip-flop's clock pin a transition no
+    clock tree would, and OpenSTA's flip-flop power tables are extrapolated far beyond their range there).
+
+    Returns the totals (``wire_cap_pf``, ``wire_res_ohm``, ``nets``) and the ``ideal`` nets.
     """
     cells = dict((inst, cell) for inst, cell, _, _ in routed.components)
     inputs = set(re.findall(r"^\s*input (\S+);", verilog.read_text(), re.M))
@@ -415,6 +420,8 @@ def write_spef(routed: Routed, lef: LefData, verilog: Path, out: Path) -> dict[s
              "*L_UNIT 1 HENRY", ""]
     tot_c = tot_r = 0.0
     for net, conns in routed.conns.items():
+        if net in ideal:
+            continue
         c = sum(v * lef.c_per_um[lay] for lay, v in length[net].items())
         r = sum(v * lef.r_per_um[lay] for lay, v in length[net].items())
         drivers, loads = [], []
@@ -436,14 +443,15 @@ def write_spef(routed: Routed, lef: LefData, verilog: Path, out: Path) -> dict[s
         lines += [f"{k + 2} {mid} {node} 0.001" for k, (node, _) in enumerate(loads)]
         lines += ["*END", ""]
     out.write_text("\n".join(lines) + "\n")
-    return {"wire_cap_pf": round(tot_c, 4), "wire_res_ohm": round(tot_r, 1), "nets": len(routed.conns)}
+    return {"wire_cap_pf": round(tot_c, 4), "wire_res_ohm": round(tot_r, 1), "nets": len(routed.conns),
+            "ideal": [n for n in ideal if n in routed.conns]}
 
 
 _LAYER_COLORS = {"metal1": "#1f77b4", "metal2": "#ff7f0e", "metal3": "#2ca02c", "metal4": "#d62728",
                  "metal5": "#9467bd", "metal6": "#8c564b"}
 
 
-def picture(layouts: dict[str, tuple[Path, Path]], png: Path) -> Path:
+def picture(layouts: dict[str, tuple[Path, Path]], png: Path, dpi: int = 110) -> Path:
     """Draw routed DEFs side by side at one scale: ``{title: (routed DEF, LEF)}``; cells grey (flip-flops red),
     wires coloured by layer, power stripes faint."""
     import matplotlib
@@ -455,7 +463,7 @@ def picture(layouts: dict[str, tuple[Path, Path]], png: Path) -> Path:
     data = [(t, read_def(d), read_lef(lef)) for t, (d, lef) in layouts.items()]
     width = sum(r.die[2] - r.die[0] for _, r, _ in data)
     height = max(r.die[3] - r.die[1] for _, r, _ in data)
-    fig, axes = plt.subplots(1, len(data), figsize=(13, 13 * height / width + 1.2), dpi=130, squeeze=False,
+    fig, axes = plt.subplots(1, len(data), figsize=(13, 13 * height / width + 1.2), dpi=dpi, squeeze=False,
                              gridspec_kw={"width_ratios": [r.die[2] - r.die[0] for _, r, _ in data]})
     for ax, (title, r, lef) in zip(axes[0], data):
         x0, y0, x1, y1 = r.die
