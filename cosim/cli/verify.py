@@ -7,6 +7,9 @@ OSU 0.18 um cells whose timing and power ``nmpu synth`` reports.
 
 ``--exhaustive`` checks every input of the configuration instead of random beats (every ADC code x every
 coefficient code x every ``out_frac``, :mod:`cosim.sim.exhaustive`), in the bulk C++ harness.
+
+``--equivalence`` proves the unit's gate-level netlist (``--library``) equivalent to its RTL with Yosys's SAT
+equivalence passes (:mod:`cosim.synth.equivalence`): ``equivalent``, or ``not equivalent: <signal>`` and exit 1.
 """
 from __future__ import annotations
 
@@ -35,6 +38,10 @@ def register(subparsers) -> None:
                    help="every input of the configuration (ADC code x coefficient codes x out_frac) through the "
                         "RTL in the bulk C++ harness, against the golden model; beyond --limit, the largest "
                         "exhaustive sub-space that fits, said")
+    p.add_argument("--equivalence", action="store_true",
+                   help="prove the unit's gate-level netlist (--library) equivalent to the RTL (Yosys's SAT "
+                        "equivalence passes, every input and every reachable state): prints `equivalent` or "
+                        "`not equivalent: <signal>`")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="with --exhaustive: values a run may check (default 2^30, ~4.5 min at 4 M values/s)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -67,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
     from .io import check_parent, write_json
 
     # the user's input first (the same message on every machine), then the environment
+    if args.exhaustive and args.equivalence:
+        raise ValueError("--exhaustive simulates every input, --equivalence proves the netlist: one at a time")
     if args.exhaustive:
         return _exhaustive(args)
+    if args.equivalence:
+        return _equivalence(args)
     for opt in ("limit", "jobs"):
         if getattr(args, opt) is not None:
             raise ValueError(f"--{opt} belongs to --exhaustive")
@@ -153,3 +164,46 @@ def _exhaustive(args: argparse.Namespace) -> int:
         write_json(args.json, {**res.to_dict(), "full": plan.full, "space_values": plan.total,
                                "config": config.to_dict()})
     return 0 if res.ok else 1
+
+
+def _equivalence(args: argparse.Namespace) -> int:
+    """``verify --equivalence``: the gate-level netlist proved equivalent to the RTL."""
+    from nmpu_model.golden.config import load_config
+
+    from ..sim.toolchain import build_dir, locked
+    from ..synth.equivalence import prove
+    from ..synth.flow import unit_verilog
+    from ..synth.ppa import RAM_MODELS
+    from .io import check_parent, write_json
+
+    clash = [o for o, on in (("--vectors", args.vectors is not None), ("--gate-level", args.gate_level),
+                             ("--waves", args.waves), ("--sim", args.sim != "verilator"),
+                             ("--limit", args.limit is not None), ("--jobs", args.jobs is not None)) if on]
+    if clash:
+        raise ValueError(f"--equivalence proves the gate-level netlist against the RTL; it takes no {clash[0]}")
+    check_parent(args.json, "--json")
+    config = load_config(args.config)
+    files = _gate_level_netlist(config, args.unit, args.library)
+    netlist = next(p for p in files if p.name.startswith("netlist"))
+    models = netlist.parent / RAM_MODELS if args.library == "osu018" else next(p for p in files if p != netlist)
+    rtl, top, _lat = unit_verilog(config, args.unit)
+    folder = build_dir("equivalence", config.identity()) / args.unit
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"equivalence: proving {netlist.name} ({args.library}) against the RTL of the {args.unit} unit",
+          file=sys.stderr, flush=True)
+    with locked(folder):
+        proof = prove(rtl, top, netlist, models, args.library, folder, args.unit,
+                      notify=lambda m: print(m, file=sys.stderr, flush=True))
+    print(proof.line())
+    for s in proof.steps:
+        print(f"{s.name}: {s.proven} of {s.pairs} signal pairs (ports, registers, named wires) proven equal "
+              + ("(proved before, same files)" if s.cached else f"in {s.seconds:.1f} s"), file=sys.stderr)
+    print(f"logs: {folder}/*/equiv.log", file=sys.stderr)
+    if proof.unproven:
+        shown = ", ".join(proof.unproven[:8]) + (", ..." if len(proof.unproven) > 8 else "")
+        print(f"not proven: {shown} ({len(proof.unproven)} signals). The SAT proof found no way to show "
+              f"them equal; a simulation shows the difference: nmpu verify --gate-level --library {args.library}"
+              + (f" --unit {args.unit}" if args.unit != "fixed" else ""), file=sys.stderr)
+    if args.json:
+        write_json(args.json, {**proof.to_dict(), "netlist": str(netlist), "config": config.to_dict()})
+    return 0 if proof.equivalent else 1
