@@ -171,9 +171,7 @@ def _equivalence(args: argparse.Namespace) -> int:
     from nmpu_model.golden.config import load_config
 
     from ..sim.toolchain import build_dir, locked
-    from ..synth.equivalence import prove
-    from ..synth.flow import unit_verilog
-    from ..synth.ppa import RAM_MODELS
+    from ..synth.equivalence import prove_unit
     from .io import check_parent, write_json
 
     clash = [o for o, on in (("--vectors", args.vectors is not None), ("--gate-level", args.gate_level),
@@ -183,17 +181,12 @@ def _equivalence(args: argparse.Namespace) -> int:
         raise ValueError(f"--equivalence proves the gate-level netlist against the RTL; it takes no {clash[0]}")
     check_parent(args.json, "--json")
     config = load_config(args.config)
-    files = _gate_level_netlist(config, args.unit, args.library)
-    netlist = next(p for p in files if p.name.startswith("netlist"))
-    models = netlist.parent / RAM_MODELS if args.library == "osu018" else next(p for p in files if p != netlist)
-    rtl, top, _lat = unit_verilog(config, args.unit)
     folder = build_dir("equivalence", config.identity()) / args.unit
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"equivalence: proving {netlist.name} ({args.library}) against the RTL of the {args.unit} unit",
-          file=sys.stderr, flush=True)
+    print(f"equivalence: the {args.unit} unit's {args.library} netlist against its RTL", file=sys.stderr, flush=True)
     with locked(folder):
-        proof = prove(rtl, top, netlist, models, args.library, folder, args.unit,
-                      notify=lambda m: print(m, file=sys.stderr, flush=True))
+        proof, netlist = prove_unit(config, args.unit, args.library, build_dir("gate-level", config.identity()),
+                                    folder, notify=lambda m: print(m, file=sys.stderr, flush=True))
     print(proof.line())
     for s in proof.steps:
         print(f"{s.name}: {s.proven} of {s.pairs} signal pairs (ports, registers, named wires) proven equal "
@@ -201,8 +194,9 @@ def _equivalence(args: argparse.Namespace) -> int:
     print(f"logs: {folder}/*/equiv.log", file=sys.stderr)
     if proof.unproven:
         shown = ", ".join(proof.unproven[:8]) + (", ..." if len(proof.unproven) > 8 else "")
-        print(f"not proven: {shown} ({len(proof.unproven)} signals). The SAT proof found no way to show "
-              f"them equal; a simulation shows the difference: nmpu verify --gate-level --library {args.library}"
+        print(f"not proven: {shown} ({len(proof.unproven)} signals). The SAT proof could not show them equal "
+              f"(they differ, or the pair is beyond its reach); to simulate the netlist: nmpu verify --gate-level "
+              f"--library {args.library}"
               + (f" --unit {args.unit}" if args.unit != "fixed" else ""), file=sys.stderr)
     if args.json:
         write_json(args.json, {**proof.to_dict(), "netlist": str(netlist), "config": config.to_dict()})

@@ -357,3 +357,26 @@ def prove(rtl_verilog: str, top: str, netlist: Path, models: Path, library: str,
                        _side("gold", _generic_gates(top), cut) + _side("gate", _mapped(library), cut) + _prove(cut),
                        ports, notify)
     return Proof(unit=unit, library=library, steps=[first, second], folder=str(folder))
+
+
+def prove_unit(config, unit: str, library: str, netlist_dir: Path, folder: Path,
+               notify: Callable[[str], None] | None = None) -> tuple[Proof, Path]:
+    """Map ``unit`` of ``config`` as the flows do (sky130: :func:`cosim.synth.flow.synthesize`, the netlist
+    whose area ``nmpu synth`` reports; OSU 0.18 um: :func:`cosim.synth.ppa.map_netlist`, the one OpenSTA
+    times) into ``netlist_dir`` and prove it equivalent to the unit's RTL in ``folder``.
+
+    Returns the proof and the netlist's path.
+    """
+    from .flow import synthesize, unit_verilog
+    from .ppa import RAM_MODELS, map_netlist
+
+    if library not in LIBRARIES:
+        raise ValueError(f"--library must be one of {', '.join(LIBRARIES)}, not {library!r}")
+    if library == "osu018":
+        n = map_netlist(config, unit, netlist_dir, notify=notify)
+        netlist, models = n.netlist, n.folder / RAM_MODELS
+    else:
+        r = synthesize(config, unit, "generic", netlist_dir, notify=notify)
+        netlist, models = Path(r.files["netlist_sky130"]), Path(r.files["sky130_models"])
+    rtl, top, _ = unit_verilog(config, unit)
+    return prove(rtl, top, netlist, models, library, folder, unit, notify), netlist

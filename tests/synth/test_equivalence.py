@@ -20,9 +20,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from random_configs import draw_config  # noqa: E402
 
-from cosim.synth import equivalence  # noqa: E402
-from cosim.synth.flow import synthesize, unit_verilog  # noqa: E402
-from cosim.synth.ppa import RAM_MODELS, map_netlist  # noqa: E402
+from cosim.synth import equivalence, sky130  # noqa: E402
+from cosim.synth.flow import unit_verilog  # noqa: E402
+from cosim.synth.ppa import RAM_MODELS  # noqa: E402
 
 # draw 0 at max_bits 5: 4-bit codes, 4-bit scale, 2-bit offset, 5-bit output (TRN, SAT_SYM), 2 lanes
 SEED = 0
@@ -31,14 +31,6 @@ SWAPS = {"sky130": [("sky130_fd_sc_hd__nand2_1", "sky130_fd_sc_hd__nor2_1"),
                     ("sky130_fd_sc_hd__xor2_1", "sky130_fd_sc_hd__xnor2_1"),
                     ("sky130_fd_sc_hd__and2_1", "sky130_fd_sc_hd__or2_1")],
          "osu018": [("NAND2X1", "NOR2X1"), ("XOR2X1", "XNOR2X1"), ("AND2X2", "OR2X2")]}
-
-
-def _netlist(config, unit: str, library: str, folder: Path) -> tuple[Path, Path]:
-    if library == "osu018":
-        n = map_netlist(config, unit, folder)
-        return n.netlist, n.folder / RAM_MODELS
-    r = synthesize(config, unit, "generic", folder)
-    return Path(r.files["netlist_sky130"]), Path(r.files["sky130_models"])
 
 
 def _swap_one_cell(text: str, library: str) -> tuple[str, str]:
@@ -55,8 +47,7 @@ def _swap_one_cell(text: str, library: str) -> tuple[str, str]:
 def test_netlist_proved_and_a_swapped_cell_refused(unit: str, library: str, tmp_path: Path) -> None:
     config = draw_config(SEED, max_lanes=2, max_groups=2, max_bits=5)
     rtl, top, _ = unit_verilog(config, unit)
-    netlist, models = _netlist(config, unit, library, tmp_path / "synth")
-    proof = equivalence.prove(rtl, top, netlist, models, library, tmp_path / "proof", unit)
+    proof, netlist = equivalence.prove_unit(config, unit, library, tmp_path / "synth", tmp_path / "proof")
     assert proof.equivalent and proof.line() == "equivalent", proof.to_dict()
     assert all(s.pairs == s.proven > 0 for s in proof.steps)
     # every output port bit is among the pairs (a pair per port bit: nothing of the output left unchecked)
@@ -67,14 +58,17 @@ def test_netlist_proved_and_a_swapped_cell_refused(unit: str, library: str, tmp_
     bad = tmp_path / "bad" / netlist.name
     bad.parent.mkdir()
     bad.write_text(bad_text)
+    models = netlist.parent / (RAM_MODELS if library == "osu018" else sky130.MODELS)
     wrong = equivalence.prove(rtl, top, bad, models, library, tmp_path / "proof", unit)
     assert not wrong.equivalent and wrong.steps[0].cached and wrong.steps[0].equivalent, (what, wrong.to_dict())
     line = wrong.line()
     assert line.startswith("not equivalent: "), line
     name = re.fullmatch(r"not equivalent: (.+)\[\d+\]", line).group(1)
-    # the signal named is one of the design's: a port, or a signal of the RTL (the OSU names: dots as _)
-    plain = {re.sub(r"\W", "_", n) for n in re.findall(r"[\\]?([\w.$]+)", rtl)}
-    assert name in rtl or re.sub(r"\W", "_", name) in plain, (what, line)
+    # the signal named is one of the design's (a port, or a flattened RTL signal: instance.signal; the OSU
+    # netlist's plain names write the dots as _), not a name Yosys made up
+    idents = set(re.findall(r"\\?([A-Za-z_][\w$]*)", rtl))
+    last = re.split(r"[.]", name)[-1]
+    assert not name.startswith("$") and (last in idents or any(name.endswith("_" + i) for i in idents)), (what, line)
 
 
 @pytest.mark.slow
