@@ -27,6 +27,12 @@ In each step ``equiv_make`` pairs the signals of the same name (ports, registers
 sweeping merges proven-equal nodes, ``equiv_simple`` proves each pair over its input cone (registers paired
 by name) and ``equiv_induct`` proves the rest by induction over the whole design. A pair left unproven is
 reported with its name; the first one (output ports first) is the answer to "where do they differ".
+
+What a proof states: from any state in which the paired signals agree, both designs give the same outputs
+and keep the pairs in agreement, for every input sequence (induction without a base case: two designs
+started from the same register values stay equal). Registers no pair names are free in the proof, which
+can only make it fail, never pass wrongly. The memories' contents are outside it (the shared cut): the OSU
+macros' behavioural model is checked by the gate-level simulation (``nmpu verify --gate-level``).
 """
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ Figures (:class:`Layout`): die and core area, utilization, wire length, vias, DR
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
