@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+
+DEFAULT_TIMEOUT = 1800.0     # seconds a proof step of --equivalence may take
 
 
 def register(subparsers) -> None:
@@ -42,6 +45,9 @@ def register(subparsers) -> None:
                    help="prove the unit's gate-level netlist (--library) equivalent to the RTL (Yosys's SAT "
                         "equivalence passes, every input and every reachable state): prints `equivalent` or "
                         "`not equivalent: <signal>`")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="with --equivalence: seconds a proof step may take (default 1800); a step stopped there is "
+                        "reported `unknown`")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="with --exhaustive: values a run may check (default 2^30, ~4.5 min at 4 M values/s)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -83,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     for opt in ("limit", "jobs"):
         if getattr(args, opt) is not None:
             raise ValueError(f"--{opt} belongs to --exhaustive")
+    if args.timeout is not None:
+        raise ValueError("--timeout belongs to --equivalence")
     args.vectors = 2000 if args.vectors is None else args.vectors
     if args.vectors < 1:
         raise ValueError(f"--vectors must be a positive integer, not {args.vectors}")
@@ -126,7 +134,8 @@ def _exhaustive(args: argparse.Namespace) -> int:
     from .io import check_parent, write_json
 
     clash = [o for o, on in (("--vectors", args.vectors is not None), ("--gate-level", args.gate_level),
-                             ("--waves", args.waves), ("--sim", args.sim != "verilator")) if on]
+                             ("--waves", args.waves), ("--sim", args.sim != "verilator"),
+                             ("--timeout", args.timeout is not None)) if on]
     if clash:
         raise ValueError(f"--exhaustive checks every input of the RTL in the bulk harness; it takes no {clash[0]}")
     if args.unit != "fixed":
@@ -179,6 +188,9 @@ def _equivalence(args: argparse.Namespace) -> int:
                              ("--limit", args.limit is not None), ("--jobs", args.jobs is not None)) if on]
     if clash:
         raise ValueError(f"--equivalence proves the gate-level netlist against the RTL; it takes no {clash[0]}")
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     check_parent(args.json, "--json")
     config = load_config(args.config)
     folder = build_dir("equivalence", config.identity()) / args.unit
@@ -186,9 +198,13 @@ def _equivalence(args: argparse.Namespace) -> int:
     print(f"equivalence: the {args.unit} unit's {args.library} netlist against its RTL", file=sys.stderr, flush=True)
     with locked(folder):
         proof, netlist = prove_unit(config, args.unit, args.library, build_dir("gate-level", config.identity()),
-                                    folder, notify=lambda m: print(m, file=sys.stderr, flush=True))
+                                    folder, notify=lambda m: print(m, file=sys.stderr, flush=True), timeout=timeout)
     print(proof.line())
     for s in proof.steps:
+        if s.timed_out:
+            print(f"{s.name}: stopped after {s.seconds:.0f} s (--timeout); neither proved nor refuted (SAT on wide "
+                  "multipliers grows fast with their width: see the README's figures)", file=sys.stderr)
+            continue
         print(f"{s.name}: {s.proven} of {s.pairs} signal pairs (ports, registers, named wires) proven equal "
               + ("(proved before, same files)" if s.cached else f"in {s.seconds:.1f} s"), file=sys.stderr)
     print(f"logs: {folder}/*/equiv.log", file=sys.stderr)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -242,10 +243,11 @@ class Step:
     unproven: list[str]
     seconds: float
     cached: bool = False
+    timed_out: bool = False     # stopped after the time limit: neither proved nor refuted
 
     @property
     def equivalent(self) -> bool:
-        return self.pairs > 0 and not self.unproven and self.proven == self.pairs
+        return self.pairs > 0 and not self.unproven and self.proven == self.pairs and not self.timed_out
 
 
 @dataclass
@@ -265,13 +267,20 @@ class Proof:
     def unproven(self) -> list[str]:
         return [n for s in self.steps for n in s.unproven]
 
+    @property
+    def timed_out(self) -> Step | None:
+        return next((s for s in self.steps if s.timed_out), None)
+
     def line(self) -> str:
         if self.equivalent:
             return "equivalent"
+        if self.timed_out:
+            return f"unknown: {self.timed_out.name} not finished in {self.timed_out.seconds:.0f} s"
         return f"not equivalent: {self.unproven[0] if self.unproven else 'no signal pairs'}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"unit": self.unit, "library": self.library, "equivalent": self.equivalent, "folder": self.folder,
+        return {"unit": self.unit, "library": self.library, "equivalent": self.equivalent, "result": self.line(),
+                "folder": self.folder,
                 "steps": [{**asdict(s), "equivalent": s.equivalent} for s in self.steps]}
 
 
@@ -308,8 +317,9 @@ def _ports(rtl: str, top: str) -> set[str]:
 
 
 def _run_step(folder: Path, name: str, files: dict[str, str], script: list[str], ports: set[str],
-              notify: Callable[[str], None] | None) -> Step:
-    """Run one proof in ``folder`` (skipped when the same files and script were proved there before)."""
+              notify: Callable[[str], None] | None, timeout: float | None) -> Step:
+    """Run one proof in ``folder`` (skipped when the same files and script were proved there before; a step
+    stopped at its time limit is not kept)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = "\n".join(script) + "\n"
     key = hashlib.sha256(json.dumps([sorted(files.items()), text]).encode()).hexdigest()
@@ -321,8 +331,13 @@ def _run_step(folder: Path, name: str, files: dict[str, str], script: list[str],
     for fname, content in files.items():
         (folder / fname).write_text(content)
     (folder / STATUS).unlink(missing_ok=True)
+    if notify:
+        notify(f"{name}: proving")
     t0 = time.perf_counter()
-    run_yosys(text, folder, LOG, notify)
+    try:
+        run_yosys(text, folder, LOG, notify, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return Step(name=name, pairs=0, proven=0, unproven=[], seconds=time.perf_counter() - t0, timed_out=True)
     pairs, proven, unproven = parse_status((folder / STATUS).read_text(), ports)
     step = Step(name=name, pairs=pairs, proven=proven, unproven=unproven, seconds=time.perf_counter() - t0)
     done.write_text(json.dumps({"key": key, "step": asdict(step)}))
@@ -330,7 +345,7 @@ def _run_step(folder: Path, name: str, files: dict[str, str], script: list[str],
 
 
 def prove(rtl_verilog: str, top: str, netlist: Path, models: Path, library: str, folder: Path,
-          unit: str = "fixed", notify: Callable[[str], None] | None = None) -> Proof:
+          unit: str = "fixed", notify: Callable[[str], None] | None = None, timeout: float | None = None) -> Proof:
     """Prove ``netlist`` equivalent to the RTL ``rtl_verilog`` (top module ``top``), in ``folder``.
 
     Two proofs whose chain is the claim: the RTL only elaborated against the RTL as Yosys's generic gates
@@ -342,7 +357,8 @@ def prove(rtl_verilog: str, top: str, netlist: Path, models: Path, library: str,
     ``library`` is ``"sky130"`` (``models``: the cell models :func:`cosim.synth.sky130.write_models` wrote
     beside the netlist) or ``"osu018"`` (``models``: the memory macros' models, ``nmpu_rams.v``; the cells'
     come from :func:`yosys_osu018_models`). Raises ``RuntimeError`` when a proof cannot be set up (a memory
-    not cut, a cell without a model: Yosys's message).
+    not cut, a cell without a model: Yosys's message). A step running longer than ``timeout`` seconds is
+    stopped and reported as such (:attr:`Proof.timed_out`); the next step is then not tried.
     """
     if library not in LIBRARIES:
         raise ValueError(f"--library must be one of {', '.join(LIBRARIES)}, not {library!r}")
@@ -350,7 +366,9 @@ def prove(rtl_verilog: str, top: str, netlist: Path, models: Path, library: str,
     cut_files = {MEMCUT: memcut_map(), MEMCUT_BB: MEMCUT_BLACKBOX}
     first = _run_step(folder / "rtl-generic", "RTL -> generic gates", {f"{top}.v": rtl_verilog, **cut_files},
                       _side("gold", _elaborated(top), "memcut") + _side("gate", _generic_gates(top), "memcut")
-                      + _prove("memcut"), ports, notify)
+                      + _prove("memcut"), ports, notify, timeout)
+    if first.timed_out:
+        return Proof(unit=unit, library=library, steps=[first], folder=str(folder))
     files = {f"{top}.v": rtl_verilog, NETLIST: Path(netlist).read_text()}
     if library == "osu018":
         macros = Path(models).read_text()
@@ -361,12 +379,12 @@ def prove(rtl_verilog: str, top: str, netlist: Path, models: Path, library: str,
         cut = "memcut"
     second = _run_step(folder / f"generic-{library}", f"generic gates -> {library} netlist", files,
                        _side("gold", _generic_gates(top), cut) + _side("gate", _mapped(library), cut) + _prove(cut),
-                       ports, notify)
+                       ports, notify, timeout)
     return Proof(unit=unit, library=library, steps=[first, second], folder=str(folder))
 
 
 def prove_unit(config, unit: str, library: str, netlist_dir: Path, folder: Path,
-               notify: Callable[[str], None] | None = None) -> tuple[Proof, Path]:
+               notify: Callable[[str], None] | None = None, timeout: float | None = None) -> tuple[Proof, Path]:
     """Map ``unit`` of ``config`` as the flows do (sky130: :func:`cosim.synth.flow.synthesize`, the netlist
     whose area ``nmpu synth`` reports; OSU 0.18 um: :func:`cosim.synth.ppa.map_netlist`, the one OpenSTA
     times) into ``netlist_dir`` and prove it equivalent to the unit's RTL in ``folder``.
@@ -385,4 +403,4 @@ def prove_unit(config, unit: str, library: str, netlist_dir: Path, folder: Path,
         r = synthesize(config, unit, "generic", netlist_dir, notify=notify)
         netlist, models = Path(r.files["netlist_sky130"]), Path(r.files["sky130_models"])
     rtl, top, _ = unit_verilog(config, unit)
-    return prove(rtl, top, netlist, models, library, folder, unit, notify), netlist
+    return prove(rtl, top, netlist, models, library, folder, unit, notify, timeout), netlist

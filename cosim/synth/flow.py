@@ -161,17 +161,18 @@ def yosys_command() -> list[str]:
 
 
 def run_yosys(script: str, cwd: Path, log_name: str = "yosys.log",
-              notify: Callable[[str], None] | None = None) -> float:
+              notify: Callable[[str], None] | None = None, timeout: float | None = None) -> float:
     """Run a Yosys script in ``cwd`` (the only folder the WebAssembly build can read); return seconds.
 
-    Raises ``RuntimeError`` with the end of the log when Yosys fails.
+    Raises ``RuntimeError`` with the end of the log when Yosys fails, ``subprocess.TimeoutExpired`` when it
+    runs longer than ``timeout`` seconds (it is stopped).
     """
     if notify and not yowasp_cache_present():
         notify(FIRST_RUN_MESSAGE)
     (cwd / "synth.ys").write_text(script)
     t0 = time.perf_counter()
     res = subprocess.run(yosys_command() + ["-q", "-l", log_name, "-s", "synth.ys"], cwd=cwd,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, timeout=timeout)
     dt = time.perf_counter() - t0
     if res.returncode:
         tail = "\n".join((res.stderr or res.stdout).strip().splitlines()[-15:])
