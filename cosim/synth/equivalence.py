@@ -60,7 +60,7 @@ MEMCUT_BB = "memcut_bb.v"
 STATUS = "equiv_status.txt"
 LOG = "equiv.log"
 
-# the parameters of a $mem_v2 cell (Yosys 0.4x): MEMID is the memory's name, which differs between the two
+# the parameters of Yosys's $mem_v2 cell: MEMID is the memory's name, which differs between the two
 # sides and is dropped; every other one must agree for equiv_make to merge the two blocks
 _MEM_PARAMS = ("SIZE", "OFFSET", "ABITS", "WIDTH", "INIT", "RD_PORTS", "RD_CLK_ENABLE", "RD_CLK_POLARITY",
                "RD_TRANSPARENCY_MASK", "RD_COLLISION_X_MASK", "RD_WIDE_CONTINUATION", "RD_CE_OVER_SRST",
@@ -139,7 +139,7 @@ def _udp_module(name: str, body: str) -> str | None:
         return None
     table = re.search(r"\btable\b(.*?)\bendtable\b", body, re.S).group(1)
     out, ins = ports[0], ports[1:]
-    terms = []
+    terms, covered = [], set()
     for row in re.sub(r"//[^\n]*", "", table).split(";"):
         if not row.strip():
             continue
@@ -148,9 +148,13 @@ def _udp_module(name: str, body: str) -> str | None:
             if any(v in "x" for v in lhs) and res and res[0] in "01x":
                 continue                     # x propagation
             raise RuntimeError(f"UDP {name}: table row {row.strip()!r} not understood")
+        covered |= {k for k in range(1 << len(ins))
+                    if all(v == "?" or int(v) == (k >> i) & 1 for i, v in enumerate(lhs))}
         if res[0] == "1":
             lits = [(p if v == "1" else f"~{p}") for p, v in zip(ins, lhs) if v != "?"]
             terms.append("(" + (" & ".join(lits) or "1'b1") + ")")
+    if len(covered) != 1 << len(ins):      # an input row the table leaves out gives x in a simulator
+        raise RuntimeError(f"UDP {name}: its table does not give every 0/1 input an output")
     expr = " | ".join(terms) or "1'b0"
     return (f"module {name} (output {out}, {', '.join('input ' + p for p in ins)});\n"
             f"  assign {out} = {expr};\nendmodule\n")
