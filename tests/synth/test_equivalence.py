@@ -42,7 +42,7 @@ def _swap_one_cell(text: str, library: str) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("yosys")
+@pytest.mark.xdist_group("equivalence")
 @pytest.mark.parametrize("unit, library", [("fixed", "sky130"), ("fixed", "osu018"), ("fp16", "sky130")])
 def test_netlist_proved_and_a_swapped_cell_refused(unit: str, library: str, tmp_path: Path) -> None:
     config = draw_config(SEED, max_lanes=2, max_groups=2, max_bits=5)
@@ -77,7 +77,7 @@ def test_netlist_proved_and_a_swapped_cell_refused(unit: str, library: str, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("yosys")
+@pytest.mark.xdist_group("equivalence")
 def test_cli_proves_and_writes_json(tmp_path: Path) -> None:
     cfg = tmp_path / "draw.toml"
     cfg.write_text(draw_config(SEED, max_lanes=2, max_groups=2, max_bits=5).to_toml())
