@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("--gate-level", action="store_true",
                    help="synthesize (as `nmpu synth`) and simulate the gate-level netlist instead of the RTL")
     p.add_argument("--library", choices=("sky130", "osu018"), default="sky130",
-                   help="with --gate-level: the netlist in SkyWater 130 nm cells (the area figure; default) or in "
+                   help="with --gate-level or --equivalence: the netlist in SkyWater 130 nm cells (the area figure; default) or in "
                         "OSU 0.18 um cells (the timing and power figures), with the library's cell models")
     p.add_argument("--exhaustive", action="store_true",
                    help="every input of the configuration (ADC code x coefficient codes x out_frac) through the "
@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     require_sim(args.sim)
     if args.library != "sky130" and not args.gate_level:
-        raise ValueError("--library chooses the gate-level netlist: use it with --gate-level")
+        raise ValueError("--library chooses the gate-level netlist: use it with --gate-level or --equivalence")
     netlist = _gate_level_netlist(config, args.unit, args.library) if args.gate_level else None
     res = verify(config, vectors=args.vectors, seed=args.seed, sim=args.sim, waves=args.waves, netlist=netlist,
                  unit=args.unit)
@@ -135,7 +135,7 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
     clash = [o for o, on in (("--vectors", args.vectors is not None), ("--gate-level", args.gate_level),
                              ("--waves", args.waves), ("--sim", args.sim != "verilator"),
-                             ("--timeout", args.timeout is not None)) if on]
+                             ("--timeout", args.timeout is not None), ("--library", args.library != "sky130")) if on]
     if clash:
         raise ValueError(f"--exhaustive checks every input of the RTL in the bulk harness; it takes no {clash[0]}")
     if args.unit != "fixed":
