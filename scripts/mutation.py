@@ -68,10 +68,13 @@ MODULES: dict[str, Module] = {
     # the sim/rtl tests that also build coefficients are Verilator/Amaranth builds
     "coefficients": Module("nmpu_model/network/coefficients.py",
                            ["tests/model/test_coefficients.py", "tests/model/test_network.py"]),
-    "network": Module("nmpu_model/network/analog_network.py", ["tests/model/test_network.py", "tests/model/test_graph.py"],
-                      functions=["mark_digital", "mapping", "_calibrate_layer", "dac_codes", "_quantile_abs",
-                                 "postprocess", "run"],
-                      note="placement and calibration only"),
+    "network": Module("nmpu_model/network/analog_network.py",
+                      ["tests/model/test_placement.py", "tests/model/test_network.py", "tests/model/test_graph.py"],
+                      functions=["mark_digital", "require_tiles", "float_weight_ops", "check_on_tiles", "mapping",
+                                 "_calibrate", "_calibrate_layer", "_fit", "_cal_shared", "_dac_input", "_cal_output",
+                                 "dac_codes", "_quantile_abs", "_set_time", "coefficients", "_check_config",
+                                 "postprocess", "run", "_run_layer"],
+                      note="placement (which layers, how many tiles, the table) and calibration, the run's plumbing"),
     "sweep": Module("nmpu_model/studies/sweep.py", ["tests/model/test_sweep.py"],
                     # the Dask test starts a two-worker cluster (~tens of s): it tests run_tasks' scheduling,
                     # not the decision, and would dominate every mutant's run
