@@ -45,7 +45,9 @@ ALSO_COPY = ["examples"]
 # What the tests share with the rest of the machine: one thread each (mutmut's children run one at a time
 # beside other work), and no Dask dashboard port clashes.
 THREAD_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-              "NUMBA_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1"}
+              "NUMBA_NUM_THREADS": "1", "TORCH_NUM_THREADS": "1",
+              # tests/conftest.py: the property tests at 50 derandomized examples (make test: 200)
+              "HYPOTHESIS_PROFILE": "mutation"}
 
 
 @dataclass
