@@ -1,0 +1,110 @@
+"""Calibration (nmpu_model.network.analog_network's docstring, "Calibration") against the rules recomputed in
+float64 NumPy from the PyTorch layers' own weights: the input step, the DAC codes, the ADC full scale, the fitted
+line, the folded batch norm, the output step and the next layer's input codes. On noise-free tiles the ADC codes
+are the ideal MVM rounded, so every figure has a value the rules fix."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nmpu_model.analog.tiles import TileParams
+from nmpu_model.network.analog_network import AnalogNetwork, dac_codes
+
+Q = 0.9999  # the documented percentile
+
+
+def _model() -> nn.Sequential:
+    torch.manual_seed(7)
+    m = nn.Sequential(nn.Linear(24, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 6), nn.ReLU(),
+                      nn.Linear(6, 5, bias=False)).eval()
+    bn = m[1]
+    bn.weight.data.copy_(torch.linspace(-1.5, 2.0, 12))        # negative BN scales: columns programmed negated
+    bn.bias.data.copy_(torch.linspace(-0.3, 0.4, 12))
+    bn.running_mean.copy_(torch.linspace(-0.2, 0.2, 12))
+    bn.running_var.copy_(torch.linspace(0.5, 2.0, 12))
+    return m
+
+
+XC = torch.randn(300, 24, generator=torch.Generator().manual_seed(1), dtype=torch.float32) * 1.7
+
+
+def _q(v: np.ndarray) -> float:
+    return float(np.quantile(np.abs(np.asarray(v, np.float64)), Q))
+
+
+@pytest.mark.parametrize("out_bound", [None, 2.5])
+def test_calibration_follows_the_documented_rules(out_bound) -> None:
+    model = _model()
+    tile = TileParams.ideal(out_bound=out_bound)
+    net = AnalogNetwork.build(model, XC, seed=0, tile=tile, digital=())
+    assert net.analog_layers == ["0", "3", "5"]
+    x = XC.double().numpy()
+    for name, lin, bn, relu in (("0", model[0], model[1], True), ("3", model[3], None, True),
+                                ("5", model[5], None, False)):
+        cal, p = net.cal[name], net.programmed[name]
+        W = lin.weight.detach().double().numpy().T                 # (K, C)
+        b = np.zeros(W.shape[1]) if lin.bias is None else lin.bias.detach().double().numpy()
+        if bn is None:
+            g, h = np.ones(W.shape[1]), np.zeros(W.shape[1])
+        else:
+            g = bn.weight.detach().double().numpy() / np.sqrt(bn.running_var.double().numpy() + bn.eps)
+            h = bn.bias.detach().double().numpy() - bn.running_mean.double().numpy() * g
+        np.testing.assert_allclose(cal.g, g, rtol=1e-12)
+        np.testing.assert_allclose(cal.h, h, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(cal.bias, b)
+        sign = np.where(g < 0, -1.0, 1.0)
+        np.testing.assert_array_equal(cal.sign, sign)
+        # 1. the input: the first layer's real inputs quantized at the 99.99th percentile / 127, half to even;
+        # the next layers take the previous layer's output codes as they are, in its output step
+        if name == "0":
+            step_in = _q(x) / 127
+            assert cal.step_in == pytest.approx(step_in, rel=1e-6)
+            u = np.clip(np.round(x / cal.step_in), -128, 127)
+        else:
+            assert cal.step_in == prev_step_out
+            u = prev_codes
+        # 2. ADC full scale: 1.1 x the 99.99th percentile of the ideal MVM (full-scale units), or the tile's own
+        colmax = np.abs(W).max(axis=0)
+        m = (u / 127) @ (W * sign / colmax)
+        assert cal.out_bound == pytest.approx(out_bound or 1.1 * _q(m), rel=1e-5)
+        lsb = cal.out_bound / 127
+        # 3. ideal tiles: the fitted line is the identity up to the ADC's rounding
+        np.testing.assert_allclose(cal.alpha, 1.0, atol=0.01)
+        np.testing.assert_allclose(cal.beta, 0.0, atol=0.05)
+        np.testing.assert_allclose(cal.A0, sign * colmax * cal.step_in * 127 * lsb / cal.alpha, rtol=1e-9)
+        # 4. the output step: the 99.99th percentile of the real output (ReLU'd where the layer has one) / 127
+        r = g * (u * cal.step_in @ W + b) + h
+        if relu:
+            r = np.maximum(r, 0)
+        assert cal.step_out == pytest.approx(_q(r) / 127, rel=1e-5)
+        assert cal.zmax == pytest.approx(np.abs(u * cal.step_in @ W + b).max(), rel=1e-5)
+        # the calibration codes kept for the out_frac choice are this layer's ADC codes (all 300 rows: < 8192)
+        codes = np.clip(np.round(m / lsb), -128, 127)
+        assert cal.x_cal.shape == codes.shape and np.abs(cal.x_cal - codes).max() <= 1
+        assert np.mean(cal.x_cal != codes) < 0.01                # float32 MVM vs float64: rare rounding ties
+        # the next layer's input: the exact real post-processing of the ADC codes, rounded into the output codes
+        y = g * (cal.A0 * (cal.x_cal - cal.beta) + b) + h
+        if relu:
+            y = np.maximum(y, 0)
+        prev_codes = np.clip(np.round(y / cal.step_out), -128, 127)
+        prev_step_out = cal.step_out
+
+
+def test_calibration_gathers_a_layer_after_a_digital_one_from_real_values() -> None:
+    """After a digital layer the input is real again: quantized at its own 99.99th percentile."""
+    model = _model()
+    net = AnalogNetwork.build(model, XC, seed=0, tile=TileParams.ideal(), digital=("0",))
+    h1 = model[2](model[1](model[0](XC))).detach().double().numpy()
+    assert net.cal["3"].step_in == pytest.approx(_q(h1) / 127, rel=1e-6)
+
+
+@pytest.mark.parametrize("signed, lo, hi", [(True, -128, 127), (False, 0, 255)])
+def test_dac_codes_round_half_to_even_and_clip(signed, lo, hi) -> None:
+    tp = TileParams(dac_signed=signed)
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.5, 126.5, 127.5, 300.0, -300.0, -128.5, 254.5, 255.5, 0.49])
+    # by hand: ties to even, then the DAC's range
+    want = [0, 2, 2, -0, -2, 126, 128, 300, -300, -128, 254, 256, 0]
+    got = dac_codes(x * 0.25, 0.25, tp)
+    assert got.tolist() == [float(min(max(w, lo), hi)) for w in want]
