@@ -108,3 +108,56 @@ def test_dac_codes_round_half_to_even_and_clip(signed, lo, hi) -> None:
     want = [0, 2, 2, -0, -2, 126, 128, 300, -300, -128, 254, 256, 0]
     got = dac_codes(x * 0.25, 0.25, tp)
     assert got.tolist() == [float(min(max(w, lo), hi)) for w in want]
+
+
+class Shared(nn.Module):
+    """A matrix used twice (as an RNN's recurrent one is, once per step): calibrated once on both uses' inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.a, self.sh, self.out = nn.Linear(24, 10), nn.Linear(10, 10), nn.Linear(10, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h1 = torch.relu(self.a(x))
+        h2 = torch.relu(self.sh(h1))
+        return self.out(torch.relu(self.sh(h2)))
+
+
+def test_a_matrix_used_twice_is_calibrated_on_both_uses() -> None:
+    model = Shared().eval()
+    net = AnalogNetwork.build(model, XC, seed=0, tile=TileParams.ideal(), digital=())
+    assert [l.uses for l in net.layers] == [1, 2, 1]
+    W = model.sh.weight.detach().double().numpy().T
+    b = model.sh.bias.detach().double().numpy()
+    colmax = np.abs(W).max(axis=0)
+    # the inputs of both uses, from the float model: the step covers both
+    with torch.no_grad():
+        h1 = torch.relu(model.a(XC)).double().numpy()
+        h2 = torch.relu(model.sh(torch.relu(model.a(XC)))).double().numpy()
+    cal = net.cal["sh"]
+    assert cal.step_in == pytest.approx(_q(np.concatenate([h1, h2])) / 127, rel=1e-6)
+    us = [np.clip(np.round(h / cal.step_in), -128, 127) for h in (h1, h2)]
+    m = np.concatenate([(u / 127) @ (W / colmax) for u in us])
+    assert cal.out_bound == pytest.approx(1.1 * _q(m), rel=1e-5)
+    r = np.maximum(np.concatenate([u * cal.step_in @ W + b for u in us]), 0)
+    assert cal.step_out == pytest.approx(_q(r) / 127, rel=1e-5)
+    assert cal.x_cal.shape == (2 * len(XC), 10)                    # the rows of both uses
+    # the layer after it takes the second use's output codes in the shared layer's output step, as they are
+    assert net.cal["out"].step_in == cal.step_out
+    # ... which are the tiles' second use on the first use's output (requantized into the shared input step)
+    lsb = cal.out_bound / 127
+    ca = net.cal["a"]
+    ya = np.clip(np.round(np.maximum(ca.g * (ca.A0 * (ca.x_cal - ca.beta) + ca.bias) + ca.h, 0) / ca.step_out),
+                 -128, 127)
+    u1 = np.clip(np.round(ya * ca.step_out / cal.step_in), -128, 127)
+    x1 = np.clip(np.round((u1 / 127) @ (W / colmax) / lsb), -128, 127)
+    y1 = np.clip(np.round(np.maximum(cal.A0 * (x1 - cal.beta) + b, 0) / cal.step_out), -128, 127)
+    u2 = np.clip(np.round(y1 * cal.step_out / cal.step_in), -128, 127)
+    x2 = np.clip(np.round((u2 / 127) @ (W / colmax) / lsb), -128, 127)
+    y2 = np.clip(np.round(np.maximum(cal.A0 * (x2 - cal.beta) + b, 0) / cal.step_out), -128, 127)
+    co = net.cal["out"]
+    Wo = model.out.weight.detach().double().numpy().T
+    mo = (y2 / 127) @ (Wo / np.abs(Wo).max(axis=0))
+    xo = np.clip(np.round(mo / (co.out_bound / 127)), -128, 127)
+    assert np.mean(co.x_cal != xo) < 0.01 and np.abs(co.x_cal - xo).max() <= 2
