@@ -311,3 +311,82 @@ def test_on_ideal_tiles_the_network_is_the_float_model_within_quantization():
     pcm = AnalogNetwork.build(model, XCAL, seed=3, t=3.15e7, tile=TileParams(rows=64, cols=16))
     out, _ = pcm.run(x, CFG, "fixed")
     assert float((out - ref).norm() / ref.norm()) < 0.13
+
+
+class _Twins(nn.Module):
+    """Two layers with the same weights on the same input, and a matrix used twice on the same input: on tiles
+    without device noise or ADC mismatch, only the output noise tells their ADC codes apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(11)
+        self.f, self.a, self.b, self.s = nn.Linear(16, 8), nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+        self.b.load_state_dict(self.a.state_dict())
+        self.o = nn.Linear(32, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.f(x))
+        return self.o(torch.cat([self.a(h), self.b(h), self.s(h), self.s(h)], -1))
+
+
+def test_output_noise_is_drawn_per_seed_layer_read_time_and_use():
+    tile = TileParams(device=None, adc_gain_std=0.0, adc_offset_std=0.0)     # output noise only
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(5))
+    model = _Twins().eval()
+
+    def adc(seed, t):
+        net = AnalogNetwork.build(model, x, seed=seed, t=t, tile=tile)
+        assert net.analog_layers == ["a", "b", "s"] and net.cal["a"].step_in == net.cal["b"].step_in
+        return net.run(x, CFG, "fixed", record=True)[1]
+
+    tr = adc(0, 60.0)
+    a, b, s = tr["a"].adc_codes, tr["b"].adc_codes, tr["s"].adc_codes
+    assert np.array_equal(adc(0, 60.0)["a"].adc_codes, a)                 # the same seed: the same bits
+    differ = lambda u, v: np.mean(u != v) > 0.2                          # noqa: E731
+    assert differ(a, b)                                                  # two layers: two draws
+    assert s.shape == (128, 8) and differ(s[:64], s[64:])                # two uses of one matrix: two draws
+    assert differ(adc(1, 60.0)["a"].adc_codes, a)                        # another seed
+    assert differ(adc(0, 120.0)["a"].adc_codes, a)                       # another read time (no drift here)
+
+
+def test_relu_without_the_units_relu_stage_is_applied_after_it(net):
+    cfg = NMPUConfig(relu=False)
+    _, tr = net.run(XTEST, cfg, "fixed", record=True)
+    relu = {l.name: l.relu for l in net.layers}
+    assert all(relu[n] for n in tr)
+    for name, lt in tr.items():
+        lc = lt.coeffs
+        y = apply(lt.adc_codes, lc.config, lc.codes, "fixed", lc.out_frac)
+        assert (y < 0).mean() > 0.1                                        # the unit itself lets negatives out
+        assert np.array_equal(lt.out_codes, np.maximum(y, 0)), name
+
+
+def test_the_trace_names_its_layers_and_post_processors(net):
+    import functools
+
+    def my_unit(codes, coeffs, out_frac):
+        return apply(codes, CFG, coeffs, "fixed", out_frac).astype(np.int32)
+
+    layers = net.analog_layers
+    assert len(layers) == 2
+    _, tr = net.run(XTEST[:4], CFG, "fixed", per_layer={layers[0]: my_unit, layers[1]: functools.partial(my_unit)},
+                    record=True)
+    assert [(n, tr[n].name, tr[n].post) for n in layers] == [(layers[0], layers[0], "my_unit"),
+                                                              (layers[1], layers[1], "callable")]
+    assert all(tr[n].out_codes.dtype == np.int64 and tr[n].adc_codes.dtype == np.int64 for n in layers)
+    _, tr16 = net.run(XTEST[:4], CFG, "fp16", per_layer={layers[1]: "fixed"}, record=True)
+    assert [tr16[n].post for n in layers] == ["fp16", "fixed"]
+    # a user's post-processor's codes come back as int64 whatever integer type it returned
+    assert replay(tr, net, CFG, my_unit)[layers[0]].dtype == np.int64
+
+
+def test_a_linear_layer_on_tokens_keeps_their_axis():
+    """(samples, tokens, features) inputs: a linear layer on tiles maps the last axis, as the float model does."""
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    x = torch.randn(40, 5, 6, generator=torch.Generator().manual_seed(9))
+    net = AnalogNetwork.build(model, x, tile=TileParams.ideal(), digital=())
+    out, tr = net.run(x, CFG, "fixed", record=True)
+    ref = model(x).detach()
+    assert out.shape == ref.shape == (40, 5, 3) and tr["2"].adc_codes.shape == (200, 16)
+    assert float((out - ref).norm() / ref.norm()) < 0.05
