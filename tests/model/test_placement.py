@@ -148,3 +148,58 @@ def test_nothing_on_tiles_is_refused_with_every_layer_and_why() -> None:
         "float32, not on tiles: aten.conv_transpose2d); its analog figures would be the float model's: keep fewer "
         "layers digital (--digital)")
     check_on_tiles(Placed().eval(), X, ["first", "last", "c2", "c3", "c4", "fc"])   # sh on tiles: accepted
+
+
+class Odd(nn.Module):
+    """A 1 x 3 kernel, three nodes of one op (no "..."), a 2-D weight the tiles do not take (an elementwise mask;
+    a matmul with a constant matrix is a layer), ops that only read shapes or tuple items (not listed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 4, (1, 3), padding=(0, 1))
+        self.c2 = nn.Conv2d(4, 6, (3, 1), padding=(1, 0))
+        self.mask = nn.Parameter(torch.randn(8, 8))
+        self.p = nn.Parameter(torch.randn(6 * 8 * 8, 5))
+        self.fc = nn.Linear(5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.tanh(torch.tanh(torch.tanh(self.c2(self.c1(x))))) * self.mask
+        a, b = torch.chunk(y, 2, dim=1)
+        y = torch.cat([a, b], 1)
+        return self.fc(y.reshape(y.shape[0], -1) @ self.p)
+
+
+def test_kernels_listed_rows_by_columns_three_nodes_in_full_and_shape_ops_left_out() -> None:
+    text, analog, doc = mapping(Odd().eval(), X, digital=())
+    rows = text.splitlines()
+    assert [r.split()[:2] for r in rows[1:5]] == [["c1", "conv1x3"], ["c2", "conv3x1"], ["matmul", "linear"],
+                                                  ["fc", "linear"]]
+    ops = rows[-1].removeprefix("digital float32 ops: ")
+    assert "aten.tanh (tanh, tanh_1, tanh_2)" in ops.split("; ")
+    assert "getitem" not in ops and "sym_size" not in ops and "aten.chunk" in ops
+    assert [(o["op"], o["nodes"]) for o in doc["float_weight_ops"]] == [("aten.mul", ["mul"])]
+
+
+class TwoWeighted(Odd):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = nn.Parameter(torch.randn(6, 6, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.conv_transpose2d(torch.tanh(self.c2(self.c1(x))), self.up) * self.mask
+        return self.fc(y.reshape(y.shape[0], -1) @ self.p)
+
+
+def test_nothing_on_tiles_names_every_weighted_op() -> None:
+    with pytest.raises(GraphError) as e:
+        check_on_tiles(TwoWeighted().eval(), X, ["c1", "c2", "matmul", "fc"])
+    assert ("(named digital); ops with weights that run in float32, not on tiles: aten.conv_transpose2d, aten.mul); "
+            "its analog figures" in str(e.value))
+
+
+def test_nothing_on_tiles_without_weighted_ops_says_only_the_layers() -> None:
+    with pytest.raises(GraphError) as e:
+        check_on_tiles(Dilated().eval(), X, ["first", "last", "b"])
+    assert str(e.value) == ("network: nothing is on tiles (conv2d/linear layers: a (first layer), b (named digital), "
+                            "c (last layer)); its analog figures would be the float model's: keep fewer layers "
+                            "digital (--digital)")
