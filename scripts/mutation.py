@@ -72,7 +72,7 @@ MODULES: dict[str, Module] = {
                            ["tests/model/test_coefficients.py", "tests/model/test_network.py"]),
     "network": Module("nmpu_model/network/analog_network.py",
                       ["tests/model/test_placement.py", "tests/model/test_calibration.py", "tests/model/test_network.py",
-                       "tests/model/test_graph.py"],
+                       "tests/model/test_graph.py", "tests/model/test_kernels.py"],
                       functions=["mark_digital", "require_tiles", "float_weight_ops", "check_on_tiles", "mapping",
                                  "_calibrate", "_calibrate_layer", "_fit", "_cal_shared", "_dac_input", "_cal_output",
                                  "dac_codes", "_quantile_abs", "_set_time", "coefficients", "_check_config",

@@ -72,3 +72,8 @@ def test_requant_real_and_lsq_columns_against_numpy():
     mm = m.astype(np.float64) * 2.5
     ref = [keep.sum(0), (keep * x).sum(0), (keep * mm).sum(0), (keep * x * mm).sum(0), (keep * mm * mm).sum(0)]
     np.testing.assert_allclose(sums, np.array(ref, dtype=float), rtol=1e-12)
+
+
+def test_quantile_abs_of_nothing_is_zero():
+    assert _quantile_abs(torch.zeros(0)) == 0.0 and _quantile_abs(torch.zeros((3, 0))) == 0.0
+    assert _quantile_abs(torch.tensor([-2.5])) == 2.5
