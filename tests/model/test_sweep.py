@@ -59,6 +59,12 @@ def test_choice_is_the_cheapest_within_the_tolerance_in_percentage_points():
     assert name(choose_point(pts, 0.06)) == "f"      # 0.05 pp from fp16
     # a point better than fp16 (negative drop) is within any tolerance
     assert name(choose_point([_pt("g", 0.96, -0.01, 30), _pt("h", 0.5, 0.45, 2)], 0.0)) == "g"
+    # perplexity (lower is better): of equally cheap points within 1 %, the lower one, whichever is listed first
+    ppl = [_pt("p", 6.40, 0.004, 18), _pt("q", 6.35, 0.001, 18), _pt("r", 6.30, 0.02, 10)]
+    assert name(choose_point(ppl, 1.0, higher_is_better=False)) == "q"
+    assert name(choose_point(ppl[::-1], 1.0, higher_is_better=False)) == "q"
+    assert name(choose_point(ppl, 1.0, higher_is_better=True)) == "p"
+    assert name(choose_point(ppl, 2.0, higher_is_better=False)) == "r"
 
 
 def test_grid_points_order_and_errors(tmp_path):
