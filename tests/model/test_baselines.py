@@ -190,3 +190,62 @@ def test_float_output_ties_follow_the_spec_worked_table():
         for mode in ROUNDING_MODES:
             fmt = Fmt(8, 0, True, mode, "SAT")
             assert quantize_real(np.array([v]), fmt)[0] == q_ref(Fraction(v), fmt), (v, mode)
+
+
+def test_quantize_real_every_mode_on_a_grid_and_non_finite_values():
+    """The float baselines' output stage on every quarter in [-75, 75], huge values, +-inf and NaN, in every
+    rounding, overflow and pre-truncation, signed and unsigned, against the exact reference (with its documented
+    rules for infinities and NaN)."""
+    from nmpu_model.golden.baselines import quantize_real
+
+    from .reference import q_real_ref
+
+    vals = [k / 4 for k in range(-300, 301)] + [1e30, -1e30, 2.0 ** 60 + 2.0 ** 8, float("inf"), float("-inf"),
+                                               float("nan")]
+    for rounding in ROUNDING_MODES:
+        for overflow in OVERFLOW_MODES:
+            for bits, signed, frac, pre in ((3, True, 0, 0), (5, True, 2, 1), (4, False, 1, 0), (5, False, -1, 2)):
+                fmt = Fmt(bits, frac, signed, rounding, overflow, pre_truncate=pre)
+                got = quantize_real(np.array(vals), fmt)
+                assert got.dtype == np.int64
+                want = [q_real_ref(v, fmt) for v in vals]
+                assert got.tolist() == want, (rounding, overflow, bits, signed, frac, pre)
+
+
+def test_fma_double_rounding_ties_in_fp32():
+    """s = 1 + 2^-23, x = 3: s*x = 3 + 2^-22 + 2^-23 is an exact tie between two binary32 values; o = +-2^-70 is
+    lost when s*x + o is first rounded to float64, and decides the rounding: up for +, down for -. Rounding the
+    float64 sum to binary32 again (ties to even) would give 3 + 2^-21 for both."""
+    s, x = 1 + 2.0 ** -23, 3.0
+    for o, want in ((2.0 ** -70, 3 + 2.0 ** -21), (-(2.0 ** -70), 3 + 2.0 ** -22),
+                    (-(2.0 ** -70) - 2.0 ** -72, 3 + 2.0 ** -22)):
+        got = fma(np.array([s]), np.array([x]), np.array([o]), "fp32")[0]
+        assert got == want == float(round_binary(Fraction(s) * 3 + Fraction(o), "fp32")), o
+        neg = fma(np.array([-s]), np.array([x]), np.array([-o]), "fp32")[0]
+        assert neg == -want, o
+    # and where float64 holds the sum exactly (no second rounding to undo): plain ties to even
+    assert fma(np.array([s]), np.array([x]), np.array([0.0]), "fp32")[0] == 3 + 2.0 ** -21
+
+
+def test_float_baseline_refusals_are_exact():
+    x = np.zeros((1, 2), dtype=np.int64)
+    with pytest.raises(ValueError) as e:
+        apply(x, NMPUConfig(), {"scale": [70000.0, 1e6], "offset": [0.0, 0.0]}, arith="fp16")
+    assert str(e.value) == "scale: value 70000.0 at index 0 overflows fp16 (max 65504.0); 2 such values"
+    bn = NMPUConfig(bn_stage=True, bn_scale=Fmt(8, 4), bn_offset=Fmt(8, 4), mid=Fmt(16, 8))
+    ok = {"scale": [1.0, 1.0], "offset": [0.0, 0.0], "bn_scale": [1.0, 1.0], "bn_offset": [0.0, 0.0]}
+    for k in ("bn_scale", "bn_offset"):
+        with pytest.raises(ValueError) as e:
+            apply(x, bn, {**ok, k: [1.0, 1e5]}, arith="fp16")
+        assert str(e.value) == f"{k}: value 100000.0 at index 1 overflows fp16 (max 65504.0); 1 such value"
+    from nmpu_model.golden.baselines import apply_float
+    with pytest.raises(ValueError) as e:
+        apply_float(x, NMPUConfig(), {"scale": np.ones(2), "offset": np.zeros(2)}, 0, "fp8")
+    assert str(e.value) == "arith must be fp16 or fp32 here, not 'fp8'"
+    # 29-bit ADC codes are exact in the products (24 + 29 bits); 30 are refused
+    big = np.array([[(1 << 28) - 1, -(1 << 28)]])
+    got = apply_float(big, NMPUConfig(adc_bits=29), {"scale": np.ones(2), "offset": np.zeros(2)}, 0, "fp32")
+    assert got.dtype == np.int64 and got.tolist() == [[127, 0]]
+    with pytest.raises(ValueError) as e:
+        apply_float(big, NMPUConfig(adc_bits=30), {"scale": np.ones(2), "offset": np.zeros(2)}, 0, "fp32")
+    assert str(e.value) == "the fp32 baseline handles adc_bits <= 29, not 30"
