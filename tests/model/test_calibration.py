@@ -220,3 +220,34 @@ def test_calibration_noise_is_drawn_per_seed_layer_and_use() -> None:
     assert differ(n0.cal["a"].x_cal, n1.cal["a"].x_cal)
     s = n0.cal["s"].x_cal
     assert s.shape == (128, 8) and differ(s[:64], s[64:])
+
+
+class _SharedConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.a, self.c, self.out = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1), nn.Linear(64, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.c(torch.relu(self.c(torch.relu(self.a(x))))))
+        return self.out(h.flatten(1))
+
+
+def test_a_convolution_used_twice_runs_as_the_float_model_within_quantization() -> None:
+    x = torch.rand(48, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    model = _SharedConv().eval()
+    net = AnalogNetwork.build(model, x, tile=TileParams.ideal(), digital=("first", "last"))
+    assert [(l.name, l.uses) for l in net.layers if not l.digital] == [("c", 2)]
+    assert net.cal["c"].x_cal.shape == (2 * 48 * 16, 4)           # both uses' output positions
+    out, _ = net.run(x, NMPUConfig(), "fixed")
+    ref = model(x).detach()
+    assert float((out - ref).norm() / ref.norm()) < 0.05          # measured 0.009
+
+
+def test_calibration_codes_kept_are_a_seeded_subsample_of_8192_rows() -> None:
+    x = torch.rand(160, 1, 8, 8, generator=torch.Generator().manual_seed(3))     # 10,240 output positions
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.Flatten(),
+                          nn.Linear(256, 2)).eval()
+    a = AnalogNetwork.build(model, x, seed=3, tile=TileParams.ideal(), digital=("first", "last"))
+    b = AnalogNetwork.build(model, x, seed=3, tile=TileParams.ideal(), digital=("first", "last"))
+    assert a.cal["2"].x_cal.shape == (8192, 4) and np.array_equal(a.cal["2"].x_cal, b.cal["2"].x_cal)
