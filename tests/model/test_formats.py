@@ -108,15 +108,18 @@ def test_every_small_value_every_mode_exhaustively():
         for overflow in OVERFLOW_MODES:
             for v_frac in range(0, 6):
                 for k in range(0, 3):
-                    fmt = Fmt(5, 0, True, rounding, overflow, pre_truncate=k)
-                    want = [q_ref(Fraction(int(v), 2 ** v_frac), fmt) for v in vs]
-                    for dtype in (np.int64, np.int32, np.int16):
-                        for inplace in (False, True):
-                            v = vs.astype(dtype)
-                            got = quantize(v, v_frac, fmt, inplace=inplace)
-                            assert got.tolist() == want, (rounding, overflow, v_frac, k, dtype, inplace)
-                            if not inplace:
-                                assert v.tolist() == vs.tolist(), (rounding, overflow, v_frac, k, dtype)
+                    # the format's own fraction bits 0 (a right shift of 0..5 bits) and, signed and unsigned,
+                    # 2 (shifts from 2 bits left to 3 right, the exact one among them)
+                    for fmt in (Fmt(5, 0, True, rounding, overflow, pre_truncate=k),
+                                Fmt(6, 2, v_frac % 2 == 0, rounding, overflow, pre_truncate=k)):
+                        want = [q_ref(Fraction(int(v), 2 ** v_frac), fmt) for v in vs]
+                        for dtype in (np.int64, np.int32, np.int16):
+                            for inplace in (False, True):
+                                v = vs.astype(dtype)
+                                got = quantize(v, v_frac, fmt, inplace=inplace)
+                                assert got.tolist() == want, (rounding, overflow, v_frac, k, fmt, dtype, inplace)
+                                if not inplace:
+                                    assert v.tolist() == vs.tolist(), (rounding, overflow, v_frac, k, fmt, dtype)
 
 
 def test_signed_bits_by_brute_force():
@@ -128,3 +131,38 @@ def test_signed_bits_by_brute_force():
             assert signed_bits(lo, hi) == want, (lo, hi)
     assert signed_bits(0, 0) == 1 and signed_bits(-1, 0) == 1 and signed_bits(0, 1) == 2
     assert signed_bits(-(2 ** 61), 2 ** 61 - 1) == 62
+
+
+def test_round_shift_and_fit_on_their_own_leave_their_input():
+    """The two steps of Q called directly, with their defaults: every shift 0..4 in every mode against the exact
+    rounding reference, and the fit of every overflow mode; the input array is never written."""
+    from nmpu_model.golden.formats import fit, round_shift
+
+    from .reference import fit_ref, round_ref
+
+    vs = np.arange(-40, 41)
+    for rounding in ROUNDING_MODES:
+        for d in range(0, 5):
+            v = vs.copy()
+            got = round_shift(v, d, rounding)
+            assert got.tolist() == [round_ref(Fraction(int(x), 2 ** d), rounding) for x in vs], (rounding, d)
+            assert v.tolist() == vs.tolist()
+    for overflow in OVERFLOW_MODES:
+        for signed in (True, False):
+            fmt = Fmt(4, 0, signed, "TRN", overflow)
+            v = vs.copy()
+            assert fit(v, fmt).tolist() == [fit_ref(int(x), 4, signed, overflow) for x in vs], (overflow, signed)
+            assert v.tolist() == vs.tolist()
+
+
+def test_the_tie_rules_truth_table():
+    """Up.of by hand, for every rule, on numpy booleans (neg, lower code odd), and each rule's opposite."""
+    from nmpu_model.golden.formats import Up
+
+    neg = np.array([False, False, True, True])
+    odd = np.array([False, True, False, True])
+    table = {Up.ALWAYS: [1, 1, 1, 1], Up.NEVER: [0, 0, 0, 0], Up.NEGATIVE: [0, 0, 1, 1], Up.POSITIVE: [1, 1, 0, 0],
+             Up.ODD: [0, 1, 0, 1], Up.EVEN: [1, 0, 1, 0]}
+    for up, want in table.items():
+        assert (np.broadcast_to(up.of(neg, odd), (4,)) == np.array(want, bool)).all(), up
+        assert (np.broadcast_to(up.opposite.of(neg, odd), (4,)) == ~np.array(want, bool)).all(), up
