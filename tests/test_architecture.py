@@ -3,7 +3,7 @@
 Every ``import`` and ``from ... import`` of the project's packages, at module level or inside a
 function, is checked against the allowed order:
 
-    cosim.cli -> cosim.report -> cosim.studies -> cosim.sim, cosim.synth -> rtl -> nmpu_model.golden
+    cosim.cli -> cosim.workbench -> cosim.report -> cosim.studies -> cosim.sim, cosim.synth -> rtl -> nmpu_model.golden
     nmpu_model.studies -> nmpu_model.workloads -> nmpu_model.network -> nmpu_model.analog, nmpu_model.golden
 
 ``cosim.sim`` and ``cosim.synth`` never import each other (``cosim.studies`` composes them), ``cosim.report``
@@ -40,7 +40,8 @@ ALLOWED = {
     "cosim.sim": {"rtl"} | MODEL_ROOMS,
     "cosim.synth": {"rtl"} | MODEL_ROOMS,
     "cosim.studies": {"cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
-    "cosim.cli": {"cosim.report", "cosim.studies", "cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
+    "cosim.workbench": {"cosim.report", "cosim.studies"} | MODEL_ROOMS,   # the browser's pages over the studies
+    "cosim.cli": {"cosim.workbench", "cosim.report", "cosim.studies", "cosim.sim", "cosim.synth", "rtl"} | MODEL_ROOMS,
     "cosim": set(),                          # the package's own __init__
 }
 

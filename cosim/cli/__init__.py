@@ -11,7 +11,8 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "cost", "map", "devices", "run")
+COMMANDS = ("apply", "export", "verify", "eval", "sweep", "cosim", "synth", "cost", "map", "devices", "run",
+            "serve")
 
 
 class _Parser(argparse.ArgumentParser):

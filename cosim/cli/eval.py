@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 
 from . import workload
@@ -45,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     check_parent(args.json, "--json")
-    tty = sys.stderr.isatty()
+    # NMPU_PROGRESS=1: the progress bar on a stderr that is a file too (the workbench reads its last line)
+    tty = sys.stderr.isatty() or os.environ.get("NMPU_PROGRESS") == "1"
     work = workload.load(args, progress=tty)
     config = work.layer_map.base if work.layer_map is not None else load_config(args.config)
     workload.show(work)

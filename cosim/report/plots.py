@@ -46,6 +46,28 @@ def drift_plot(ev: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def compare_plot(runs: list[tuple[str, dict[str, Any]]], path: Any) -> Any:
+    """The workbench's comparison: the metric against drift time, a colour per run and a line style per
+    post-processing (mean over seeds; ``runs``: (label, ``nmpu eval --json`` document) pairs of one metric)."""
+    k, ylabel = _axis(_metric(runs[0][1].get("metric")))
+    styles = dict(zip(LABELS, ("--", ":", "-.", "-")))
+    fig, ax = plt.subplots(figsize=(7.4, 3.8))
+    for i, (name, ev) in enumerate(runs):
+        for key, label in LABELS.items():
+            rows = ev[key]
+            ax.plot([max(r["t"], 1e-3) for r in rows], [k * r["mean"] for r in rows], ls=styles[key], marker="o",
+                    ms=3, color=f"C{i}", label=f"{name}: {label}")
+    ax.set_xscale("log")
+    ax.set_xlabel("drift time after programming (s)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def device_plot(doc: dict[str, Any], path: str | Path) -> Path:
     """``nmpu devices``: relative MVM error against drift time, a colour per device model, a line style per mapping."""
     styles = {"per_tile": ("-", "per-tile mapping"), "per_column": ("--", "per-column mapping"),
