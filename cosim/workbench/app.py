@@ -200,14 +200,13 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         ids = list(dict.fromkeys(int(p) for p in parts))
         if len(ids) < 2:
             return _error(request, f"compare needs at least two run ids (ids=1,2), not {len(ids)}", 400)
-        out = []
-        for i in ids:
-            run = db.get_run(sessions, i)
+        out = [db.get_run(sessions, i) for i in ids]
+        for i, run in zip(ids, out):
             if run is None:
                 return _error(request, f"no run {i}", 404)
+        for run in out:
             if not run.metrics:
-                return _error(request, f"run {i} has no results to compare ({run.status})", 400)
-            out.append(run)
+                return _error(request, f"run {run.id} has no results to compare ({run.status})", 400)
         metric = {r.metrics.get("metric", "accuracy") for r in out}
         if len(metric) > 1:
             return _error(request, f"runs of different metrics ({', '.join(sorted(metric))}) cannot be compared", 400)

@@ -1,0 +1,121 @@
+"""The workbench's HTTP API: bad input is a 4xx with one line and stores nothing; files only from a run's folder."""
+from __future__ import annotations
+
+import pytest
+
+from cosim.workbench import db as wdb
+
+from .conftest import SMALL, stored_runs
+
+BAD = [
+    ({"network": "lenet"}, "network must be one of digits-cnn"),
+    ({"network": "../../etc/passwd.pt2"}, "network must be one of"),
+    ({"device": "memristor"}, "device must be one of pcm"),
+    ({"device": "rram:levels=x"}, "device rram:"),
+    ({"device": "/tmp/x.csv"}, "device must be one of"),
+    ({"compensation": "none"}, "compensation must be one of"),
+    ({"seeds": -1}, "seeds must be in 1..100, not -1"),
+    ({"seeds": 0}, "seeds must be in 1..100, not 0"),
+    ({"seeds": "two"}, "seeds must be an integer"),
+    ({"drift": "1,,3600"}, "drift: item 1 '' is not a number of seconds"),
+    ({"drift": "1,-5"}, "drift: item 1 '-5' must be a finite time >= 0 s"),
+    ({"drift": "nan"}, "drift: item 0 'nan' must be a finite time"),
+    ({"drift": ""}, "drift: give comma-separated drift times"),
+    ({"images": 0}, "images must be >= 1, not 0"),
+    ({"stage": "synth"}, "stage must be one of eval"),
+    ({"scale_bits": 0}, "config: config.toml: scale.bits"),
+    ({"adc_bits": "eight"}, "adc_bits must be an integer"),
+    ({"config_toml": "adc_bits = 8\n[scale]\nbits = 4\nfrac = 9\nwidth = 3\n"}, "config: config.toml: unknown field scale.width"),
+    ({"config_toml": "adc_bits = = 8"}, "config: config.toml"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD, ids=[m for _, m in BAD])
+def test_bad_study_is_400_with_one_line_and_nothing_stored(client, paths, change, message):
+    _, dbfile, runs = paths
+    r = client.post("/api/runs", json={**SMALL, **change})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert message in err and "\n" not in err
+    assert stored_runs(dbfile) == []
+    assert list(runs.iterdir()) == []
+
+
+def test_bad_form_shows_the_line_beside_the_form_and_stores_nothing(client, paths):
+    _, dbfile, _ = paths
+    r = client.post("/api/runs", data={**SMALL, "seeds": "-3"})
+    assert r.status_code == 400
+    assert '<p class="error" id="error">seeds must be in 1..100, not -3</p>' in r.text
+    assert 'id="study"' in r.text and 'value="-3"' in r.text          # the form again, with what was typed
+    assert stored_runs(dbfile) == []
+
+
+def test_the_body_must_be_a_json_object(client, paths):
+    for body in ("[1, 2]", "{not json"):
+        r = client.post("/api/runs", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 400 and "\n" not in r.json()["error"]
+    assert stored_runs(paths[1]) == []
+
+
+@pytest.mark.parametrize("url, status, message", [
+    ("/api/runs/7", 404, "no run 7"),
+    ("/api/runs/x", 404, "no run x"),
+    ("/runs/7", 404, "no run 7"),
+    ("/runs/7/plot.png", 404, "no run 7"),
+    ("/runs/7/files/eval.json", 404, "no run 7"),
+    ("/compare?ids=", 400, "compare needs at least two run ids"),
+    ("/compare?ids=1", 400, "compare needs at least two run ids (ids=1,2), not 1"),
+    ("/compare?ids=1,1", 400, "not 1"),
+    ("/compare?ids=1,a", 400, "ids: 'a' is not a run id"),
+    ("/compare.png?ids=3", 400, "compare needs at least two run ids"),
+])
+def test_unknown_runs_and_short_comparisons(client, url, status, message):
+    r = client.get(url)
+    assert r.status_code == status
+    text = r.json()["error"] if url.startswith("/api/") else r.text.rstrip("\n")
+    assert message in text and "\n" not in text
+
+
+def test_cancel_an_unknown_or_finished_run(client, paths):
+    assert client.post("/api/runs/9/cancel").status_code == 404
+    sessions = client.app.state.sessions
+    with sessions.begin() as s:
+        s.add(wdb.Run(stage="eval", params=dict(SMALL), status="done", folder="run-00001"))
+    r = client.post("/api/runs/1/cancel")
+    assert r.status_code == 409 and r.json()["error"] == "run 1 is done, not queued or running"
+    assert stored_runs(paths[1]) == [(1, "done", "run-00001")]
+
+
+def test_compare_refuses_runs_without_results(client):
+    with client.app.state.sessions.begin() as s:
+        s.add_all([wdb.Run(stage="eval", params=dict(SMALL), status="failed", folder="a"),
+                   wdb.Run(stage="eval", params=dict(SMALL), status="failed", folder="b")])
+    r = client.get("/compare?ids=1,2")
+    assert r.status_code == 400 and r.text.strip() == "run 1 has no results to compare (failed)"
+    assert client.get("/compare?ids=1,5").status_code == 404
+
+
+def test_files_only_by_name_from_the_run_folder(client, paths):
+    _, _, runs = paths
+    folder = runs / "run-00001"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "eval.json").write_text('{"a": 1}')
+    (folder / "sub" / "inner.txt").write_text("INNER-CONTENT")
+    (runs / "secret.txt").write_text("SECRET-CONTENT")
+    (runs / "run-00001x").mkdir()
+    (runs / "run-00001x" / "eval.json").write_text("OTHER-RUN-CONTENT")
+    with client.app.state.sessions.begin() as s:
+        s.add(wdb.Run(stage="eval", params=dict(SMALL), status="failed", folder="run-00001"))
+    ok = client.get("/runs/1/files/eval.json")
+    assert ok.status_code == 200 and ok.text == '{"a": 1}'
+    for name in ("..%2Fsecret.txt", "%2E%2E%2Fsecret.txt", "%2e%2e", "sub%2Finner.txt", "sub", "..%5Csecret.txt",
+                 "..%2Frun-00001x%2Feval.json", "%2Fetc%2Fpasswd", "missing.json", "eval.json%00", "%2e"):
+        r = client.get(f"/runs/1/files/{name}")
+        assert r.status_code == 404, (name, r.status_code, r.text)
+        assert not any(c in r.text for c in ("SECRET-CONTENT", "INNER-CONTENT", "OTHER-RUN-CONTENT"))
+    for name in ("..", "."):        # the client resolves these dot segments itself: never a file either
+        r = client.get(f"/runs/1/files/{name}")
+        assert "SECRET-CONTENT" not in r.text and r.text != '{"a": 1}' and "attachment" not in r.headers.get(
+            "content-disposition", "")
+    page = client.get("/runs/1").text
+    assert "/runs/1/files/eval.json" in page and "inner.txt" not in page
