@@ -78,6 +78,7 @@ def cells(page: str) -> dict[tuple, tuple[float, float]]:
     p.feed(page)
     out = {}
     for k, text in p.cells.items():
-        mean, _, std = text.partition("\u00b1")
-        out[k] = (float(mean), float(std))
+        mean, sep, std = text.partition("\u00b1")
+        if sep:                                   # an empty cell (a drift time the run did not have) is a dash
+            out[k] = (float(mean), float(std))
     return out

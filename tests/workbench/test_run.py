@@ -1,0 +1,77 @@
+"""A real study through the workbench: `nmpu eval` as a subprocess, its figures on the run page against the JSON the
+command wrote (read from the run folder here, not through the app), its plot, its files, and a comparison."""
+from __future__ import annotations
+
+import json
+import shlex
+
+from .conftest import SMALL, cells, stored_runs, wait_for
+
+
+def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, paths):
+    _, dbfile, runs = paths
+    r = client.post("/api/runs", json={**SMALL, "scale_bits": 6, "scale_frac": 5})
+    assert r.status_code == 201, r.text
+    run = r.json()
+    st = wait_for(client, run["id"])
+    assert st["status"] == "done", st
+    assert st["exit_code"] == 0 and st["started"] and st["finished"]
+    assert "192/192" in st["progress"] or "100%" in st["progress"]     # tqdm's last bar, after its last \r
+
+    folder = runs / run["folder"]
+    doc = json.loads((folder / "eval.json").read_text())            # what the command itself wrote
+    assert doc["config"]["scale"] == {"bits": 6, "frac": 5, "signed": False}   # the form's fields reached it
+    assert doc["images"] == 64 and doc["seeds"] == 1 and [e["t"] for e in doc["analog_fixed"]] == [1.0, 3600.0]
+
+    # the command as stored is the one that ran: nmpu + the arguments, the run's own folder in it
+    argv = shlex.split(st["command"])
+    assert argv[:2] == ["nmpu", "eval"] and argv[argv.index("--json") + 1] == str(folder / "eval.json")
+    assert argv[argv.index("--drift") + 1] == "1,3600" and argv[argv.index("--images") + 1] == "64"
+    assert (folder / "command.txt").read_text().strip() == st["command"]
+
+    page = client.get(f"/runs/{run['id']}")
+    assert page.status_code == 200
+    shown = cells(page.text)
+    expected = {(None, key, e["t"]): (round(100 * e["mean"], 2), round(100 * e["std"], 2))
+                for key in ("fp32_digital", "analog_fp32", "analog_fp16", "analog_fixed") for e in doc[key]}
+    assert set(shown) == set(expected)
+    for k, (mean, std) in expected.items():
+        assert abs(shown[k][0] - mean) < 0.006 and abs(shown[k][1] - std) < 0.006, (k, shown[k], mean, std)
+    assert st["command"] in page.text.replace("&#39;", "'")
+
+    png = client.get(f"/runs/{run['id']}/plot.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content[:8] == b"\x89PNG\r\n\x1a\n" and len(png.content) > 5000
+    assert f'src="/runs/{run["id"]}/plot.png"' in page.text
+
+    listed = sorted(p.name for p in folder.iterdir() if p.is_file())
+    assert {"eval.json", "stderr.txt", "stdout.txt", "config.toml", "command.txt"} <= set(listed)
+    for name in listed:
+        assert f'/runs/{run["id"]}/files/{name}' in page.text
+    got = client.get(f"/runs/{run['id']}/files/eval.json")
+    assert got.status_code == 200 and json.loads(got.content) == doc
+    assert stored_runs(dbfile) == [(run["id"], "done", run["folder"])]
+
+    # the run's metrics in the database are that same document (read with sqlite3, not through the app)
+    import sqlite3
+    with sqlite3.connect(dbfile) as con:
+        assert json.loads(con.execute("SELECT metrics FROM runs").fetchone()[0]) == doc
+
+    # a second run with another format, then both side by side
+    r2 = client.post("/api/runs", json={**SMALL, "seeds": 2, "drift": "3600", "output_bits": 6}).json()
+    assert wait_for(client, r2["id"])["status"] == "done"
+    doc2 = json.loads((runs / r2["folder"] / "eval.json").read_text())
+    cmp = client.get(f"/compare?ids={run['id']},{r2['id']}")
+    assert cmp.status_code == 200
+    shown = cells(cmp.text)
+    for rid, d in ((run["id"], doc), (r2["id"], doc2)):
+        for key in ("analog_fp16", "analog_fixed"):
+            for e in d[key]:
+                mean, std = shown[(str(rid), key, e["t"])]
+                assert abs(mean - 100 * e["mean"]) < 0.006 and abs(std - 100 * e["std"]) < 0.006
+    # drift 1 s: run 2 has none, its cell is a dash
+    assert (str(r2["id"]), "analog_fixed", 1.0) not in shown and "&ndash;" in cmp.text
+    png = client.get(f"/compare.png?ids={run['id']},{r2['id']}")
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    runs_page = client.get("/runs").text
+    assert runs_page.index(f'data-run="{r2["id"]}"') < runs_page.index(f'data-run="{run["id"]}"')   # newest first
