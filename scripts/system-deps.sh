@@ -5,6 +5,7 @@
 #   nextpnr-ice40  place and route for `nmpu synth --target ice40` (fmax)
 #   opensta        static timing and power analysis (`sta`) of `nmpu synth`'s PPA figures
 #   graywolf, qrouter, magic, netgen-lvs, tcl   placement, routing, DRC/GDS/extraction, LVS (`nmpu synth --layout`)
+#   chromium, chromium-driver   the headless browser the workbench's browser test drives (`nmpu serve`, Selenium)
 # and the files of two packages taken out of their .deb into the virtual environment (argument 1: its
 # folder) without installing them (skipped where a package is installed): qflow-tech-osu018 (the OSU
 # 0.18 um cells: Liberty, LEF, Verilog and SPICE models, the tools' technology files) and qflow (its
@@ -24,6 +25,8 @@ need=(
   "magic:/usr/bin/magic"
   "netgen-lvs:/usr/bin/netgen-lvs"
   "tcl:/usr/bin/tclsh"
+  "chromium:/usr/bin/chromium"
+  "chromium-driver:/usr/bin/chromedriver"
 )
 venv=${1:-.venv}
 # unpack PACKAGE FILE: the package's files into the venv unless FILE is there (or installed)

@@ -92,6 +92,8 @@ def test_compare_refuses_runs_without_results(client):
                    wdb.Run(stage="eval", params=dict(SMALL), status="failed", folder="b")])
     r = client.get("/compare?ids=1,2")
     assert r.status_code == 400 and r.text.strip() == "run 1 has no results to compare (failed)"
+    r = client.get("/compare?id=2&id=1")            # the runs page's checkboxes without JavaScript
+    assert r.status_code == 400 and r.text.strip() == "run 2 has no results to compare (failed)"
     assert client.get("/compare?ids=1,5").status_code == 404
 
 
