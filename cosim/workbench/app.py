@@ -70,8 +70,6 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         db_url, default_runs = default_paths()
         Path(default_runs).parent.mkdir(parents=True, exist_ok=True)
     runs = Path(runs_dir) if runs_dir is not None else runs_dir_for(db_url)
-    if db_url.startswith("sqlite:///") and not db_url.endswith(":memory:"):
-        Path(db_url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     sessions = db.connect(db_url)
     db.mark_interrupted(sessions)
     runs.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 #: every status a run goes through; "interrupted": the server stopped while it was queued or running
@@ -56,7 +56,10 @@ def connect(url: str) -> sessionmaker[Session]:
         engine: Engine = create_engine(url, **kw)
     except (ArgumentError, ImportError) as e:
         raise ValueError(f"--db {url!r}: {str(e).splitlines()[0]}") from None
-    Base.metadata.create_all(engine)
+    try:
+        Base.metadata.create_all(engine)
+    except OperationalError as e:             # the database is there in name only: not bad input, a failing tool
+        raise RuntimeError(f"--db {engine.url!r}: {str(e.orig or e).splitlines()[0]}") from None
     return sessionmaker(engine, expire_on_commit=False)
 
 
