@@ -140,7 +140,7 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         return out
 
     @app.post("/api/runs/{run_id}/cancel")
-    async def cancel(request: Request, run_id: str):
+    def cancel(request: Request, run_id: str):         # a thread of its own: killing a group may take seconds
         run = find(run_id)
         if run is None:
             return _error(request, f"no run {run_id}", 404)

@@ -127,7 +127,7 @@ def check(form: Mapping[str, Any]) -> dict[str, Any]:
     drift = parse_drifts(form.get("drift"))
     images = _int(form, "images", 1, None, blank=True)
     return {"stage": stage, "network": network, "device": device, "compensation": compensation, "seeds": seeds,
-            "drift": ",".join(f"{t:g}" for t in drift), "images": images, "config_toml": config_toml(form)}
+            "drift": ",".join(str(int(t)) if t.is_integer() else repr(t) for t in drift), "images": images, "config_toml": config_toml(form)}
 
 
 def eval_args(p: Mapping[str, Any], folder: Path) -> tuple[list[str], str]:

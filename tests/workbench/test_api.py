@@ -50,6 +50,16 @@ def test_bad_form_shows_the_line_beside_the_form_and_stores_nothing(client, path
     assert stored_runs(dbfile) == []
 
 
+def test_drift_times_reach_the_command_as_given(client, paths):
+    """Every digit of a drift time goes to the command (no rounding to 6 figures), whole seconds without '.0'."""
+    runs = client.app.state.runner
+    runs.max_running = 0                          # nothing starts: the run stays queued, its command is stored
+    r = client.post("/api/runs", json={**SMALL, "drift": "1, 1234567.5,31536000, 0.25"})
+    assert r.status_code == 201
+    assert "--drift 1,1234567.5,31536000,0.25 " in r.json()["command"]
+    assert r.json()["status"] == "queued"
+
+
 def test_the_body_must_be_a_json_object(client, paths):
     for body in ("[1, 2]", "{not json"):
         r = client.post("/api/runs", content=body, headers={"content-type": "application/json"})

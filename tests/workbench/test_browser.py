@@ -68,12 +68,20 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+SCREENSHOTS = os.environ.get("NMPU_SCREENSHOTS") == "1"
+#: the studies: small (a few seconds each), or for the README's pictures a fuller one (seeds, a year of drift)
+STUDY = ({"images": "200", "seeds": "3", "drift": "1,3600,86400,31536000"} if SCREENSHOTS else
+         {"images": "64", "seeds": "1", "drift": "1,3600"})
+
+
 def shot(driver, name: str) -> None:
-    if os.environ.get("NMPU_SCREENSHOTS") == "1":
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1200, max(700, min(int(height) + 40, 2400)))
+    """The whole page (its full height) as docs/workbench_<name>.png, when NMPU_SCREENSHOTS=1."""
+    if SCREENSHOTS:
+        height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": 1200, "height": min(height + 20, 3000), "deviceScaleFactor": 1, "mobile": False})
         driver.save_screenshot(str(DOCS / f"workbench_{name}.png"))
-        driver.set_window_size(1200, 1000)
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
 def submit(driver, base: str, fields: dict[str, str], screenshot: str | None = None) -> int:
@@ -132,12 +140,12 @@ def test_a_study_from_the_form_to_the_comparison(server, browser):
     assert browser.find_element(By.ID, "error").text == "drift: item 1 '-3600' must be a finite time >= 0 s"
     assert list(runs.iterdir()) == []
 
-    first = submit(browser, base, {"images": "64", "seeds": "1", "drift": "1,3600"}, screenshot="form")
+    first = submit(browser, base, STUDY, screenshot="form")
     wait_done(browser)
     folder = next(runs.glob(f"run-{first:05d}-*"))
     doc = json.loads((folder / "eval.json").read_text())
     shown = table(browser, "#results td[data-post]")
-    assert len(shown) == 8
+    assert len(shown) == 4 * len(STUDY["drift"].split(","))
     for key in ("fp32_digital", "analog_fp32", "analog_fp16", "analog_fixed"):
         for e in doc[key]:
             assert abs(shown[(None, key, e["t"])] - 100 * e["mean"]) < 0.006
@@ -145,7 +153,7 @@ def test_a_study_from_the_form_to_the_comparison(server, browser):
     assert browser.find_element(By.ID, "command").text.startswith("nmpu eval --model digits-cnn")
     shot(browser, "run")
 
-    second = submit(browser, base, {"images": "64", "seeds": "1", "drift": "1,3600", "output_bits": "4"})
+    second = submit(browser, base, {**STUDY, "output_bits": "4"})
     wait_done(browser)
     browser.get(base + "/runs")
     for rid in (first, second):
