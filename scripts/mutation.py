@@ -96,7 +96,13 @@ MODULES: dict[str, Module] = {
                       note="the mapping's file and checks, the enumerated search, the front and the pick"),
     # the PPA arithmetic is only reached by the @slow tests (a full synthesis + OpenSTA run per mutant), so
     # only the fast ones run here: most PPA mutants come out "not covered"; run with --ppa-slow to include them
-    "ppa": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"]),
+    "ppa": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"],
+                  functions=["timing", "power", "_activity_tcl"],
+                  note="the PPA arithmetic: OpenSTA's figures read, fmax, energy per value, the activity's script "
+                       "(the mapping, macros and scripts around it: --module ppa-flow, reached by the slow tests)"),
+    "ppa-flow": Module("cosim/synth/ppa.py", ["tests/synth/test_ppa.py"], ["-m", "not slow"],
+                       note="the whole file with the fast tests only (most of it is reached by the @slow synthesis "
+                            "tests: --ppa-slow)"),
 }
 
 
@@ -288,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     mutmut_available()
     if a.ppa_slow:
-        MODULES["ppa"].pytest_args = []
+        MODULES["ppa"].pytest_args = MODULES["ppa-flow"].pytest_args = []
     names = a.module or list(MODULES)
     a.workdir = a.workdir.resolve()
     report_path = a.json or a.workdir / "report.json"

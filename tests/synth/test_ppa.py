@@ -242,3 +242,49 @@ def test_ppa_study_json_round_trip_and_tables_by_hand() -> None:
     assert "4.0 fixed-point lanes fit in the FP16 unit's area: 8.0x its throughput" in text
     assert "fmax **2.00x**, energy per value **4.00x** lower" in "\n".join(ppa_markdown(study))
     assert "| fixed-point NMPU | 1,000 | 4 | 5.00 | 200.0 | 1.00 | 2.5 | 400.00 |" in ppa_markdown(study)
+
+
+def test_power_with_a_traced_activity_and_what_sta_could_not_match(tmp_path: Path, monkeypatch) -> None:
+    """Per-net activity: each net becomes one set_act line (duty clamped to [0, 1]); the report says how many traced
+    nets OpenSTA found; more than half missing is a naming mismatch, refused. Errors of a report without figures."""
+    scripts: list[str] = []
+    missing = {"n": 1}
+
+    def sta(folder, script, name):
+        scripts.append(script)
+        return STA_POWER + f"activity: nets not in the netlist: {missing['n']}\n"
+
+    monkeypatch.setattr(ppa, "_run_sta", sta)
+    act = ppa.Activity({"b[1]": (0.25, 0.5), "a": (1.0, 1.5), "c": (0.0, -0.2)}, "hand-made", 100, 100)
+    n = _fake_netlist(tmp_path, 2)
+    p = ppa.power(n, 200.0, act)   # type: ignore[arg-type]
+    assert p.activity == "hand-made" and p.activity_nets == "2 of 3 traced nets"
+    assert p.energy_pj_per_value == pytest.approx(1.50003e-3 / (200e6 * 2) * 1e12, rel=1e-12)
+    lines = [ln for ln in scripts[-1].splitlines() if ln.startswith("set_act ")]
+    assert lines == ["set_act {a} 1 1", "set_act {b[1]} 0.25 0.5", "set_act {c} 0 0"]
+    assert "set_case_analysis 0 [get_ports clk]" not in scripts[-1]
+    ppa.power(n, 200.0, 0.0, clock_running=False)   # type: ignore[arg-type]
+    assert "set_case_analysis 0 [get_ports clk]" in scripts[-1]
+    assert "set_power_activity -global -activity 0 -duty 0.5" in scripts[-1]
+    missing["n"] = 2
+    with pytest.raises(RuntimeError, match=r"^2 of 3 traced nets are not in "):
+        ppa.power(n, 200.0, act)   # type: ignore[arg-type]
+    for bad in (0.0, -1.0, float("nan"), float("inf"), "100"):
+        with pytest.raises(ValueError, match="clock must be a positive number of MHz"):
+            ppa.power(n, bad, 0.1)   # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="activity must be a non-negative toggle rate, not -0.1"):
+        ppa.power(n, 100.0, -0.1)   # type: ignore[arg-type]
+    monkeypatch.setattr(ppa, "_run_sta", lambda folder, script, name: "no figures\n")
+    with pytest.raises(RuntimeError, match="OpenSTA printed no power total"):
+        ppa.power(n, 100.0, 0.1)   # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="OpenSTA reported no timed path"):
+        ppa.timing(n, 10.0)   # type: ignore[arg-type]
+
+
+def test_timing_of_a_negative_slack_by_hand(tmp_path: Path, monkeypatch) -> None:
+    """A path longer than the clock: slack -1.25 ns at 5 ns is a 6.25 ns path, 160 MHz."""
+    monkeypatch.setattr(ppa, "_run_sta", lambda folder, script, name:
+                        "Startpoint: in_reg (rising edge)\nEndpoint: out (output port)\nworst slack -1.2500\n")
+    t = ppa.timing(_fake_netlist(tmp_path, 1), 5.0)   # type: ignore[arg-type]
+    assert (t.slack_ns, t.critical_path_ns, t.fmax_mhz, t.period_ns) == (-1.25, 6.25, 160.0, 5.0)
+    assert (t.startpoint, t.endpoint) == ("in_reg", "out")
