@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .eval import parse_drifts
 from .io import check_parent, write_json
 
 
@@ -33,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from nmpu_model.analog.devices import device_by_name, device_names
     from nmpu_model.analog.mvm_error import device_errors, format_device_errors
     from nmpu_model.analog.tiles import DRIFT_COMPENSATIONS
+    from nmpu_model.studies.evaluate import parse_drifts
 
     models = {n: device_by_name(n) for n in (args.device or device_names())}
     if args.compensation not in DRIFT_COMPENSATIONS:

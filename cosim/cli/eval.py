@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
@@ -24,23 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     workload.add_mapping_arg(p)
 
 
-def parse_drifts(text: str) -> list[float]:
-    """``"1,3600"`` -> ``[1.0, 3600.0]``; a bad or negative time is a ValueError naming it."""
-    out = []
-    for i, part in enumerate(text.split(",")):
-        try:
-            v = float(part)
-        except ValueError:
-            raise ValueError(f"--drift: item {i} {part.strip()!r} is not a number of seconds") from None
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"--drift: item {i} {part.strip()!r} must be a finite time >= 0 s")
-        out.append(v)
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from nmpu_model import load_config
-    from nmpu_model.studies.evaluate import evaluate, format_table, run_images
+    from nmpu_model.studies.evaluate import evaluate, format_table, parse_drifts, run_images
 
     drifts = parse_drifts(args.drift)
     if args.seeds < 1:

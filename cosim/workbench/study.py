@@ -7,7 +7,6 @@ arguments of its ``nmpu`` command (after the command's name) and the name of the
 """
 from __future__ import annotations
 
-import math
 import shlex
 import tempfile
 from pathlib import Path
@@ -56,17 +55,11 @@ def _int(form: Mapping[str, Any], name: str, low: int, high: int | None = None, 
 
 def parse_drifts(text: Any) -> list[float]:
     """``"1,3600"`` -> ``[1.0, 3600.0]``: finite times >= 0 s (as ``nmpu eval --drift``)."""
+    from nmpu_model.studies.evaluate import parse_drifts as parse
+
     if not isinstance(text, str) or not text.strip():
         raise ValueError("drift: give comma-separated drift times in seconds, e.g. 1,3600")
-    out = []
-    for i, part in enumerate(text.split(",")):
-        try:
-            v = float(part)
-        except ValueError:
-            raise ValueError(f"drift: item {i} {part.strip()!r} is not a number of seconds") from None
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"drift: item {i} {part.strip()!r} must be a finite time >= 0 s")
-        out.append(v)
+    out = parse(text, "drift")
     if len(out) > MAX_DRIFTS:
         raise ValueError(f"drift: at most {MAX_DRIFTS} times, not {len(out)}")
     return out

@@ -6,6 +6,7 @@ tiles, the same read noise and the same output-noise draws serve the three post-
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable, Sequence
 
@@ -95,6 +96,21 @@ def evaluate(work: Workload, config: NMPUConfig, *, drifts: Sequence[float] = DE
 def run_images(work: Workload, seeds: int, drifts: Sequence[float]) -> int:
     """How many images :func:`evaluate` runs through the tiles (its progress total)."""
     return seeds * len(drifts) * len(POSTS) * int(len(work.x_test))
+
+
+def parse_drifts(text: str, what: str = "--drift") -> list[float]:
+    """``"1,3600"`` -> ``[1.0, 3600.0]``; a bad or negative time is a ValueError naming it (``what``: the option or
+    field it came from)."""
+    out = []
+    for i, part in enumerate(text.split(",")):
+        try:
+            v = float(part)
+        except ValueError:
+            raise ValueError(f"{what}: item {i} {part.strip()!r} is not a number of seconds") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{what}: item {i} {part.strip()!r} must be a finite time >= 0 s")
+        out.append(v)
+    return out
 
 
 def time_name(t: float) -> str:
