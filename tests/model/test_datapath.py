@@ -295,3 +295,44 @@ def test_float_coefficients_of_any_real_dtype_and_nothing_else(arith):
                 np.array([True, False, True])):
         with pytest.raises(ValueError, match=f"^offset: expected numbers, got dtype {bad.dtype}$"):
             apply(x, cfg, {"scale": [1.0, 1.0, 1.0], "offset": bad}, arith)
+
+
+def test_bad_codes_and_coefficients_are_refused_naming_the_first_bad_one():
+    """Each refusal by hand: the array, the format's range, the index and value of the first bad entry, the count.
+    Codes only one side out of range, a code at a bound (in range), a narrow ADC given wider integer types."""
+    cfg = NMPUConfig()
+    co = {"scale": np.array([100, 100]), "offset": np.array([0, 0])}
+
+    def refused(codes, config=cfg, coeffs=None, **kw):
+        n = np.asarray(codes).shape[-1]
+        with pytest.raises(ValueError) as e:
+            apply(codes, config, coeffs or {"scale": np.full(n, 100), "offset": np.zeros(n, np.int64)}, **kw)
+        return str(e.value)
+
+    assert refused(np.array([[True, False]])) == "codes: expected integer codes, got dtype bool"
+    assert refused(np.array([[1.0, 2.0]])) == "codes: expected integer codes, got dtype float64"
+    big = np.array([[2 ** 63 - 1, 0, 2 ** 63, 2 ** 64 - 1]], dtype=np.uint64)
+    assert refused(big) == ("codes: code too large at index (0, 2) (value 9223372036854775808); 2 such values")
+    assert refused(big[:, :2]) == ("codes: code outside ap_fixed<8,8> range [-128, 127] at index (0, 0) "
+                                   "(value 9223372036854775807); 1 such value")
+    assert refused(np.array([[-128, 127, 128, -129, 300]])) == (
+        "codes: code outside ap_fixed<8,8> range [-128, 127] at index (0, 2) (value 128); 3 such values")
+    for name, vals, fmt, bad_at in (("scale", [0, 255, 256], "ap_ufixed<8,1> range [0, 255]", 2),
+                                    ("scale", [0, -1, 255], "ap_ufixed<8,1> range [0, 255]", 1),
+                                    ("offset", [-128, 127, 128], "ap_fixed<8,7> range [-128, 127]", 2)):
+        c = {"scale": np.array([1, 1, 1]), "offset": np.array([0, 0, 0]), name: np.array(vals)}
+        assert refused(np.zeros((1, 3), np.int64), coeffs=c) == (
+            f"{name}: code outside {fmt} at index {bad_at} (value {vals[bad_at]}); 1 such value")
+    c4 = NMPUConfig(adc_bits=4)
+    for dtype, codes, msg in ((np.uint8, [[7, 8]], "at index (0, 1) (value 8)"),
+                              (np.int8, [[-9, 7]], "at index (0, 0) (value -9)"),
+                              (np.int16, [[-8, 300]], "at index (0, 1) (value 300)")):
+        assert refused(np.array(codes, dtype), c4) == f"codes: code outside ap_fixed<4,4> range [-8, 7] {msg}; 1 such value"
+    assert apply(np.array([[-8, 7]], np.int8), c4, co).tolist() == [[0, 5]]   # both bounds in range: 100/128*7 = 5.47
+    # the fixed-point unit's coefficients are codes: real values are refused, not rounded or cast
+    for dtype in (np.float64, bool):
+        c = {"scale": np.array([1, 0], dtype), "offset": np.zeros(2, np.int64)}
+        assert refused(np.zeros((1, 2), np.int64), coeffs=c) == f"scale: expected integer codes, got dtype {np.dtype(dtype)}"
+    bn = NMPUConfig(bn_stage=True, bn_scale=Fmt(8, 4), bn_offset=Fmt(8, 4), mid=Fmt(16, 8))
+    assert refused(np.zeros((1, 2), np.int64), bn) == "coefficients: 'bn_scale' is missing (bn_stage = true)"
+    assert refused(np.zeros((1, 2), np.int64), dtype="nope") == "dtype: 'nope' is not a numpy dtype"
