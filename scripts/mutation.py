@@ -62,7 +62,16 @@ class Module:
 
 MODULES: dict[str, Module] = {
     "formats": Module("nmpu_model/golden/formats.py",
-                      ["tests/model/test_formats.py", "tests/model/test_datapath.py", "tests/model/test_baselines.py"]),
+                      ["tests/model/test_formats.py", "tests/model/test_datapath.py", "tests/model/test_baselines.py"],
+                      functions=["terms", "of", "opposite", "__new__", "bias", "bounds", "extremes", "_check_int",
+                                 "__post_init__", "min", "max", "with_frac", "describe", "rounding_mode",
+                                 "overflow_mode", "_mode", "round_shift", "fit", "quantize"],
+                      note="every function but signed_bits (module formats-bits)"),
+    # signed_bits sizes the compiled kernels' integer types: a mutant of it recompiles them in every test that
+    # loads a configuration (~40 s a mutant with the three files); its own brute-force test decides it alone
+    "formats-bits": Module("nmpu_model/golden/formats.py",
+                           ["tests/model/test_formats.py::test_signed_bits_by_brute_force"],
+                           functions=["signed_bits"], note="signed_bits against a brute-force search"),
     "datapath": Module("nmpu_model/golden/datapath.py",
                        ["tests/model/test_datapath.py", "tests/model/test_formats.py", "tests/model/test_baselines.py"]),
     "baselines": Module("nmpu_model/golden/baselines.py",
