@@ -223,6 +223,11 @@ def test_fma_double_rounding_ties_in_fp32():
         assert got == want == float(round_binary(Fraction(s) * 3 + Fraction(o), "fp32")), o
         neg = fma(np.array([-s]), np.array([x]), np.array([-o]), "fp32")[0]
         assert neg == -want, o
+    # the sum one float64 ulp above a binary32 tie, less a little: rounded to odd, not nudged back onto the tie
+    # (found by search; s = 1 + 3 * 2^-23, x = 3)
+    s3, o3 = 1 + 3 * 2.0 ** -23, float(np.float32(2.0 ** -51 - 2.0 ** -70))
+    got = fma(np.array([s3]), np.array([3.0]), np.array([o3]), "fp32")[0]
+    assert got == float(round_binary(Fraction(s3) * 3 + Fraction(o3), "fp32")) == 3 + 5 * 2.0 ** -22
     # and where float64 holds the sum exactly (no second rounding to undo): plain ties to even
     assert fma(np.array([s]), np.array([x]), np.array([0.0]), "fp32")[0] == 3 + 2.0 ** -21
 
