@@ -336,3 +336,19 @@ def test_bad_codes_and_coefficients_are_refused_naming_the_first_bad_one():
     bn = NMPUConfig(bn_stage=True, bn_scale=Fmt(8, 4), bn_offset=Fmt(8, 4), mid=Fmt(16, 8))
     assert refused(np.zeros((1, 2), np.int64), bn) == "coefficients: 'bn_scale' is missing (bn_stage = true)"
     assert refused(np.zeros((1, 2), np.int64), dtype="nope") == "dtype: 'nope' is not a numpy dtype"
+
+
+def test_one_two_and_no_bit_requantizations_every_mode_every_code():
+    """The output requantization at a right shift of 0, 1 and 2 bits (out_frac 7, 6, 5 with the default 7-bit
+    scale), each rounding mode, signed and unsigned outputs with and without ReLU, every 8-bit code: against the
+    exact reference. (The 1-bit shift is the smallest with a rounding constant; unsigned outputs have no
+    negative-value term, so a ties-to-even rule is their only term.)"""
+    x = np.arange(-128, 128).reshape(-1, 1).repeat(4, axis=1)
+    s, o = np.array([1, 3, 255, 128]), np.array([-128, 1, 127, 0])
+    for rounding in ROUNDING_MODES:
+        for signed, relu in ((True, False), (False, True), (True, True)):
+            cfg = NMPUConfig(relu=relu, output=Fmt(8, 0, signed, rounding, "SAT"))
+            for out_frac in (7, 6, 5):
+                got = apply(x, cfg, {"scale": s, "offset": o}, out_frac=out_frac)
+                want = [[apply_ref(int(v), int(s[j]), int(o[j]), cfg, out_frac) for j in range(4)] for v in x[:, 0]]
+                assert got.tolist() == want, (rounding, signed, relu, out_frac)
