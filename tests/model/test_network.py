@@ -390,3 +390,33 @@ def test_a_linear_layer_on_tokens_keeps_their_axis():
     ref = model(x).detach()
     assert out.shape == ref.shape == (40, 5, 3) and tr["2"].adc_codes.shape == (200, 16)
     assert float((out - ref).norm() / ref.norm()) < 0.05
+
+
+@pytest.mark.parametrize("comp", ["column", "global-onehot"])
+def test_drift_compensation_from_the_calibration_readouts(comp):
+    """Per column (or the columns' mean): the readout at calibration over the readout at the read time."""
+    net = AnalogNetwork.build(_small_cnn(), XCAL, seed=1, t=86400.0, tile=TileParams(drift_compensation=comp))
+    for name in net.analog_layers:
+        base = np.asarray(net.cal[name].readout_cal_columns, np.float64)
+        now = net.states[name].readout_columns.double().numpy()
+        assert base.shape == now.shape == (net.programmed[name].target.shape[1],)
+        want = base / now if comp == "column" else base.mean() / now.mean()
+        np.testing.assert_allclose(net.gdc[name], want, rtol=1e-12)
+        assert np.ptp(base / now) > 0 and (np.abs(want - 1) > 1e-3).all()        # a day of drift, unequal columns
+
+
+def test_run_refusals_and_what_it_returns(net):
+    out, tr = net.run(XTEST[:2], CFG)
+    assert tr is None and out.shape == (2, 10)                  # no trace unless asked for
+    layers = ", ".join(net.analog_layers)
+    for kw, msg in (({"per_layer": {"nope": "fixed"}}, f"per_layer: 'nope' is not an analog layer (analog: {layers})"),
+                    ({"post": "fp8"}, "post-processor must be one of fixed, fp16, fp32 or a callable, not 'fp8'"),
+                    ({"batch_size": 0}, "batch_size must be >= 1, not 0")):
+        with pytest.raises(ValueError) as e:
+            net.run(XTEST[:2], CFG, **kw)
+        assert str(e.value) == msg
+    unsigned = AnalogNetwork.build(_small_cnn(), XCAL, seed=0, tile=TileParams(dac_signed=False))
+    with pytest.raises(ValueError) as e:
+        unsigned.run(XTEST, CFG)
+    assert str(e.value) == ("config output ap_fixed<8,8> does not match the tiles' unsigned 8-bit DAC: "
+                            "build the network with TileParams(dac_bits=8, dac_signed=True)")
