@@ -166,3 +166,22 @@ def test_the_tie_rules_truth_table():
     for up, want in table.items():
         assert (np.broadcast_to(up.of(neg, odd), (4,)) == np.array(want, bool)).all(), up
         assert (np.broadcast_to(up.opposite.of(neg, odd), (4,)) == ~np.array(want, bool)).all(), up
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"bits": 8, "frac": 1.5}, "frac must be an integer, not 1.5"),
+    ({"bits": True, "frac": 0}, "bits must be an integer, not True"),
+    ({"bits": 0, "frac": 0}, "bits must be at least 1, not 0"),
+    ({"bits": 8, "frac": 0, "signed": 1}, "signed must be true or false, not 1"),
+    ({"bits": 8, "frac": 0, "pre_truncate": "2"}, "pre_truncate must be an integer, not '2'"),
+    ({"bits": 8, "frac": 0, "pre_truncate": -1}, "pre_truncate must be >= 0, not -1"),
+    ({"bits": 8, "frac": 0, "rounding": "RNE"},
+     "rounding must be one of TRN, TRN_ZERO, RND, RND_ZERO, RND_INF, RND_MIN_INF, RND_CONV, not 'RNE'"),
+    ({"bits": 8, "frac": 0, "rounding": 3},
+     "rounding must be one of TRN, TRN_ZERO, RND, RND_ZERO, RND_INF, RND_MIN_INF, RND_CONV, not '3'"),
+    ({"bits": 8, "frac": 0, "overflow": "SATURATE"}, "overflow must be one of WRAP, SAT, SAT_ZERO, SAT_SYM, not 'SATURATE'"),
+])
+def test_bad_formats_are_one_line_naming_the_field(kw, msg):
+    with pytest.raises(ConfigError) as e:
+        Fmt(**kw)
+    assert str(e.value) == msg
