@@ -233,15 +233,18 @@ class _SharedConv(nn.Module):
         return self.out(h.flatten(1))
 
 
-def test_a_convolution_used_twice_runs_as_the_float_model_within_quantization() -> None:
+@pytest.mark.parametrize("digital", [("first", "last"), ("first",)])
+def test_a_convolution_used_twice_runs_as_the_float_model_within_quantization(digital) -> None:
+    """Followed by a digital layer, and by an analog one calibrated on the codes the shared convolution's second
+    use hands on (in the layout of a convolution's output)."""
     x = torch.rand(48, 1, 4, 4, generator=torch.Generator().manual_seed(2))
     model = _SharedConv().eval()
-    net = AnalogNetwork.build(model, x, tile=TileParams.ideal(), digital=("first", "last"))
-    assert [(l.name, l.uses) for l in net.layers if not l.digital] == [("c", 2)]
+    net = AnalogNetwork.build(model, x, tile=TileParams.ideal(), digital=digital)
+    assert [(l.name, l.uses) for l in net.layers if not l.digital][0] == ("c", 2)
     assert net.cal["c"].x_cal.shape == (2 * 48 * 16, 4)           # both uses' output positions
     out, _ = net.run(x, NMPUConfig(), "fixed")
     ref = model(x).detach()
-    assert float((out - ref).norm() / ref.norm()) < 0.05          # measured 0.009
+    assert float((out - ref).norm() / ref.norm()) < 0.05          # measured 0.009 and 0.012
 
 
 def test_calibration_codes_kept_are_a_seeded_subsample_of_8192_rows() -> None:

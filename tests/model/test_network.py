@@ -420,3 +420,7 @@ def test_run_refusals_and_what_it_returns(net):
         unsigned.run(XTEST, CFG)
     assert str(e.value) == ("config output ap_fixed<8,8> does not match the tiles' unsigned 8-bit DAC: "
                             "build the network with TileParams(dac_bits=8, dac_signed=True)")
+    with pytest.raises(ValueError) as e:
+        net.run(XTEST, NMPUConfig(output=Fmt(8, 0, False, "RND", "SAT")))
+    assert str(e.value) == ("config output ap_ufixed<8,8> does not match the tiles' signed 8-bit DAC: "
+                            "build the network with TileParams(dac_bits=8, dac_signed=False)")
