@@ -12,14 +12,15 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from nmpu_model.analog.devices import device_by_name
-from nmpu_model.golden.config import ConfigError, NMPUConfig, load_config
+from nmpu_model.analog.devices import device_by_name, device_names
+from nmpu_model.analog.tiles import DRIFT_COMPENSATIONS
+from nmpu_model.golden.config import ConfigError, NMPUConfig, load_config, toml_text
 from nmpu_model.workloads.registry import MODELS
 
 #: the built-in networks the form offers: resnet9 needs a CIFAR-10 folder (--data), which this slice cannot upload
 NETWORKS = tuple(m for m in MODELS if m != "resnet9")
-DEVICES = ("pcm", "hermes", "hermes-1", "rram")
-COMPENSATIONS = ("global", "global-onehot", "column")
+DEVICES = device_names()
+COMPENSATIONS = DRIFT_COMPENSATIONS
 #: the configuration fields the form shows: (form name, TOML table or None, key)
 CONFIG_FIELDS = (("adc_bits", None, "adc_bits"),
                  ("scale_bits", "scale", "bits"), ("scale_frac", "scale", "frac"),
@@ -65,16 +66,6 @@ def parse_drifts(text: Any) -> list[float]:
     return out
 
 
-def _toml(d: Mapping[str, Any]) -> str:
-    def value(v: Any) -> str:
-        return ("true" if v else "false") if isinstance(v, bool) else f'"{v}"' if isinstance(v, str) else str(v)
-    lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, Mapping)]
-    for k, t in d.items():
-        if isinstance(t, Mapping):
-            lines += [f"\n[{k}]"] + [f"{kk} = {value(vv)}" for kk, vv in t.items()]
-    return "\n".join(lines) + "\n"
-
-
 def config_toml(form: Mapping[str, Any]) -> str:
     """The run's configuration TOML, checked by the project's loader: the form's TOML text if given, else the
     spec's defaults with the form's fields; its error is one line naming the field."""
@@ -85,7 +76,7 @@ def config_toml(form: Mapping[str, Any]) -> str:
             if form.get(name) not in (None, ""):
                 v = _int(form, name, -64, 64)
                 (d if table is None else d[table])[key] = v
-        text = _toml(d)
+        text = toml_text(d)
     with tempfile.TemporaryDirectory(prefix="nmpu-wb-") as tmp:
         path = Path(tmp) / "config.toml"
         path.write_text(text)

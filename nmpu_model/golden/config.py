@@ -299,17 +299,7 @@ class NMPUConfig:
 
     def to_toml(self) -> str:
         """The configuration as TOML text that :func:`load_config` reads back to an equal config."""
-        lines: list[str] = []
-        tables: list[tuple[str, dict]] = []
-        for k, v in self.to_dict().items():
-            if isinstance(v, dict):
-                tables.append((k, v))
-            else:
-                lines.append(f"{k} = {_toml_value(v)}")
-        for name, table in tables:
-            lines.append(f"\n[{name}]")
-            lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-        return "\n".join(lines) + "\n"
+        return toml_text(self.to_dict())
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(self.to_toml())
@@ -322,6 +312,21 @@ class NMPUConfig:
         """A short stable hash of everything that shapes hardware (for build caches)."""
         import hashlib
         return hashlib.sha1(self.to_toml().encode()).hexdigest()[:12]
+
+
+def toml_text(d: Mapping[str, Any]) -> str:
+    """A configuration document (:meth:`NMPUConfig.to_dict`'s shape: values, and tables of values) as TOML text."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {_toml_value(v)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _toml_value(v: Any) -> str:
