@@ -68,6 +68,37 @@ def compare_plot(runs: list[tuple[str, dict[str, Any]]], path: Any) -> Any:
     return path
 
 
+def figures_plot(runs: list[tuple[str, list[tuple[str, Any, str]]]], path: Any, title: str) -> Any:
+    """The workbench's comparison of runs of one stage: a panel per key figure (its numeric ones), a bar per run
+    (``runs``: (label, [(figure, value or None, text), ...]) pairs)."""
+    labels = list(dict.fromkeys(f for _, figs in runs for f, v, _ in figs if v is not None))
+    if not labels:
+        fig, ax = plt.subplots(figsize=(4, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no numeric figures to compare", ha="center", va="center")
+    else:
+        cols = min(4, len(labels))
+        rows = -(-len(labels) // cols)
+        fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols + 0.4, 2.3 * rows), squeeze=False)
+        for ax, label in zip(axes.flat, labels):
+            vals = [next((v for f, v, _ in figs if f == label), None) for _, figs in runs]
+            names = [n for n, _ in runs]
+            ax.bar(names, [v if v is not None else 0.0 for v in vals], color=[f"C{i}" for i in range(len(runs))])
+            for i, (v, (_, figs)) in enumerate(zip(vals, runs)):
+                text = next((t for f, _, t in figs if f == label), "–")
+                ax.text(i, v if v is not None else 0.0, text, ha="center", va="bottom", fontsize=7)
+            ax.set_title(label, fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.margins(y=0.15)
+        for ax in list(axes.flat)[len(labels):]:
+            ax.axis("off")
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def device_plot(doc: dict[str, Any], path: str | Path) -> Path:
     """``nmpu devices``: relative MVM error against drift time, a colour per device model, a line style per mapping."""
     styles = {"per_tile": ("-", "per-tile mapping"), "per_column": ("--", "per-column mapping"),

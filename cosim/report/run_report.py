@@ -44,10 +44,14 @@ def eval_section(ev: dict[str, Any], labels: dict[str, str]) -> list[str]:
     lines.append(f"| **fixed vs fp16 ({'pp' if m.percent else '% perplexity'})** | " + " | ".join(
         f"{100 * m.loss(b['mean'], a['mean']) if m.percent else 100 * m.loss(a['mean'], b['mean']):+.2f}"
         for a, b in zip(ev["analog_fixed"], ev["analog_fp16"])) + " |")
-    lines += ["", f"![{m.name} vs drift](accuracy_vs_drift.png)", "", "Per analog layer (seed 0): out_frac and the "
-              "coefficient quantization error of the fixed-point formats:", "",
-              "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
-              "|---|---:|---:|---:|---:|"]
+    return lines + ["", f"![{m.name} vs drift](accuracy_vs_drift.png)", ""] + eval_layers(ev)
+
+
+def eval_layers(ev: dict[str, Any]) -> list[str]:
+    """``nmpu eval --json``'s per-layer out_frac and coefficient quantization errors."""
+    lines = ["Per analog layer (seed 0): out_frac and the coefficient quantization error of the fixed-point formats:",
+             "", "| layer | out_frac | scale rel. err max | scale rel. err mean | offset err max (LSB) |",
+             "|---|---:|---:|---:|---:|"]
     for name, q in ev["layers"].items():
         lines.append(f"| {name} | {q['out_frac']} | {100 * q['scale_rel_max']:.2f}% | "
                      f"{100 * q['scale_rel_mean']:.3f}% | {q['offset_abs_max']:.3f} |")
@@ -135,6 +139,21 @@ def mapping_section(sens: dict[str, Any], cost: dict[str, Any], search: dict[str
     its front and the chosen mapping, with its RTL check."""
     from .tables import cost_rows
 
+    lines = sensitivity_lines(sens)
+    pf, pp = cost["fixed"]["periphery"], cost["fp16"]["periphery"]
+    lines += ["", f"The post-processing periphery per inference: {pf['units']} fixed-point units of {pf['lanes']} lane(s) "
+              f"against {pp['units']} FP16 unit(s) per column tile of {cost['tile']['cols']} columns, the tiles at "
+              f"{cost['mvm_ns']:g} ns per MVM, the units as the synthesis stage measured them:", "",
+              "| per inference | fixed-point NMPU | FP16 unit | FP16 / fixed |", "|---|---:|---:|---:|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cost_rows(cost, "µs", "mm²")]
+    lines += ["", f"The paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16 unit): "
+              f"**{cost['paper_setting']['speedup']:.1f}x** (the paper: 139x in 14 nm); "
+              f"{cost['paper_setting']['derivation']}."]
+    return lines + [""] + search_lines(search, _metric(sens))
+
+
+def sensitivity_lines(sens: dict[str, Any]) -> list[str]:
+    """``nmpu map``'s (or ``nmpu sweep --sensitivity``'s) profile: each layer alone on tiles, its loss."""
     m = _metric(sens)
     unit = m.loss_abbrev
     low = ", ".join(f"{k} {v['bits']} bits" for k, v in sens["meta"]["low"].items()
@@ -145,16 +164,7 @@ def mapping_section(sens: dict[str, Any], cost: dict[str, Any], search: dict[str
              f"| layer | block | S ({unit}) | S lowered ({unit}) |", "|---|---|---:|---:|"]
     lines += [f"| {r['layer']} | {r['block']} | {100 * r['S']:.2f} +- {100 * r['S_std']:.2f} | "
               f"{100 * r['low_S']:.2f} +- {100 * r['low_S_std']:.2f} |" for r in sens["profile"]]
-    pf, pp = cost["fixed"]["periphery"], cost["fp16"]["periphery"]
-    lines += ["", f"The post-processing periphery per inference: {pf['units']} fixed-point units of {pf['lanes']} lane(s) "
-              f"against {pp['units']} FP16 unit(s) per column tile of {cost['tile']['cols']} columns, the tiles at "
-              f"{cost['mvm_ns']:g} ns per MVM, the units as the synthesis stage measured them:", "",
-              "| per inference | fixed-point NMPU | FP16 unit | FP16 / fixed |", "|---|---:|---:|---:|"]
-    lines += ["| " + " | ".join(row) + " |" for row in cost_rows(cost, "µs", "mm²")]
-    lines += ["", f"The paper's setting (one MVM of 256 columns, 64 fixed-point units against one FP16 unit): "
-              f"**{cost['paper_setting']['speedup']:.1f}x** (the paper: 139x in 14 nm); "
-              f"{cost['paper_setting']['derivation']}."]
-    return lines + [""] + search_lines(search, m)
+    return lines
 
 
 def search_lines(doc: dict[str, Any], m: Any) -> list[str]:

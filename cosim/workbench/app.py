@@ -8,18 +8,24 @@ stores nothing.
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
+import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
-from cosim.report.plots import LABELS, compare_plot, drift_plot
+from cosim.report.plots import LABELS, compare_plot, drift_plot, figures_plot
 from nmpu_model.workloads.metrics import METRICS
 
-from . import db, study
+from . import db, results, study
 from .jobs import STDERR, Runner, last_line
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -64,8 +70,49 @@ def _time(t: float) -> str:
     return time_name(t)
 
 
+class TooLarge(ValueError):
+    """An upload over the size limit (413)."""
+
+
+#: the upload fields: field -> the suffixes it takes (the file's name in the run folder: network<suffix>, data.npz)
+UPLOAD_FIELDS = {"model_file": study.MODEL_SUFFIXES, "data_file": (".npz",)}
+
+
+async def stage_uploads(files: dict[str, Any], into: Path, limit: int) -> dict[str, str]:
+    """The uploaded network and data copied into the folder ``into`` under fixed names (``network.pt2`` or
+    ``network.onnx``, ``data.npz``; the names the browser sent pick the suffix and are shown, never used as paths),
+    each at most ``limit`` bytes; a one-line ValueError (TooLarge over the limit)."""
+    unknown = sorted(set(files) - set(UPLOAD_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown file field {unknown[0]!r} (the form uploads model_file and data_file)")
+    missing = [k for k in UPLOAD_FIELDS if k not in files]
+    if missing:
+        raise ValueError(f"{missing[0]}: an uploaded network needs both model_file (.pt2 or .onnx) and data_file (.npz)")
+    names, shown = {}, []
+    for field, suffixes in UPLOAD_FIELDS.items():
+        up = files[field]
+        given = re.sub(r"[\x00-\x1f\x7f]", "?", os.path.basename(str(up.filename).replace("\\", "/")))[:120]
+        suffix = next((x for x in suffixes if given.lower().endswith(x)), None)
+        if suffix is None:
+            raise ValueError(f"{field}: {given!r} is not a {' or '.join(suffixes)} file")
+        name = study.DATA_NAME if field == "data_file" else "network" + suffix
+        size = 0
+        with open(into / name, "wb") as out:
+            while chunk := await up.read(1 << 20):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(f"{field}: {given!r} is larger than the upload limit of {limit // 2**20} MB "
+                                   "(nmpu serve --max-upload)")
+                out.write(chunk)
+        if size == 0:
+            raise ValueError(f"{field}: {given!r} is empty")
+        names["model" if field == "model_file" else "data"] = name
+        shown.append(given)
+    return {**names, "names": ", ".join(shown)}
+
+
 def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, max_running: int = 2,
-               python: str | None = None) -> FastAPI:
+               python: str | None = None, max_upload_mb: int = 256) -> FastAPI:
     if db_url is None:
         db_url, default_runs = default_paths()
         Path(default_runs).parent.mkdir(parents=True, exist_ok=True)
@@ -94,21 +141,33 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         return db.get_run(sessions, int(run_id)) if run_id.isdigit() else None
 
     def files_of(run: db.Run) -> list[str]:
+        """The run folder's files (subfolders too, as "synth/fixed-generic/netlist.v"), symbolic links left out:
+        the only names a file address may take."""
         folder = runs / run.folder
-        return sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        out = []
+        for top, dirs, names in os.walk(folder):           # os.walk does not follow links into other folders
+            dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(top, d)))
+            rel = Path(top).relative_to(folder)
+            out += [(rel / n).as_posix() for n in names if not os.path.islink(os.path.join(top, n))]
+        return sorted(out, key=lambda n: (n.count("/"), n))
 
     def form_page(request: Request, values: dict[str, Any], error: str | None = None, status: int = 200):
         return page(request, "form.html", status, values=values, error=error, networks=study.NETWORKS,
-                    devices=study.DEVICES, compensations=study.COMPENSATIONS, stages=list(study.STAGES),
-                    config_fields=[f[0] for f in study.CONFIG_FIELDS])
+                    upload=study.UPLOAD, devices=study.DEVICES, compensations=study.COMPENSATIONS,
+                    stages=study.STAGES, common=study.COMMON, config_fields=[f[0] for f in study.CONFIG_FIELDS],
+                    objectives=study.OBJECTIVES, max_upload_mb=max_upload_mb)
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
         return form_page(request, study.defaults())
 
+    limit = max_upload_mb * 2**20
+
     @app.post("/api/runs")
     async def submit(request: Request):
         is_json = request.headers.get("content-type", "").startswith("application/json")
+        data: dict[str, Any] = {}
+        staging: Path | None = None
         try:
             if is_json:
                 try:
@@ -117,15 +176,34 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
                     raise ValueError("the request body is not JSON") from None
                 if not isinstance(data, dict):
                     raise ValueError("the request body must be a JSON object of the study's fields")
+                upload = None
             else:
-                data = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-            params = study.check(data)
+                length = request.headers.get("content-length", "")
+                if length.isdigit() and int(length) > 2 * limit + 2**20:
+                    raise TooLarge(f"the request ({int(length) // 2**20} MB) is larger than the upload limit of "
+                                   f"{max_upload_mb} MB a file (nmpu serve --max-upload)")
+                form = await request.form()
+                data = {k: v for k, v in form.items() if isinstance(v, str)}
+                files = {k: v for k, v in form.multi_items() if not isinstance(v, str) and v.filename}
+                upload = None
+                if files:
+                    staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=runs))
+                    upload = await stage_uploads(files, staging, limit)
+                    await run_in_threadpool(study.check_upload, staging / upload["model"], staging / upload["data"],
+                                            None)
+            params = await run_in_threadpool(study.check, data, upload)
         except ValueError as e:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
             msg = str(e).splitlines()[0]
+            status = 413 if isinstance(e, TooLarge) else 400
             if is_json:
-                return JSONResponse({"error": msg}, status_code=400)
-            return form_page(request, {**study.defaults(), **data}, msg, status=400)
-        run_id = runner.submit(params)
+                return JSONResponse({"error": msg}, status_code=status)
+            return form_page(request, {**study.defaults(), **data}, msg, status=status)
+        moved = {n: staging / n for n in (upload["model"], upload["data"])} if upload else None
+        run_id = runner.submit(params, moved)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
         if is_json:
             return JSONResponse(db.get_run(sessions, run_id).summary(), status_code=201)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
@@ -159,8 +237,13 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         run = find(run_id)
         if run is None:
             return _error(request, f"no run {run_id}", 404)
-        table = results_table(run.metrics) if run.metrics else None
-        return page(request, "run.html", run=run, table=table, files=files_of(run),
+        doc = run.metrics
+        table = results_table(doc) if doc and run.stage == "eval" else None
+        section = results.section_html(run.stage, doc, runs / run.folder,
+                                       lambda name: f"/runs/{run.id}/files/{quote(name)}") if doc else ""
+        return page(request, "run.html", run=run, table=table, section=section, files=files_of(run),
+                    figures=results.key_figures(run.stage, doc) if doc else [],
+                    formats=results.formats(run.params.get("config_toml")), folder=runs / run.folder,
                     progress=last_line(runs / run.folder / STDERR), active=run.status in db.ACTIVE)
 
     @app.get("/runs/{run_id}/plot.png")
@@ -168,13 +251,14 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         run = find(run_id)
         if run is None:
             return _error(request, f"no run {run_id}", 404)
-        if not run.metrics:
-            return _error(request, f"run {run.id} has no results ({run.status})", 404)
+        if not run.metrics or run.stage != "eval":
+            return _error(request, f"run {run.id} has no accuracy against drift time ({run.stage}, {run.status})", 404)
         buf = io.BytesIO()
-        drift_plot(run.metrics, buf)
+        with results.PLOT_LOCK:
+            drift_plot(run.metrics, buf)
         return Response(buf.getvalue(), media_type="image/png")
 
-    @app.get("/runs/{run_id}/files/{name}")
+    @app.get("/runs/{run_id}/files/{name:path}")
     def run_file(request: Request, run_id: str, name: str):
         run = find(run_id)
         if run is None:
@@ -183,9 +267,10 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         if name not in listing:              # only a name from the folder's own listing, never a joined path
             return _error(request, f"run {run.id} has no file {name!r}", 404)
         path = runs / run.folder / listing[listing.index(name)]
-        text = path.suffix in (".txt", ".toml", ".json")
-        return FileResponse(path, media_type="text/plain; charset=utf-8" if text else None,
-                            filename=None if text else path.name)
+        text = path.suffix in (".txt", ".toml", ".json", ".log", ".v", ".sdc", ".tcl", ".md")
+        image = path.suffix == ".png"
+        return FileResponse(path, media_type="text/plain; charset=utf-8" if text else "image/png" if image else None,
+                            filename=None if text or image else path.name)
 
     def compared(request: Request) -> list[db.Run] | Response:
         text = request.query_params.get("ids", "")
@@ -205,16 +290,32 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         for run in out:
             if not run.metrics:
                 return _error(request, f"run {run.id} has no results to compare ({run.status})", 400)
-        metric = {r.metrics.get("metric", "accuracy") for r in out}
+        stages = sorted({r.stage for r in out})
+        if len(stages) > 1:
+            return _error(request, f"runs of different stages ({', '.join(stages)}) cannot be compared", 400)
+        if stages[0] != "eval" and stages[0] not in results.SUMMARIES:
+            return _error(request, f"runs of nmpu {stages[0]} have no figures to compare", 400)
+        metric = {r.metrics.get("metric", "accuracy") for r in out if r.stage != "synth"}
         if len(metric) > 1:
             return _error(request, f"runs of different metrics ({', '.join(sorted(metric))}) cannot be compared", 400)
         return out
+
+    def figure_rows(got: list[db.Run]) -> list[dict[str, Any]]:
+        """The runs' key figures by label, in the order they first appear (a run without one: a dash)."""
+        per = [{label: text for label, _, text in results.key_figures(r.stage, r.metrics)} for r in got]
+        labels = list(dict.fromkeys(label for fig in per for label in fig))
+        return [{"label": label, "cells": [fig.get(label) for fig in per]} for label in labels]
 
     @app.get("/compare", response_class=HTMLResponse)
     def compare(request: Request):
         got = compared(request)
         if isinstance(got, Response):
             return got
+        ids = ",".join(str(r.id) for r in got)
+        formats = {r.id: results.formats(r.params.get("config_toml")) for r in got}
+        if got[0].stage != "eval":
+            return page(request, "compare.html", runs=got, rows=None, figures=figure_rows(got), formats=formats,
+                        metric=None, ids=ids, stage=got[0].stage)
         tables = {r.id: results_table(r.metrics) for r in got}
         times = sorted({t for tb in tables.values() for t in tb["times"]})
         rows = []
@@ -225,8 +326,8 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
                     row = next(x for x in tables[r.id]["rows"] if x["key"] == key)
                     cells.append(next((c for c in row["cells"] if c["t"] == t), None))
                 rows.append({"key": key, "label": label, "t": t, "cells": cells})
-        return page(request, "compare.html", runs=got, rows=rows, metric=tables[got[0].id]["metric"],
-                    ids=",".join(str(r.id) for r in got))
+        return page(request, "compare.html", runs=got, rows=rows, figures=None, formats=formats,
+                    metric=tables[got[0].id]["metric"], ids=ids, stage="eval")
 
     @app.get("/compare.png")
     def compare_png(request: Request):
@@ -234,16 +335,21 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
         if isinstance(got, Response):
             return got
         buf = io.BytesIO()
-        compare_plot([(f"run {r.id}", r.metrics) for r in got], buf)
+        with results.PLOT_LOCK:
+            if got[0].stage == "eval":
+                compare_plot([(f"run {r.id}", r.metrics) for r in got], buf)
+            else:
+                figures_plot([(f"run {r.id}", results.key_figures(r.stage, r.metrics)) for r in got], buf,
+                             f"nmpu {got[0].stage}: runs {', '.join(str(r.id) for r in got)}")
         return Response(buf.getvalue(), media_type="image/png")
 
     return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, db_url: str | None = None, runs_dir: str | None = None,
-          max_running: int = 2) -> None:
+          max_running: int = 2, max_upload_mb: int = 256) -> None:
     import uvicorn
-    app = create_app(db_url, runs_dir, max_running)
+    app = create_app(db_url, runs_dir, max_running, max_upload_mb=max_upload_mb)
     print(f"nmpu serve: http://{host}:{port}/  (runs in {app.state.runs_dir})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

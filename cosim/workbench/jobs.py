@@ -20,7 +20,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db import Run, now
-from .study import STAGES, command_line
+from .results import draw
+from .study import STAGES, command_line, texts
 
 STDOUT, STDERR = "stdout.txt", "stderr.txt"
 #: what the child imports: this checkout's (or installation's) packages, wherever the run folder is
@@ -86,20 +87,23 @@ class Runner:
     def start(self) -> None:
         self.thread.start()
 
-    def submit(self, params: dict) -> int:
-        """Store a checked study as a queued run (its folder and command), and queue it; its id."""
-        build = STAGES[params["stage"]]
+    def submit(self, params: dict, files: dict[str, Path] | None = None) -> int:
+        """Store a checked study as a queued run (its folder: its configuration and grid files, ``files`` moved in
+        under their names (checked uploads), its command), and queue it; its id."""
+        stage = STAGES[params["stage"]]
         with self.sessions.begin() as s:
             run = Run(stage=params["stage"], params=params, status="queued", created=now())
             s.add(run)
             s.flush()
             run.folder = f"run-{run.id:05d}-{run.created:%Y%m%d-%H%M%S}"
             folder = self.runs_dir / run.folder
-            args, _ = build(params, folder)
-            run.command = command_line(args)
+            run.command = command_line(stage.args(params))
             folder.mkdir(parents=True, exist_ok=False)
-            (folder / "config.toml").write_text(params["config_toml"])
-            (folder / "command.txt").write_text(run.command + "\n")
+            for name, text in texts(params).items():
+                (folder / name).write_text(text)
+            for name, path in (files or {}).items():
+                os.replace(path, folder / name)
+            (folder / "command.txt").write_text(run.command + "\n")         # to run in this folder
             run_id = run.id
         with self.lock:
             self.queue.append(run_id)
@@ -117,7 +121,7 @@ class Runner:
             if run is None or run.status != "queued":
                 return
             folder = self.runs_dir / run.folder
-            args, _ = STAGES[run.stage](run.params, folder)
+            args = STAGES[run.stage].args(run.params)
             env = dict(os.environ, NMPU_PROGRESS="1", PYTHONUNBUFFERED="1",
                        PYTHONPATH=os.pathsep.join(filter(None, [SOURCE_ROOT, os.environ.get("PYTHONPATH")])))
             with open(folder / STDOUT, "wb") as out, open(folder / STDERR, "wb") as err:
@@ -161,7 +165,7 @@ class Runner:
             run = s.get(Run, run_id)
             folder = self.runs_dir / run.folder
             run.exit_code, run.finished, run.pid = proc.returncode, now(), None
-            _, out = STAGES[run.stage](run.params, folder)
+            out = STAGES[run.stage].json
             if cancelled:
                 run.status = "cancelled"
             elif self.stop_event.is_set():
@@ -172,6 +176,11 @@ class Runner:
                     run.status = "done"
                 except ValueError as e:
                     run.status, run.error = "failed", f"{out}: not JSON ({e})"
+                else:
+                    try:
+                        draw(run.stage, run.metrics, folder)
+                    except Exception as e:      # the results stand; the page says which figure is missing
+                        run.error = f"figures not drawn: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             else:
                 run.status = "failed"
                 run.error = tail(folder / STDERR) or f"exit status {proc.returncode}"

@@ -1,14 +1,22 @@
 """A study as the form or the API submits it, checked into parameters, and each stage's command line.
 
 Every check gives a one-line ``ValueError`` before anything is stored. The NMPU configuration is checked by the
-project's own loader (:func:`nmpu_model.golden.config.load_config`) on the TOML text the run will be given.
-A new stage is one entry in :data:`STAGES`: its name -> the function that turns the parameters into the
-arguments of its ``nmpu`` command (after the command's name) and the name of the JSON file it writes.
+project's own loader (:func:`nmpu_model.golden.config.load_config`) on the TOML text the run will be given, a grid
+by the sweep's own reader; an uploaded network and its data by the loader ``nmpu eval --model FILE --data FILE``
+uses (:func:`nmpu_model.workloads.registry.load_workload`: the ``.npz`` read without pickles, the network run on
+two samples).
+
+A stage is one entry in :data:`STAGES`: the ``nmpu`` command it runs, the JSON file that command writes, the form
+fields it takes beyond the common ones (:data:`COMMON`), and the arguments it builds from the parameters. Every
+path in a command is relative to the run folder (the command runs there), so the command shown is the one to
+type in that folder.
 """
 from __future__ import annotations
 
+import math
 import shlex
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -17,8 +25,13 @@ from nmpu_model.analog.tiles import DRIFT_COMPENSATIONS
 from nmpu_model.golden.config import ConfigError, NMPUConfig, load_config, toml_text
 from nmpu_model.workloads.registry import MODELS
 
-#: the built-in networks the form offers: resnet9 needs a CIFAR-10 folder (--data), which this slice cannot upload
+#: the built-in networks the form offers: resnet9 needs a CIFAR-10 folder (--data), which is not uploaded
 NETWORKS = tuple(m for m in MODELS if m != "resnet9")
+#: the network field's value for an uploaded network (its file and its data come with the form)
+UPLOAD = "upload"
+#: an uploaded network's and data's names in the run folder (the names the user gave are never paths)
+MODEL_SUFFIXES = (".pt2", ".onnx")
+DATA_NAME = "data.npz"
 DEVICES = device_names()
 COMPENSATIONS = DRIFT_COMPENSATIONS
 #: the configuration fields the form shows: (form name, TOML table or None, key)
@@ -26,7 +39,10 @@ CONFIG_FIELDS = (("adc_bits", None, "adc_bits"),
                  ("scale_bits", "scale", "bits"), ("scale_frac", "scale", "frac"),
                  ("offset_bits", "offset", "bits"), ("offset_frac", "offset", "frac"),
                  ("output_bits", "output", "bits"), ("output_frac", "output", "frac"))
-MAX_SEEDS, MAX_DRIFTS = 100, 20
+MAX_SEEDS, MAX_DRIFTS, MAX_TRIALS = 100, 20, 10_000
+OBJECTIVES = ("energy", "area")
+#: the fields every stage takes (the network the stage studies, or whose layer drives synth's activity)
+COMMON = ("network", "device", "compensation", "images", "config_toml")
 
 
 def defaults() -> dict[str, Any]:
@@ -34,12 +50,20 @@ def defaults() -> dict[str, Any]:
     d = NMPUConfig().to_dict()
     cfg = {name: (d[key] if table is None else d[table][key]) for name, table, key in CONFIG_FIELDS}
     return {"stage": "eval", "network": "digits-cnn", "device": "pcm", "compensation": "global",
-            "seeds": 2, "drift": "1,3600,86400", "images": 200, "config_toml": "", **cfg}
+            "seeds": 2, "drift": "1,3600,86400", "drift_time": 3600, "images": 200, "config_toml": "",
+            "grid_toml": "", "tolerance": "", "workers": "", "formats_toml": "", "trials": 64, "objective": "energy",
+            "verify": True, "seed": 0, "samples": "", "ppa": True, "layout": False,
+            "precisions": False, **cfg}
+
+
+# ---- the fields' checks ---------------------------------------------------------------------------------------
+def _blank(v: Any) -> bool:
+    return v is None or isinstance(v, str) and not v.strip()
 
 
 def _int(form: Mapping[str, Any], name: str, low: int, high: int | None = None, blank: bool = False) -> int | None:
     v = form.get(name)
-    if v is None or (isinstance(v, str) and not v.strip()):
+    if _blank(v):
         if blank:
             return None
         raise ValueError(f"{name} is missing")
@@ -54,6 +78,45 @@ def _int(form: Mapping[str, Any], name: str, low: int, high: int | None = None, 
     return n
 
 
+def _float(form: Mapping[str, Any], name: str, default: float) -> float:
+    """A finite number >= 0 (blank: ``default``)."""
+    v = form.get(name)
+    if _blank(v):
+        return default
+    try:
+        x = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, not {v!r}") from None
+    if not (math.isfinite(x) and x >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, not {v!r}")
+    return x
+
+
+def _bool(form: Mapping[str, Any], name: str, default: bool) -> bool:
+    """A checkbox: JSON true/false, or the form's "1"/"0" ("on" when a browser sends a box without a value)."""
+    v = form.get(name)
+    if v is None or v == "":
+        return default
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.strip().lower() in ("1", "on", "true", "yes", "0", "off", "false", "no"):
+        return v.strip().lower() in ("1", "on", "true", "yes")
+    raise ValueError(f"{name} must be true or false, not {v!r}")
+
+
+def _choice(form: Mapping[str, Any], name: str, choices: tuple[str, ...], default: str) -> str:
+    v = form.get(name)
+    v = default if _blank(v) else v
+    if v not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {v!r}")
+    return v
+
+
+def _number_text(t: float) -> str:
+    """A time as the command gets it: whole seconds without '.0', else every digit."""
+    return str(int(t)) if t.is_integer() else repr(t)
+
+
 def parse_drifts(text: Any) -> list[float]:
     """``"1,3600"`` -> ``[1.0, 3600.0]``: finite times >= 0 s (as ``nmpu eval --drift``)."""
     from nmpu_model.studies.evaluate import parse_drifts as parse
@@ -64,6 +127,17 @@ def parse_drifts(text: Any) -> list[float]:
     if len(out) > MAX_DRIFTS:
         raise ValueError(f"drift: at most {MAX_DRIFTS} times, not {len(out)}")
     return out
+
+
+def _checked_toml(text: str, name: str, read: Callable[[Path], Any]) -> Any:
+    """``read`` (the project's own reader) on ``text`` written to a file ``name``; its error as one line."""
+    with tempfile.TemporaryDirectory(prefix="nmpu-wb-") as tmp:
+        path = Path(tmp) / name
+        path.write_text(text)
+        try:
+            return read(path)
+        except (ConfigError, ValueError) as e:
+            raise ValueError(f"{Path(name).stem}: " + str(e).replace(str(path), name).splitlines()[0]) from None
 
 
 def config_toml(form: Mapping[str, Any]) -> str:
@@ -77,25 +151,132 @@ def config_toml(form: Mapping[str, Any]) -> str:
                 v = _int(form, name, -64, 64)
                 (d if table is None else d[table])[key] = v
         text = toml_text(d)
-    with tempfile.TemporaryDirectory(prefix="nmpu-wb-") as tmp:
-        path = Path(tmp) / "config.toml"
-        path.write_text(text)
-        try:
-            load_config(path)
-        except (ConfigError, ValueError) as e:
-            raise ValueError("config: " + str(e).replace(str(path), "config.toml").splitlines()[0]) from None
+    _checked_toml(text, "config.toml", load_config)
     return text
 
 
-def check(form: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters of a submitted study (form fields or JSON), or a one-line ValueError."""
+def grid_toml(form: Mapping[str, Any], name: str, config: str) -> str | None:
+    """A ``[grid]`` TOML (sweep's grid, map's formats) or None when blank: read by the sweep's reader, and every
+    point's configuration made from the base, as ``nmpu sweep`` does before any work."""
+    from nmpu_model.studies.sweep import grid_points, load_grid, point_config
+
+    text = form.get(name)
+    if _blank(text):
+        return None
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be TOML text with a [grid] table")
+    base = _checked_toml(config, "config.toml", load_config)
+    file = name.replace("_toml", ".toml")
+
+    def read(path: Path) -> None:
+        for point in grid_points(load_grid(path)):
+            try:
+                point_config(base, point)
+            except (ConfigError, ValueError) as e:
+                raise ValueError(f"{path}: point {point}: {e}") from None
+    _checked_toml(text, file, read)
+    return text
+
+
+def _one_drift(form: Mapping[str, Any]) -> str:
+    t = _float(form, "drift_time", 3600.0)
+    return _number_text(t)
+
+
+# ---- the stages -------------------------------------------------------------------------------------------------
+def _common_args(p: Mapping[str, Any], config: bool = True) -> list[str]:
+    args = ["--model", p["network"]]
+    if p.get("data"):
+        args += ["--data", p["data"]]
+    args += ["--device", p["device"], "--compensation", p["compensation"]]
+    if p.get("images"):
+        args += ["--images", str(p["images"])]
+    return args + (["--config", "config.toml"] if config else [])
+
+
+def _workers(p: Mapping[str, Any]) -> list[str]:
+    return ["--workers", str(p["workers"])] if p.get("workers") is not None else []
+
+
+def eval_args(p: Mapping[str, Any]) -> list[str]:
+    return ["eval", *_common_args(p), "--seeds", str(p["seeds"]), "--drift", p["drift"], "--json", "eval.json"]
+
+
+def sweep_args(p: Mapping[str, Any]) -> list[str]:
+    return (["sweep", *_common_args(p), "--seeds", str(p["seeds"]), "--drift", p["drift_time"]]
+            + (["--grid", "grid.toml"] if p.get("grid_toml") else [])
+            + (["--tolerance", _number_text(p["tolerance"])] if p.get("tolerance") is not None else [])
+            + _workers(p) + ["--json", "sweep.json", "--plot", "sweep.png"])
+
+
+def map_args(p: Mapping[str, Any]) -> list[str]:
+    return (["map", *_common_args(p), "--seeds", str(p["seeds"]), "--drift", p["drift_time"]]
+            + (["--formats", "formats.toml"] if p.get("formats_toml") else [])
+            + ["--trials", str(p["trials"]), "--objective", p["objective"], "--seed", str(p["seed"])]
+            + (["--tolerance", _number_text(p["tolerance"])] if p.get("tolerance") is not None else [])
+            + ([] if p["verify"] else ["--no-verify"]) + _workers(p) + ["--out", ".", "--json", "map.json"])
+
+
+def cosim_args(p: Mapping[str, Any]) -> list[str]:
+    return ["cosim", *_common_args(p), "--seed", str(p["seed"]), "--drift", p["drift_time"], "--json", "cosim.json"]
+
+
+def synth_args(p: Mapping[str, Any]) -> list[str]:
+    return (["synth", *_common_args(p), "--compare", "--breakdown", "--out", "synth"]
+            + ([] if p["precisions"] else ["--no-precisions"])
+            + ((["--samples", str(p["samples"])] if p["samples"] else []) if p["ppa"] else ["--no-ppa"])
+            + (["--layout"] if p["layout"] else []) + ["--json", "synth.json"])
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One kind of run: ``nmpu <name>`` with ``args(params)``, writing ``json`` into the run folder."""
+    name: str
+    json: str
+    fields: tuple[str, ...]
+    args: Callable[[Mapping[str, Any]], list[str]]
+    help: str
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("eval", "eval.json", ("seeds", "drift"), eval_args,
+          "accuracy on analog tiles, fp32 / fp16 / fixed-point post-processing, per drift time"),
+    Stage("sweep", "sweep.json", ("seeds", "drift_time", "grid_toml", "tolerance", "workers"), sweep_args,
+          "precision study: the metric over a grid of formats against the fp16 unit, the cheapest within the "
+          "tolerance"),
+    Stage("map", "map.json", ("seeds", "drift_time", "formats_toml", "trials", "tolerance", "objective", "verify",
+                              "workers", "seed"), map_args,
+          "which layer on which unit with how many bits: sensitivity, the Pareto front of loss and cost per "
+          "inference, the chosen mapping with the RTL in the loop"),
+    Stage("cosim", "cosim.json", ("seed", "drift_time"), cosim_args,
+          "RTL in the loop: every analog layer's codes through the Verilated NMPU, each output against the "
+          "golden model"),
+    Stage("synth", "synth.json", ("samples", "ppa", "layout", "precisions"), synth_args,
+          "synthesis of the NMPU and the FP16 unit: area, flip-flops, latency; timing, power (and layout) in "
+          "OSU 0.18 um"),
+)}
+
+
+def check(form: Mapping[str, Any], upload: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The parameters of a submitted study (form fields or JSON), or a one-line ValueError.
+
+    ``upload``: the uploaded network's and data's file names in the run folder (``network.pt2``, ``data.npz``),
+    already checked by :func:`check_upload`; the network field must then be :data:`UPLOAD`.
+    """
     stage = form.get("stage") or "eval"
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
+    st = STAGES[stage]
     network = form.get("network") or "digits-cnn"
-    if network not in NETWORKS:
-        raise ValueError(f"network must be one of {', '.join(NETWORKS)}, not {network!r} "
-                         "(uploaded .pt2/.onnx networks are not in the workbench yet)")
+    if network == UPLOAD:
+        if not upload:
+            raise ValueError("network: upload a .pt2 or .onnx file and its .npz data (multipart form fields "
+                             "model_file and data_file)")
+    elif network not in NETWORKS:
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)} or {UPLOAD} (a .pt2/.onnx file with its "
+                         f".npz data), not {network!r}")
+    elif upload:
+        raise ValueError(f"network: files were uploaded, but the network field says {network!r}: choose {UPLOAD}")
     device = str(form.get("device") or "pcm")
     if device.partition(":")[0] not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)} (optionally NAME:field=value,...), "
@@ -104,29 +285,63 @@ def check(form: Mapping[str, Any]) -> dict[str, Any]:
         device_by_name(device)
     except ValueError as e:
         raise ValueError(str(e).replace("--device", "device").splitlines()[0]) from None
-    compensation = form.get("compensation") or "global"
-    if compensation not in COMPENSATIONS:
-        raise ValueError(f"compensation must be one of {', '.join(COMPENSATIONS)}, not {compensation!r}")
-    seeds = _int(form, "seeds", 1, MAX_SEEDS)
-    drift = parse_drifts(form.get("drift"))
-    images = _int(form, "images", 1, None, blank=True)
-    return {"stage": stage, "network": network, "device": device, "compensation": compensation, "seeds": seeds,
-            "drift": ",".join(str(int(t)) if t.is_integer() else repr(t) for t in drift), "images": images, "config_toml": config_toml(form)}
+    p: dict[str, Any] = {"stage": stage, "network": upload["model"] if upload else network}
+    if upload:
+        p["data"] = upload["data"]
+        p["uploaded"] = upload.get("names", "")
+    p["device"] = device
+    p["compensation"] = _choice(form, "compensation", COMPENSATIONS, "global")
+    p["images"] = _int(form, "images", 1, None, blank=True)
+    p["config_toml"] = config_toml(form)
+    for f in st.fields:
+        if f == "seeds":
+            p[f] = _int(form, f, 1, MAX_SEEDS)
+        elif f == "drift":
+            p[f] = ",".join(_number_text(t) for t in parse_drifts(form.get("drift")))
+        elif f == "drift_time":
+            p[f] = _one_drift(form)
+        elif f in ("grid_toml", "formats_toml"):
+            p[f] = grid_toml(form, f, p["config_toml"])
+        elif f == "tolerance":
+            p[f] = None if _blank(form.get(f)) else _float(form, f, 0.0)
+        elif f == "workers":
+            p[f] = _int(form, f, 0, 64, blank=True)
+        elif f == "trials":
+            p[f] = _int(form, f, 1, MAX_TRIALS) if not _blank(form.get(f)) else 64
+        elif f == "objective":
+            p[f] = _choice(form, f, OBJECTIVES, "energy")
+        elif f == "seed":
+            p[f] = _int(form, f, 0, 2**31 - 1) if not _blank(form.get(f)) else 0
+        elif f == "samples":
+            p[f] = _int(form, f, 1, 100_000, blank=True)
+        elif f in ("verify", "ppa", "layout", "precisions"):
+            p[f] = _bool(form, f, defaults()[f])
+    if stage == "synth" and p["layout"] and not p["ppa"]:
+        raise ValueError("layout places and routes the OSU 0.18 um netlists of the timing and power flow: tick ppa too")
+    return p
 
 
-def eval_args(p: Mapping[str, Any], folder: Path) -> tuple[list[str], str]:
-    """``nmpu eval``'s arguments for the parameters, its configuration file in the run folder."""
-    args = ["eval", "--model", p["network"], "--device", p["device"], "--compensation", p["compensation"],
-            "--config", str(folder / "config.toml"), "--seeds", str(p["seeds"]), "--drift", p["drift"]]
-    if p.get("images"):
-        args += ["--images", str(p["images"])]
-    return args + ["--json", str(folder / "eval.json")], "eval.json"
+def texts(p: Mapping[str, Any]) -> dict[str, str]:
+    """The text files a run's folder gets before its command starts: its configuration, and its grid."""
+    out = {"config.toml": p["config_toml"]}
+    for f in ("grid_toml", "formats_toml"):
+        if p.get(f):
+            out[f.replace("_toml", ".toml")] = p[f]
+    return out
 
 
-#: stage -> (parameters, run folder) -> (the command's arguments, the JSON file it writes into the folder)
-STAGES: dict[str, Callable[[Mapping[str, Any], Path], tuple[list[str], str]]] = {"eval": eval_args}
+def check_upload(model: Path, data: Path, images: int | None = None) -> None:
+    """An uploaded network and its data, as ``nmpu eval --model FILE --data FILE`` checks them (one-line
+    ValueError naming the files by their names in the run folder)."""
+    from nmpu_model.workloads.registry import load_workload
+
+    try:
+        load_workload(str(model), str(data), images)
+    except ValueError as e:
+        msg = str(e).splitlines()[0].replace(str(model.parent) + "/", "")
+        raise ValueError(msg) from None
 
 
 def command_line(args: list[str]) -> str:
-    """The command as a user types it."""
+    """The command as a user types it (in the run folder)."""
     return shlex.join(["nmpu", *args])

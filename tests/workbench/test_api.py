@@ -22,7 +22,22 @@ BAD = [
     ({"drift": "nan"}, "drift: item 0 'nan' must be a finite time"),
     ({"drift": ""}, "drift: give comma-separated drift times"),
     ({"images": 0}, "images must be >= 1, not 0"),
-    ({"stage": "synth"}, "stage must be one of eval"),
+    ({"stage": "synthesis"}, "stage must be one of eval, sweep, map, cosim, synth, not 'synthesis'"),
+    ({"network": "upload"}, "network: upload a .pt2 or .onnx file and its .npz data"),
+    ({"stage": "sweep", "drift_time": "1,3600"}, "drift_time must be a number, not '1,3600'"),
+    ({"stage": "cosim", "drift_time": -1}, "drift_time must be a finite number >= 0, not -1"),
+    ({"stage": "sweep", "tolerance": "inf"}, "tolerance must be a finite number >= 0, not 'inf'"),
+    ({"stage": "sweep", "workers": -1}, "workers must be in 0..64, not -1"),
+    ({"stage": "sweep", "grid_toml": "[grid]\n\"scale.bits\" = []\n"}, "grid: grid.toml: grid field 'scale.bits' must be a non-empty list"),
+    ({"stage": "sweep", "grid_toml": "[grid]\n\"scale.bits\" = [0]\n"}, "grid: grid.toml: point {'scale.bits': 0}:"),
+    ({"stage": "sweep", "grid_toml": "x = 1\n"}, "grid: grid.toml: expected a non-empty [grid] table"),
+    ({"stage": "map", "formats_toml": "[grid]\n\"nonsense.bits\" = [2]\n"}, "formats: formats.toml: point"),
+    ({"stage": "map", "trials": 0}, "trials must be in 1..10000, not 0"),
+    ({"stage": "map", "objective": "speed"}, "objective must be one of energy, area, not 'speed'"),
+    ({"stage": "map", "verify": "maybe"}, "verify must be true or false, not 'maybe'"),
+    ({"stage": "cosim", "seed": -2}, "seed must be in 0..2147483647, not -2"),
+    ({"stage": "synth", "samples": 0}, "samples must be in 1..100000, not 0"),
+    ({"stage": "synth", "ppa": False, "layout": True}, "layout places and routes the OSU 0.18 um netlists"),
     ({"scale_bits": 0}, "config: config.toml: scale.bits"),
     ({"adc_bits": "eight"}, "adc_bits must be an integer"),
     ({"config_toml": "adc_bits = 8\n[scale]\nbits = 4\nfrac = 9\nwidth = 3\n"}, "config: config.toml: unknown field scale.width"),
@@ -118,10 +133,18 @@ def test_files_only_by_name_from_the_run_folder(client, paths):
     (runs / "run-00001x" / "eval.json").write_text("OTHER-RUN-CONTENT")
     with client.app.state.sessions.begin() as s:
         s.add(wdb.Run(stage="eval", params=dict(SMALL), status="failed", folder="run-00001"))
+    # links out of the folder: neither listed nor served (a file link and a folder link)
+    (folder / "link.txt").symlink_to(runs / "secret.txt")
+    (folder / "linked").symlink_to(runs / "run-00001x", target_is_directory=True)
     ok = client.get("/runs/1/files/eval.json")
     assert ok.status_code == 200 and ok.text == '{"a": 1}'
-    for name in ("..%2Fsecret.txt", "%2E%2E%2Fsecret.txt", "%2e%2e", "sub%2Finner.txt", "sub", "..%5Csecret.txt",
-                 "..%2Frun-00001x%2Feval.json", "%2Fetc%2Fpasswd", "missing.json", "eval.json%00", "%2e"):
+    for name in ("sub/inner.txt", "sub%2Finner.txt"):              # a subfolder's file, by its name in the listing
+        ok = client.get(f"/runs/1/files/{name}")
+        assert ok.status_code == 200 and ok.text == "INNER-CONTENT"
+    for name in ("..%2Fsecret.txt", "%2E%2E%2Fsecret.txt", "%2e%2e", "sub", "sub/", "sub/..%2F..%2Fsecret.txt",
+                 "..%5Csecret.txt", "sub%2F..%2F..%2Fsecret.txt", "link.txt", "linked/eval.json", "linked%2Feval.json",
+                 "..%2Frun-00001x%2Feval.json", "%2Fetc%2Fpasswd", "missing.json", "eval.json%00", "%2e",
+                 "sub//inner.txt", "%2Fsub%2Finner.txt"):
         r = client.get(f"/runs/1/files/{name}")
         assert r.status_code == 404, (name, r.status_code, r.text)
         assert not any(c in r.text for c in ("SECRET-CONTENT", "INNER-CONTENT", "OTHER-RUN-CONTENT"))
@@ -130,4 +153,5 @@ def test_files_only_by_name_from_the_run_folder(client, paths):
         assert "SECRET-CONTENT" not in r.text and r.text != '{"a": 1}' and "attachment" not in r.headers.get(
             "content-disposition", "")
     page = client.get("/runs/1").text
-    assert "/runs/1/files/eval.json" in page and "inner.txt" not in page
+    assert "/runs/1/files/eval.json" in page and "/runs/1/files/sub/inner.txt" in page
+    assert "link.txt" not in page and "linked" not in page

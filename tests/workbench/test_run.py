@@ -3,13 +3,19 @@ command wrote (read from the run folder here, not through the app), its plot, it
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+
+from cosim.workbench.jobs import SOURCE_ROOT
 
 from .conftest import SMALL, cells, stored_runs, wait_for
 
 
-def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, paths):
+def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, paths, tmp_path):
     _, dbfile, runs = paths
     r = client.post("/api/runs", json={**SMALL, "scale_bits": 6, "scale_frac": 5})
     assert r.status_code == 201, r.text
@@ -27,11 +33,21 @@ def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, path
     assert doc["config"]["scale"] == {"bits": 6, "frac": 5, "signed": False}   # the form's fields reached it
     assert doc["images"] == 64 and doc["seeds"] == 1 and [e["t"] for e in doc["analog_fixed"]] == [1.0, 3600.0]
 
-    # the command as stored is the one that ran: nmpu + the arguments, the run's own folder in it
+    # the command as stored is the one that ran: nmpu + the arguments, its paths relative to the run folder
     argv = shlex.split(st["command"])
-    assert argv[:2] == ["nmpu", "eval"] and argv[argv.index("--json") + 1] == str(folder / "eval.json")
+    assert argv[:2] == ["nmpu", "eval"] and argv[argv.index("--json") + 1] == "eval.json"
+    assert argv[argv.index("--config") + 1] == "config.toml"
     assert argv[argv.index("--drift") + 1] == "1,3600" and argv[argv.index("--images") + 1] == "64"
     assert (folder / "command.txt").read_text().strip() == st["command"]
+    # typed in a copy of the run folder, it writes the same document (the figures are reproducible from the page)
+    copy = tmp_path / "again"
+    shutil.copytree(folder, copy)
+    (copy / "eval.json").unlink()
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT)
+    subprocess.run([sys.executable, "-m", "cosim.cli", *argv[1:]], cwd=copy, env=env, check=True, capture_output=True)
+    again = json.loads((copy / "eval.json").read_text())
+    assert set(again) == set(doc)
+    assert {k: again[k] for k in again if again[k] != doc[k]} == {"seconds": again["seconds"]}   # wall times only
 
     page = client.get(f"/runs/{run['id']}")
     assert page.status_code == 200
