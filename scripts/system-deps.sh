@@ -6,6 +6,7 @@
 #   opensta        static timing and power analysis (`sta`) of `nmpu synth`'s PPA figures
 #   graywolf, qrouter, magic, netgen-lvs, tcl   placement, routing, DRC/GDS/extraction, LVS (`nmpu synth --layout`)
 #   chromium, chromium-driver   the headless browser the workbench's browser test drives (`nmpu serve`, Selenium)
+#   postgresql     a PostgreSQL server for the workbench's database (`nmpu serve --db postgresql://...`, its test)
 # and the files of two packages taken out of their .deb into the virtual environment (argument 1: its
 # folder) without installing them (skipped where a package is installed): qflow-tech-osu018 (the OSU
 # 0.18 um cells: Liberty, LEF, Verilog and SPICE models, the tools' technology files) and qflow (its
@@ -27,6 +28,8 @@ need=(
   "tcl:/usr/bin/tclsh"
   "chromium:/usr/bin/chromium"
   "chromium-driver:/usr/bin/chromedriver"
+  "postgresql:/usr/lib/postgresql/15/bin/initdb"
+  "postgresql:/usr/lib/postgresql/15/bin/pg_ctl"
 )
 venv=${1:-.venv}
 # unpack PACKAGE FILE: the package's files into the venv unless FILE is there (or installed)

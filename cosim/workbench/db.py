@@ -1,6 +1,7 @@
 """The workbench's database: one table of runs (SQLAlchemy 2; SQLite by default, any SQLAlchemy URL)."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -8,6 +9,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, sel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 #: every status a run goes through; "interrupted": the server stopped while it was queued or running
 STATUSES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
@@ -16,6 +18,23 @@ ACTIVE = ("queued", "running")
 
 def now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JSONText(TypeDecorator):
+    """JSON kept as text, written and read with Python's json module: NaN and Infinity survive (an overflowed or
+    diverged perplexity in ``nmpu eval --json``), which PostgreSQL's json type refuses."""
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        return None if value is None else json.dumps(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+#: a JSON document: SQLAlchemy's JSON (text in SQLite), text on PostgreSQL (see JSONText)
+Doc = JSON().with_variant(JSONText(), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -31,9 +50,9 @@ class Run(Base):
     finished: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     stage: Mapped[str] = mapped_column(String(32))
-    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(Doc)
     command: Mapped[str] = mapped_column(Text, default="")
-    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(Doc, nullable=True)
     folder: Mapped[str] = mapped_column(String(64), default="")
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
