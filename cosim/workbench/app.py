@@ -188,9 +188,7 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
                 upload = None
                 if files:
                     staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=runs))
-                    upload = await stage_uploads(files, staging, limit)
-                    await run_in_threadpool(study.check_upload, staging / upload["model"], staging / upload["data"],
-                                            None)
+                    upload = {**await stage_uploads(files, staging, limit), "folder": str(staging)}
             params = await run_in_threadpool(study.check, data, upload)
         except ValueError as e:
             if staging is not None:

@@ -42,14 +42,14 @@ CONFIG_FIELDS = (("adc_bits", None, "adc_bits"),
 MAX_SEEDS, MAX_DRIFTS, MAX_TRIALS = 100, 20, 10_000
 OBJECTIVES = ("energy", "area")
 #: the fields every stage takes (the network the stage studies, or whose layer drives synth's activity)
-COMMON = ("network", "device", "compensation", "images", "config_toml")
+COMMON = ("network", "device", "compensation", "images", "digital", "config_toml")
 
 
 def defaults() -> dict[str, Any]:
     """The form's starting values: the CLI's defaults, on a small run."""
     d = NMPUConfig().to_dict()
     cfg = {name: (d[key] if table is None else d[table][key]) for name, table, key in CONFIG_FIELDS}
-    return {"stage": "eval", "network": "digits-cnn", "device": "pcm", "compensation": "global",
+    return {"stage": "eval", "network": "digits-cnn", "device": "pcm", "compensation": "global", "digital": "",
             "seeds": 2, "drift": "1,3600,86400", "drift_time": 3600, "images": 200, "config_toml": "",
             "grid_toml": "", "tolerance": "", "workers": "", "formats_toml": "", "trials": 64, "objective": "energy",
             "verify": True, "seed": 0, "samples": "", "ppa": True, "layout": False,
@@ -191,6 +191,8 @@ def _common_args(p: Mapping[str, Any], config: bool = True) -> list[str]:
     args += ["--device", p["device"], "--compensation", p["compensation"]]
     if p.get("images"):
         args += ["--images", str(p["images"])]
+    if p.get("digital"):
+        args += ["--digital", p["digital"]]
     return args + (["--config", "config.toml"] if config else [])
 
 
@@ -214,6 +216,7 @@ def map_args(p: Mapping[str, Any]) -> list[str]:
             + (["--formats", "formats.toml"] if p.get("formats_toml") else [])
             + ["--trials", str(p["trials"]), "--objective", p["objective"], "--seed", str(p["seed"])]
             + (["--tolerance", _number_text(p["tolerance"])] if p.get("tolerance") is not None else [])
+            + (["--samples", str(p["samples"])] if p.get("samples") else [])
             + ([] if p["verify"] else ["--no-verify"]) + _workers(p) + ["--out", ".", "--json", "map.json"])
 
 
@@ -245,7 +248,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           "precision study: the metric over a grid of formats against the fp16 unit, the cheapest within the "
           "tolerance"),
     Stage("map", "map.json", ("seeds", "drift_time", "formats_toml", "trials", "tolerance", "objective", "verify",
-                              "workers", "seed"), map_args,
+                              "workers", "seed", "samples"), map_args,
           "which layer on which unit with how many bits: sensitivity, the Pareto front of loss and cost per "
           "inference, the chosen mapping with the RTL in the loop"),
     Stage("cosim", "cosim.json", ("seed", "drift_time"), cosim_args,
@@ -260,8 +263,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 def check(form: Mapping[str, Any], upload: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The parameters of a submitted study (form fields or JSON), or a one-line ValueError.
 
-    ``upload``: the uploaded network's and data's file names in the run folder (``network.pt2``, ``data.npz``),
-    already checked by :func:`check_upload`; the network field must then be :data:`UPLOAD`.
+    ``upload``: the uploaded network's and data's file names in the run folder (``network.pt2``, ``data.npz``), the
+    folder they wait in and the names they were sent with (``names``); the network field must then be :data:`UPLOAD`.
     """
     stage = form.get("stage") or "eval"
     if stage not in STAGES:
@@ -292,6 +295,12 @@ def check(form: Mapping[str, Any], upload: Mapping[str, str] | None = None) -> d
     p["device"] = device
     p["compensation"] = _choice(form, "compensation", COMPENSATIONS, "global")
     p["images"] = _int(form, "images", 1, None, blank=True)
+    p["digital"] = digital_text(form.get("digital"))
+    if upload:
+        folder = Path(upload["folder"])
+        check_network(str(folder / upload["model"]), str(folder / upload["data"]), p["digital"], folder)
+    elif p["digital"] is not None:
+        check_network(network, None, p["digital"])
     p["config_toml"] = config_toml(form)
     for f in st.fields:
         if f == "seeds":
@@ -330,16 +339,32 @@ def texts(p: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def check_upload(model: Path, data: Path, images: int | None = None) -> None:
-    """An uploaded network and its data, as ``nmpu eval --model FILE --data FILE`` checks them (one-line
-    ValueError naming the files by their names in the run folder)."""
+def digital_text(v: Any) -> str | None:
+    """The layers kept digital as ``--digital`` takes them (names, first, last, none), or None (the default)."""
+    if _blank(v):
+        return None
+    if not isinstance(v, str):
+        raise ValueError(f"digital must be layer names separated by commas, not {v!r}")
+    names = [t.strip() for t in v.split(",") if t.strip()]
+    if not names or any(not all(c.isalnum() or c in "_.-" for c in n) for n in names):
+        raise ValueError(f"digital must be layer names separated by commas (or first, last, none), not {v!r}")
+    return ",".join(names)
+
+
+def check_network(model: str, data: str | None, digital: str | None, folder: Path | None = None) -> None:
+    """A network (an uploaded file and its data, or a built-in one with its digital layers) as ``nmpu eval``
+    checks it before any work: the files read (the ``.npz`` without pickles), the network run on two samples, the
+    digital layers known and something left on tiles. One-line ValueError; paths in it as named in the run folder."""
+    from nmpu_model.network.analog_network import check_on_tiles
     from nmpu_model.workloads.registry import load_workload
 
+    names = None if digital is None else () if digital == "none" else tuple(digital.split(","))
     try:
-        load_workload(str(model), str(data), images)
+        work = load_workload(model, data, 2, digital=names)
+        check_on_tiles(work.model, work.x_cal, work.digital)
     except ValueError as e:
-        msg = str(e).splitlines()[0].replace(str(model.parent) + "/", "")
-        raise ValueError(msg) from None
+        msg = str(e).splitlines()[0]
+        raise ValueError(msg.replace(str(folder) + "/", "") if folder is not None else msg) from None
 
 
 def command_line(args: list[str]) -> str:
