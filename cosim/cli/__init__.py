@@ -38,6 +38,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
             raise
         mod.register(sub)
         modules[name] = mod
+        if name != "serve":
+            sub.choices[name].add_argument(
+                "--record", action="store_true", help="record this run in the workbench's database (nmpu serve lists "
+                "it); NMPU_RECORD=1 records every run, NMPU_WORKBENCH_DB=URL names the database")
     return parser, modules
 
 
@@ -50,8 +54,31 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         print(f"nmpu: error: a command is required: {', '.join(modules)} (see nmpu --help)", file=sys.stderr)
         return 2
+    from datetime import datetime, timezone
+    started = datetime.now(timezone.utc).replace(tzinfo=None)
+    rc = _run(modules[args.command], args)
+    if rc != 2 and args.command != "serve":          # bad input changed nothing: nothing to record
+        from cosim.workbench.record import wanted
+        if wanted(args):
+            _record(args, list(sys.argv[1:] if argv is None else argv), rc, started)
+    return rc
+
+
+def _record(args: argparse.Namespace, argv: list[str], rc: int, started) -> None:
+    from datetime import datetime, timezone
+
+    from cosim.workbench.record import record
     try:
-        return int(modules[args.command].run(args) or 0)
+        run_id = record(args.command, argv, args, rc, started, datetime.now(timezone.utc).replace(tzinfo=None))
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"nmpu {args.command}: not recorded: {str(e).splitlines()[0]}", file=sys.stderr)
+    else:
+        print(f"nmpu {args.command}: recorded as run {run_id} (nmpu serve)", file=sys.stderr)
+
+
+def _run(module: object, args: argparse.Namespace) -> int:
+    try:
+        return int(module.run(args) or 0)  # type: ignore[attr-defined]
     except (ValueError, FileNotFoundError, IsADirectoryError, PermissionError) as e:
         msg = str(e) if isinstance(e, ValueError) else f"{e.filename}: {e.strerror}"
         print(f"nmpu {args.command}: error: {msg}", file=sys.stderr)

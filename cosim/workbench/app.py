@@ -26,25 +26,10 @@ from cosim.report.plots import LABELS, compare_plot, drift_plot, figures_plot
 from nmpu_model.workloads.metrics import METRICS
 
 from . import db, results, study
+from .db import default_paths, runs_dir_for
 from .jobs import STDERR, Runner, last_line
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-def default_paths() -> tuple[str, Path]:
-    """The SQLite URL and the runs folder in the user's data folder."""
-    from platformdirs import user_data_dir
-    base = Path(user_data_dir("nmpu-cosim"))
-    return f"sqlite:///{base / 'workbench.sqlite'}", base / "runs"
-
-
-def runs_dir_for(url: str) -> Path:
-    """The runs folder beside a SQLite database file, else in the user's data folder."""
-    from sqlalchemy.engine import make_url
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-        return Path(u.database).resolve().parent / "runs"
-    return default_paths()[1]
 
 
 def _error(request: Request, msg: str, status: int = 400) -> Response:
@@ -113,6 +98,8 @@ async def stage_uploads(files: dict[str, Any], into: Path, limit: int) -> dict[s
 
 def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, max_running: int = 2,
                python: str | None = None, max_upload_mb: int = 256) -> FastAPI:
+    if db_url is None and os.environ.get("NMPU_WORKBENCH_DB"):
+        db_url = os.environ["NMPU_WORKBENCH_DB"]          # the database `nmpu ... --record` writes to
     if db_url is None:
         db_url, default_runs = default_paths()
         Path(default_runs).parent.mkdir(parents=True, exist_ok=True)

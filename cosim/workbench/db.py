@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Integer, String, Text, create_engine, select, update
@@ -64,6 +65,23 @@ class Run(Base):
         return {"id": self.id, "status": self.status, "stage": self.stage, "params": self.params,
                 "command": self.command, "folder": self.folder, "exit_code": self.exit_code, "error": self.error,
                 "created": t(self.created), "started": t(self.started), "finished": t(self.finished)}
+
+
+def default_paths() -> tuple[str, Path]:
+    """The SQLite URL and the runs folder in the user's data folder."""
+    from platformdirs import user_data_dir
+
+    base = Path(user_data_dir("nmpu-cosim"))
+    return f"sqlite:///{base / 'workbench.sqlite'}", base / "runs"
+
+
+def runs_dir_for(url: str) -> Path:
+    """The runs folder beside a SQLite database file, else in the user's data folder."""
+    from sqlalchemy.engine import make_url
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        return Path(u.database).resolve().parent / "runs"
+    return default_paths()[1]
 
 
 def connect(url: str) -> sessionmaker[Session]:

@@ -122,7 +122,7 @@ class Runner:
                 return
             folder = self.runs_dir / run.folder
             args = STAGES[run.stage].args(run.params)
-            env = dict(os.environ, NMPU_PROGRESS="1", PYTHONUNBUFFERED="1",
+            env = dict(os.environ, NMPU_PROGRESS="1", PYTHONUNBUFFERED="1", NMPU_RECORD="0",   # stored here already
                        PYTHONPATH=os.pathsep.join(filter(None, [SOURCE_ROOT, os.environ.get("PYTHONPATH")])))
             with open(folder / STDOUT, "wb") as out, open(folder / STDERR, "wb") as err:
                 try:
