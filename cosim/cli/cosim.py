@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from . import workload
-from .io import check_parent, write_json
+from .io import check_parent, progress_bars, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
         # cocotb's Verilator main traces from the first cycle to the last; only the harness opens a window
         print("waves: cocotb mode traces the whole run (--window applies to --mode bulk)", file=sys.stderr)
     check_parent(args.json, "--json")
-    tty = sys.stderr.isatty()
+    tty = progress_bars()
     work = workload.load(args, progress=tty)
     config = work.layer_map.base if work.layer_map is not None else load_config(args.config)
     fp16 = work.layer_map.names("fp16") if work.layer_map is not None else []

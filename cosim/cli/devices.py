@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .io import check_parent, write_json
+from .io import check_parent, progress_bars, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     check_parent(args.json, "--json")
     check_parent(args.plot, "--plot")
     bar = None
-    if sys.stderr.isatty():
+    if progress_bars():
         from tqdm import tqdm
         bar = tqdm(total=len(models), desc="devices", unit="model", leave=False)
     try:

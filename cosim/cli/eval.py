@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 from . import workload
-from .io import check_parent, write_json
+from .io import check_parent, progress_bars, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,8 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, not {args.seeds}")
     check_parent(args.json, "--json")
-    # NMPU_PROGRESS=1: the progress bar on a stderr that is a file too (the workbench reads its last line)
-    tty = sys.stderr.isatty() or os.environ.get("NMPU_PROGRESS") == "1"
+    tty = progress_bars()
     work = workload.load(args, progress=tty)
     config = work.layer_map.base if work.layer_map is not None else load_config(args.config)
     workload.show(work)

@@ -37,6 +37,13 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_atomic(path, dump)
 
 
+def progress_bars() -> bool:
+    """Whether to draw progress bars: on a terminal, or when ``NMPU_PROGRESS=1`` (a stderr that is a file: the
+    workbench shows its last line)."""
+    import sys
+    return sys.stderr.isatty() or os.environ.get("NMPU_PROGRESS") == "1"
+
+
 def display_path(p: str | Path) -> str:
     """``p`` relative to the current folder when it lies inside it (so a printed command can be pasted
     and names no checkout), else as given."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import workload
-from .io import check_parent, write_json
+from .io import check_parent, progress_bars, write_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     figures = _figures(args.figures) if args.figures else None
     forced = args.digital
     args.digital = "none"                    # the layer table shows every layer that can go on tiles
-    tty = sys.stderr.isatty()
+    tty = progress_bars()
     work = workload.load(args, progress=tty)
     setup = Setup(model=args.model, data=args.data, images=args.images, drift=args.drift, digital=work.digital,
                   device=args.device, compensation=args.compensation)

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from . import workload
-from .io import check_parent
+from .io import check_parent, progress_bars
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     work = workload.load(args)               # checks the model and data
     workload.show(work)
     setup = Setup(args.model, args.data, args.images, args.drift, work.digital, work.device, work.compensation)
-    progress = sys.stderr.isatty()
+    progress = progress_bars()
     common = dict(workers=args.workers, scheduler=args.scheduler, results=args.json, progress=progress)
     m = work.metric
     name, unit, pc = ("acc %" if m.percent else "ppl"), m.loss_abbrev, m.suffix
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         for q in res["points"]:
             # vs fp16: better is positive (accuracy points gained, or perplexity percent lowered)
             print(" ".join(f"{str(q['point'][f]):>14s}" for f in fields)
-                  + f" {val(q['mean'])} {val(q['std'])} {-100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
+                  + f" {val(q['mean'])} {val(q['std'])} {0.0 - 100 * q['drop_vs_fp16']:+8.2f} {q['cost_bits']:5d}")
         c = res["chosen"]
         if c:
             print(f"cheapest within {args.tolerance} {unit} of fp16: {c['point']} ({c['cost_bits']} bits, "

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from nmpu_model.golden.config import load_config
 
     from ..sim.runner import check_sim, require_sim, verify
-    from .io import check_parent, write_json
+    from .io import check_parent, progress_bars, write_json
 
     # the user's input first (the same message on every machine), then the environment
     if args.exhaustive and args.equivalence:
@@ -152,7 +152,7 @@ def _exhaustive(args: argparse.Namespace) -> int:
     plan = exhaustive.plan_space(config, limit)
     print(f"exhaustive: {plan.describe()}", file=sys.stderr, flush=True)
     bar = None
-    if sys.stderr.isatty():
+    if progress_bars():
         from tqdm import tqdm
         bar = tqdm(total=plan.values, desc="verify --exhaustive", unit="value", unit_scale=True, leave=False)
     try:

@@ -74,7 +74,7 @@ def sweep_section(sw: dict[str, Any]) -> list[str]:
     if c:
         lines.append(f"Cheapest configuration within {sw['tolerance_pp']} {unit} of fp16 (cost: {sw['cost']}): "
                      f"**{', '.join(f'{k} = {v}' for k, v in c['point'].items())}**, {c['cost_bits']} bits, "
-                     f"{m.show(c['mean'])}{pc} ({-100 * c['drop_vs_fp16']:+.2f} {unit}).")
+                     f"{m.show(c['mean'])}{pc} ({0.0 - 100 * c['drop_vs_fp16']:+.2f} {unit}).")
     else:
         lines.append(f"No grid point is within {sw['tolerance_pp']} {unit} of fp16.")
     return lines

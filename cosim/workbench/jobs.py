@@ -190,8 +190,25 @@ class Runner:
             with self.lock:
                 done = [(i, p) for i, p in self.procs.items() if p.poll() is not None]
             for i, p in done:
-                self._finish(i, p)
-            self._start_queued()
+                try:
+                    self._finish(i, p)
+                except Exception as e:          # a database that failed: the run is said failed, the loop goes on
+                    self._failed(i, f"not recorded: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            try:
+                self._start_queued()
+            except Exception as e:
+                print(f"nmpu serve: the runner could not start a run: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def _failed(self, run_id: int, error: str) -> None:
+        """Mark a run failed with ``error`` (best effort: the database may be what failed)."""
+        with self.lock:
+            self.procs.pop(run_id, None)
+        try:
+            with self.sessions.begin() as s:
+                run = s.get(Run, run_id)
+                run.status, run.finished, run.pid, run.metrics, run.error = "failed", now(), None, None, error
+        except Exception as e:
+            print(f"nmpu serve: run {run_id}: {error}; and marking it failed failed too: {e}", file=sys.stderr)
 
     def stop(self) -> None:
         """Kill every running process group and mark those runs (and the queued ones) "interrupted"."""

@@ -3,12 +3,16 @@ without going through it (the database with sqlite3, the run folders from the di
 from __future__ import annotations
 
 import html.parser
+import io
 import sqlite3
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pytest
+import torch
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")                # starlette's note on httpx: the TestClient works as documented
@@ -82,3 +86,32 @@ def cells(page: str) -> dict[tuple, tuple[float, float]]:
         if sep:                                   # an empty cell (a drift time the run did not have) is a dash
             out[k] = (float(mean), float(std))
     return out
+
+
+class Network(NamedTuple):
+    model: bytes          # the .pt2 file's bytes
+    data: bytes           # the .npz file's bytes
+    folder: Path          # where both are on disk, as mlp.pt2 and data.npz (for a browser's file field)
+
+
+@pytest.fixture(scope="session")
+def network(tmp_path_factory) -> Network:
+    """A small MLP on 16 features (torch.export, dynamic batch) and 300 samples of a linearly separable task: the
+    bytes of its .pt2 and .npz files (also on disk beside each other, mlp.pt2 and data.npz, for a browser)."""
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("net")
+    x = torch.randn(300, 16)
+    y = (x[:, :3].argmax(1)).long()
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(150):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    model.eval()
+    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(ep, d / "mlp.pt2")
+    buf = io.BytesIO()
+    np.savez(buf, x=x.numpy(), y=y.numpy())
+    (d / "data.npz").write_bytes(buf.getvalue())
+    return Network((d / "mlp.pt2").read_bytes(), buf.getvalue(), d)

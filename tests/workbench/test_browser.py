@@ -169,3 +169,43 @@ def test_a_study_from_the_form_to_the_comparison(server, browser):
             assert abs(shown[(str(rid), "analog_fixed", e["t"])] - 100 * e["mean"]) < 0.006
     WebDriverWait(browser, 20).until(lambda d: image_loaded(d))
     shot(browser, "compare")
+
+
+def test_an_uploaded_network_swept_through_the_form(server, browser, network):
+    """The stage and the network chosen in the form: the fields of other stages hidden, the file fields shown for an
+    upload; the sweep of the uploaded network runs, and its page shows the figures of the JSON its command wrote and
+    the plot it drew."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    base, runs = server
+    browser.get(base + "/")
+    assert not browser.find_element(By.ID, "model_file").is_displayed()        # built-in network: no file fields
+    assert browser.find_element(By.ID, "drift").is_displayed() and not browser.find_element(By.ID, "grid_toml").is_displayed()
+    Select(browser.find_element(By.ID, "stage")).select_by_value("sweep")
+    Select(browser.find_element(By.ID, "network")).select_by_value("upload")
+    assert not browser.find_element(By.ID, "drift").is_displayed()             # eval's drift times: hidden
+    assert browser.find_element(By.ID, "grid_toml").is_displayed() and browser.find_element(By.ID, "model_file").is_displayed()
+    browser.find_element(By.ID, "model_file").send_keys(str(network.folder / "mlp.pt2"))
+    browser.find_element(By.ID, "data_file").send_keys(str(network.folder / "data.npz"))
+    for name, value in {"digital": "none", "seeds": "1", "images": "", "workers": "0", "drift_time": "3600"}.items():
+        el = browser.find_element(By.ID, name)
+        el.clear()
+        el.send_keys(value)
+    browser.find_element(By.ID, "grid_toml").send_keys('[grid]\n"scale.bits" = [2, 8]\n')
+    shot(browser, "form_sweep")
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, 30).until(lambda d: "/runs/" in d.current_url)
+    WebDriverWait(browser, 180, poll_frequency=0.3).until(
+        lambda d: d.find_elements(By.ID, "figures") or d.find_element(By.ID, "status").text in ("failed", "cancelled"))
+    assert browser.find_element(By.ID, "status").text == "done", browser.page_source[-2000:]
+    run_id = int(browser.current_url.rstrip("/").rsplit("/", 1)[1])
+    folder = next(runs.glob(f"run-{run_id:05d}-*"))
+    assert (folder / "network.pt2").read_bytes() == network.model
+    doc = json.loads((folder / "sweep.json").read_text())
+    shown = {td.get_attribute("data-figure"): td.text for td in browser.find_elements(By.CSS_SELECTOR, "#figures td")}
+    assert shown["grid points"] == "2" and shown["fp16 accuracy"] == f"{100 * doc['fp16']['mean']:.2f}%"
+    assert browser.find_element(By.ID, "command").text.startswith("nmpu sweep --model network.pt2 --data data.npz")
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(
+        "var i = document.querySelector('#section img'); return i !== null && i.complete && i.naturalWidth > 200;"))
+    shot(browser, "sweep")

@@ -94,3 +94,25 @@ def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, path
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     runs_page = client.get("/runs").text
     assert runs_page.index(f'data-run="{r2["id"]}"') < runs_page.index(f'data-run="{run["id"]}"')   # newest first
+
+
+def test_a_run_the_database_cannot_take_is_failed_and_the_runner_goes_on(client, paths, monkeypatch):
+    """The runner's thread survives a failure while recording a finished run (PostgreSQL refusing a value, a lost
+    connection): that run is "failed" with the reason, never left "running", and the next run still runs."""
+    from cosim.workbench.jobs import Runner
+
+    real, calls = Runner._finish, []
+
+    def finish_once_broken(self, run_id, proc):
+        calls.append(run_id)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away")
+        return real(self, run_id, proc)
+
+    monkeypatch.setattr(Runner, "_finish", finish_once_broken)
+    first = client.post("/api/runs", json={**SMALL, "drift": "3600", "images": 16}).json()
+    st = wait_for(client, first["id"])
+    assert st["status"] == "failed" and st["error"] == "not recorded: RuntimeError: the database went away"
+    second = client.post("/api/runs", json={**SMALL, "drift": "3600", "images": 16}).json()
+    assert wait_for(client, second["id"])["status"] == "done"
+    assert [s for _, s, _ in stored_runs(paths[1])] == ["failed", "done"]

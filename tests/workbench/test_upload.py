@@ -10,7 +10,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -23,27 +22,6 @@ from .conftest import stored_runs, wait_for
 FORM = {"stage": "eval", "network": "upload", "seeds": "1", "drift": "3600", "images": "", "digital": "none"}
 
 
-@pytest.fixture(scope="module")
-def network(tmp_path_factory) -> tuple[bytes, bytes]:
-    """A small MLP on 16 features (torch.export, dynamic batch) and 300 samples of a linearly separable task."""
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("net")
-    x = torch.randn(300, 16)
-    y = (x[:, :3].argmax(1)).long()
-    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 3))
-    opt = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(150):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    model.eval()
-    ep = torch.export.export(model, (x[:2],), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    torch.export.save(ep, d / "mlp.pt2")
-    buf = io.BytesIO()
-    np.savez(buf, x=x.numpy(), y=y.numpy())
-    return (d / "mlp.pt2").read_bytes(), buf.getvalue()
-
-
 def files(model: bytes, data: bytes, model_name: str = "mlp.pt2", data_name: str = "digits.npz") -> dict:
     return {"model_file": (model_name, model, "application/octet-stream"),
             "data_file": (data_name, data, "application/octet-stream")}
@@ -51,7 +29,7 @@ def files(model: bytes, data: bytes, model_name: str = "mlp.pt2", data_name: str
 
 def test_an_uploaded_network_runs_from_its_run_folder(client, paths, network):
     _, dbfile, runs = paths
-    r = client.post("/api/runs", data=FORM, files=files(*network, model_name="../../etc/evil name.pt2"),
+    r = client.post("/api/runs", data=FORM, files=files(network.model, network.data, model_name="../../etc/evil name.pt2"),
                     follow_redirects=False)
     assert r.status_code == 303, r.text
     run_id = int(r.headers["location"].rsplit("/", 1)[1])
@@ -59,7 +37,7 @@ def test_an_uploaded_network_runs_from_its_run_folder(client, paths, network):
     assert st["status"] == "done", st
     folder = runs / st["folder"]
     # kept under fixed names, byte for byte; nothing under the name the browser sent, nothing left beside the runs
-    assert (folder / "network.pt2").read_bytes() == network[0] and (folder / "data.npz").read_bytes() == network[1]
+    assert (folder / "network.pt2").read_bytes() == network.model and (folder / "data.npz").read_bytes() == network.data
     assert not list(runs.rglob("*evil*")) and sorted(p.name for p in runs.iterdir()) == [st["folder"]]
     argv = shlex.split(st["command"])
     assert argv[argv.index("--model") + 1] == "network.pt2" and argv[argv.index("--data") + 1] == "data.npz"
@@ -87,7 +65,7 @@ def html_error(page: str) -> str:
 
 
 def test_uploads_refused_in_one_line_and_nothing_stored(client, paths, network, tmp_path):
-    model, data = network
+    model, data = network.model, network.data
     pickled = io.BytesIO()
     np.savez(pickled, x=np.array([object(), 1], dtype=object), y=np.array([0, 1]))
     cases = [
@@ -119,9 +97,9 @@ def test_uploads_over_the_limit_are_413(paths, network):
     url, dbfile, runs = paths
     with TestClient(create_app(url, runs, max_upload_mb=1)) as client:
         client.app.state.runner.max_running = 0                      # stored and queued, never started
-        big = network[1] + b"\0" * (2 << 20)
+        big = network.data + b"\0" * (2 << 20)
         _refused(client, paths, 413, "data_file: 'digits.npz' is larger than the upload limit of 1 MB",
-                 data=FORM, files=files(network[0], big))
-        r = client.post("/api/runs", data=FORM, files=files(*network), follow_redirects=False)
+                 data=FORM, files=files(network.model, big))
+        r = client.post("/api/runs", data=FORM, files=files(network.model, network.data), follow_redirects=False)
         assert r.status_code == 303, r.text                           # under the limit: stored
         assert [s for _, s, _ in stored_runs(dbfile)] == ["queued"]
