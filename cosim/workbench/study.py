@@ -144,6 +144,8 @@ def config_toml(form: Mapping[str, Any]) -> str:
     """The run's configuration TOML, checked by the project's loader: the form's TOML text if given, else the
     spec's defaults with the form's fields; its error is one line naming the field."""
     text = form.get("config_toml")
+    if not (text is None or isinstance(text, str)):
+        raise ValueError(f"config_toml must be TOML text, not {type(text).__name__}")
     if not (isinstance(text, str) and text.strip()):
         d = NMPUConfig().to_dict()
         for name, table, key in CONFIG_FIELDS:
@@ -184,7 +186,7 @@ def _one_drift(form: Mapping[str, Any]) -> str:
 
 
 # ---- the stages -------------------------------------------------------------------------------------------------
-def _common_args(p: Mapping[str, Any], config: bool = True) -> list[str]:
+def _common_args(p: Mapping[str, Any]) -> list[str]:
     args = ["--model", p["network"]]
     if p.get("data"):
         args += ["--data", p["data"]]
@@ -193,7 +195,7 @@ def _common_args(p: Mapping[str, Any], config: bool = True) -> list[str]:
         args += ["--images", str(p["images"])]
     if p.get("digital"):
         args += ["--digital", p["digital"]]
-    return args + (["--config", "config.toml"] if config else [])
+    return args + ["--config", "config.toml"]
 
 
 def _workers(p: Mapping[str, Any]) -> list[str]:
@@ -261,16 +263,20 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 
 
 def check(form: Mapping[str, Any], upload: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The parameters of a submitted study (form fields or JSON), or a one-line ValueError.
+    """The parameters of a submitted study (form fields or JSON; a field left out takes the form's default), or a
+    one-line ValueError.
 
     ``upload``: the uploaded network's and data's file names in the run folder (``network.pt2``, ``data.npz``), the
     folder they wait in and the names they were sent with (``names``); the network field must then be :data:`UPLOAD`.
     """
+    form = {**defaults(), **form}
     stage = form.get("stage") or "eval"
-    if stage not in STAGES:
+    if not isinstance(stage, str) or stage not in STAGES:
         raise ValueError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
     st = STAGES[stage]
     network = form.get("network") or "digits-cnn"
+    if not isinstance(network, str):
+        raise ValueError(f"network must be one of {', '.join(NETWORKS)} or {UPLOAD}, not {network!r}")
     if network == UPLOAD:
         if not upload:
             raise ValueError("network: upload a .pt2 or .onnx file and its .npz data (multipart form fields "
