@@ -146,7 +146,17 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request):
-        return form_page(request, study.defaults())
+        """The form; ``?from=ID``: filled in with that run's parameters (a variant of it is one field away)."""
+        source = request.query_params.get("from", "")
+        if not source:
+            return form_page(request, study.defaults())
+        run = find(source)
+        if run is None or run.stage not in study.STAGES or run.params.get("recorded"):
+            return _error(request, f"no run {source} started from the workbench to start from", 404)
+        values = {**study.defaults(), **{k: v for k, v in run.params.items() if v is not None}}
+        if run.params.get("data"):            # an uploaded network: its files are the run's, not the new form's
+            values["network"] = study.UPLOAD
+        return form_page(request, values)
 
     limit = max_upload_mb * 2**20
 
@@ -215,7 +225,9 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
 
     @app.get("/runs", response_class=HTMLResponse)
     def run_list(request: Request):
-        return page(request, "runs.html", runs=db.all_runs(sessions))
+        every = db.all_runs(sessions)
+        return page(request, "runs.html", runs=every,
+                    formats={r.id: results.formats(r.params.get("config_toml")) for r in every})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
     def run_page(request: Request, run_id: str):

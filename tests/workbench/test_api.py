@@ -1,6 +1,8 @@
 """The workbench's HTTP API: bad input is a 4xx with one line and stores nothing; files only from a run's folder."""
 from __future__ import annotations
 
+import html.parser
+
 import pytest
 
 from cosim.workbench import db as wdb
@@ -155,3 +157,77 @@ def test_files_only_by_name_from_the_run_folder(client, paths):
     page = client.get("/runs/1").text
     assert "/runs/1/files/eval.json" in page and "/runs/1/files/sub/inner.txt" in page
     assert "link.txt" not in page and "linked" not in page
+
+
+class FormFields(html.parser.HTMLParser):
+    """What a browser would send for the study form as it is shown: inputs' values (a checkbox's when checked, after
+    its hidden "0"), textareas' text, each select's selected option (or its first)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str]] = []
+        self._textarea: str | None = None
+        self._select: str | None = None
+        self._options: list[tuple[str, bool]] = []
+        self._option: dict | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "input" and a.get("type") != "file" and "name" in a:
+            if a.get("type") != "checkbox" or "checked" in a:
+                self.fields.append((a["name"], a.get("value", "")))
+        elif tag == "textarea":
+            self._textarea = a["name"]
+            self.fields.append((a["name"], ""))
+        elif tag == "select":
+            self._select, self._options = a["name"], []
+        elif tag == "option" and self._select:
+            self._option = {"value": a.get("value"), "selected": "selected" in a, "text": ""}
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self.fields[-1] = (self._textarea, self.fields[-1][1] + data)
+        if self._option is not None:
+            self._option["text"] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "option" and self._option is not None:
+            o = self._option
+            self._options.append((o["value"] if o["value"] is not None else o["text"], o["selected"]))
+            self._option = None
+        elif tag == "select" and self._select:
+            chosen = next((v for v, sel in self._options if sel), self._options[0][0])
+            self.fields.append((self._select, chosen))
+            self._select = None
+
+
+def form_of(page: str) -> dict[str, str]:
+    p = FormFields()
+    p.feed(page)
+    out: dict[str, str] = {}
+    for k, v in p.fields:                   # the last of a name wins, as the server reads a form
+        out[k] = v
+    return out
+
+
+def test_a_new_study_from_a_run_is_the_same_study_until_a_field_changes(client, paths):
+    client.app.state.runner.max_running = 0                   # stored and queued, never started
+    studies = [{**SMALL, "stage": "sweep", "drift_time": 60, "grid_toml": '[grid]\n"scale.bits" = [2, 4]\n',
+                "tolerance": 0.5, "workers": 0, "config_toml": "adc_bits = 7\n"},
+               {**SMALL, "stage": "map", "verify": False, "trials": 5, "objective": "area", "seed": 3},
+               {**SMALL, "stage": "synth", "ppa": False, "precisions": True, "digital": "none"},
+               {**SMALL, "drift": "1,86400", "scale_bits": 6, "scale_frac": 5}]
+    for params in studies:
+        first = client.post("/api/runs", json=params)
+        assert first.status_code == 201, first.text
+        page = client.get(f"/?from={first.json()['id']}")
+        assert page.status_code == 200
+        fields = form_of(page.text)
+        again = client.post("/api/runs", data=fields, follow_redirects=False)
+        assert again.status_code == 303, (fields, again.text)
+        second = client.get(again.headers["location"].replace("/runs/", "/api/runs/")).json()
+        assert second["params"] == first.json()["params"]
+        assert second["command"] == first.json()["command"]
+    assert client.get("/?from=99").status_code == 404
