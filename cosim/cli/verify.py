@@ -19,6 +19,8 @@ import math
 import sys
 from pathlib import Path
 
+from .io import progress_bars
+
 DEFAULT_TIMEOUT = 1800.0     # seconds a proof step of --equivalence may take
 
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from nmpu_model.golden.config import load_config
 
     from ..sim.runner import check_sim, require_sim, verify
-    from .io import check_parent, progress_bars, write_json
+    from .io import check_parent, write_json
 
     # the user's input first (the same message on every machine), then the environment
     if args.exhaustive and args.equivalence:
