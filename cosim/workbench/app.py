@@ -343,11 +343,23 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
     return app
 
 
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def serve(host: str = "127.0.0.1", port: int = 8765, db_url: str | None = None, runs_dir: str | None = None,
           max_running: int = 2, max_upload_mb: int = 256) -> None:
     import uvicorn
     app = create_app(db_url, runs_dir, max_running, max_upload_mb=max_upload_mb)
     print(f"nmpu serve: http://{host}:{port}/  (runs in {app.state.runs_dir})", flush=True)
+    if not loopback(host):
+        print(f"nmpu serve: warning: {host} is reachable from other machines, and the workbench has no login: anyone "
+              "who reaches this port can run studies, upload files and read every run", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 

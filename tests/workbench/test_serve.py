@@ -39,6 +39,8 @@ def test_serve_defaults_to_loopback_and_the_user_data_folder(tmp_path: Path):
             except OSError:
                 time.sleep(0.2)
         assert 'id="study"' in page
+        first = p.stdout.readline()
+        assert first.startswith(f"nmpu serve: http://127.0.0.1:{port}/") and "warning" not in first
         db = tmp_path / "data" / "nmpu-cosim" / "workbench.sqlite"
         assert db.is_file() and (db.parent / "runs").is_dir()
         # bound to 127.0.0.1 only: another address of this machine is refused (when it has one)
@@ -51,6 +53,26 @@ def test_serve_defaults_to_loopback_and_the_user_data_folder(tmp_path: Path):
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=30)
     assert p.returncode in (0, -signal.SIGINT)
+
+
+def test_serving_beyond_this_machine_is_warned_of(tmp_path: Path):
+    port = free_port()
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
+    p = nmpu("serve", "--host", "0.0.0.0", "--port", str(port), env=env)
+    try:
+        lines = [p.stdout.readline(), p.stdout.readline()]
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=30)
+    assert lines[0].startswith(f"nmpu serve: http://0.0.0.0:{port}/")
+    assert lines[1].startswith("nmpu serve: warning: 0.0.0.0 is reachable from other machines, and the workbench has "
+                               "no login")
+
+
+def test_loopback_addresses():
+    from cosim.workbench.app import loopback
+    assert all(map(loopback, ("127.0.0.1", "127.0.0.2", "::1", "localhost")))
+    assert not any(map(loopback, ("0.0.0.0", "::", "192.168.1.5", "example.org")))
 
 
 def test_bad_options_are_one_line(tmp_path: Path, capsys):
