@@ -185,3 +185,29 @@ def test_bad_formats_are_one_line_naming_the_field(kw, msg):
     with pytest.raises(ConfigError) as e:
         Fmt(**kw)
     assert str(e.value) == msg
+
+
+def test_in_place_means_no_new_buffer_where_the_docstrings_promise_it():
+    """``inplace=True`` is the datapath's way to pass over its buffers once: a left shift, an exact copy and the
+    roundings that add a constant (TRN, RND, RND_MIN_INF; with a pre-truncation or not) write into the input itself
+    and saturate there; the result is the input's own memory, its values the reference's. The other cases are
+    free to make a temporary (a comparison, a wrap, SAT_ZERO's where)."""
+    from nmpu_model.golden.formats import Up, round_shift
+
+    vs = np.arange(-300, 301)
+    for v_frac, frac in ((0, 3), (2, 2), (4, 0), (6, 1)):                  # shifts left, none, right, right
+        for rounding in ROUNDING_MODES:
+            for k in (0, 1):
+                for overflow in ("SAT", "SAT_SYM"):
+                    fmt = Fmt(8, frac, True, rounding, overflow, pre_truncate=k)
+                    v = vs.astype(np.int64)
+                    got = quantize(v, v_frac, fmt, inplace=True)
+                    assert got.tolist() == [q_ref(Fraction(int(x), 2 ** v_frac), fmt) for x in vs]
+                    constant = rounding.up in (Up.NEVER, Up.ALWAYS)
+                    if frac >= v_frac or constant:
+                        assert np.shares_memory(got, v), (v_frac, frac, rounding, k, overflow)
+    for rounding in ("TRN", "RND", "RND_MIN_INF"):
+        v = vs.astype(np.int64)
+        got = round_shift(v, 3, rounding, inplace=True)
+        assert np.shares_memory(got, v) and got.tolist() == [
+            q_ref(Fraction(int(x), 8), Fmt(16, 0, True, rounding, "SAT")) for x in vs]
