@@ -340,6 +340,21 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
                              f"nmpu {got[0].stage}: runs {', '.join(str(r.id) for r in got)}")
         return Response(buf.getvalue(), media_type="image/png")
 
+    @app.get("/compare.csv")
+    def compare_csv(request: Request):
+        import csv
+        got = compared(request)
+        if isinstance(got, Response):
+            return got
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=results.CSV_COLUMNS, restval="", lineterminator="\n")
+        writer.writeheader()
+        for r in got:
+            writer.writerows(results.csv_rows(r))
+        name = "compare-" + "-".join(str(r.id) for r in got) + ".csv"
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
     return app
 
 

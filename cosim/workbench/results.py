@@ -169,3 +169,24 @@ def formats(config_toml: str | None) -> str:
         if isinstance(t, dict) and "bits" in t:
             parts.append(f"{table} {t['bits']}.{t.get('frac', 0)}" + (" u" if t.get("signed") is False else ""))
     return ", ".join(parts)
+
+
+#: the columns of a comparison's CSV (one row per run and quantity: a post-processor at a drift time, or a figure)
+CSV_COLUMNS = ("run", "stage", "network", "device", "compensation", "seeds", "images", "formats", "metric",
+               "quantity", "t_s", "mean", "std", "value", "text", "command")
+
+
+def csv_rows(run: Any) -> list[dict[str, Any]]:
+    """A run's results as rows of :data:`CSV_COLUMNS`: an eval run's mean and std per post-processor and drift time
+    as its JSON holds them (accuracy as a fraction, perplexity as it is), another stage's key figures."""
+    p, doc = run.params, run.metrics or {}
+    head = {"run": run.id, "stage": run.stage, "network": p.get("uploaded") or p.get("network", ""),
+            "device": p.get("device", ""), "compensation": p.get("compensation", ""), "seeds": p.get("seeds", ""),
+            "images": p.get("images") or "", "formats": formats(p.get("config_toml")),
+            "metric": doc.get("metric", "accuracy") if run.stage != "synth" else "", "command": run.command}
+    if run.stage == "eval":
+        from cosim.report.plots import LABELS
+        return [{**head, "quantity": key, "t_s": r["t"], "mean": r["mean"], "std": r["std"]}
+                for key in LABELS for r in doc.get(key, [])]
+    return [{**head, "quantity": label, "value": "" if value is None else value, "text": text}
+            for label, value, text in key_figures(run.stage, doc)]

@@ -2,6 +2,8 @@
 command wrote (read from the run folder here, not through the app), its plot, its files, and a comparison."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -92,6 +94,17 @@ def test_an_eval_study_runs_and_its_page_shows_the_commands_figures(client, path
     assert (str(r2["id"]), "analog_fixed", 1.0) not in shown and "&ndash;" in cmp.text
     png = client.get(f"/compare.png?ids={run['id']},{r2['id']}")
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # the same comparison for a spreadsheet: every post-processor and drift time of each run, the JSON's values
+    got = client.get(f"/compare.csv?ids={run['id']},{r2['id']}")
+    assert got.status_code == 200 and got.headers["content-type"].startswith("text/csv")
+    assert f'filename="compare-{run["id"]}-{r2["id"]}.csv"' in got.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    want = {(str(rid), key, e["t"]): (e["mean"], e["std"]) for rid, d in ((run["id"], doc), (r2["id"], doc2))
+            for key in ("fp32_digital", "analog_fp32", "analog_fp16", "analog_fixed") for e in d[key]}
+    assert {(r["run"], r["quantity"], float(r["t_s"])): (float(r["mean"]), float(r["std"])) for r in rows} == want
+    assert len(rows) == len(want) and {r["formats"] for r in rows if r["run"] == str(r2["id"])} == {
+        "ADC 8 b, scale 8.7 u, offset 8.1, output 6.0"}
+    assert client.get(f"/compare.csv?ids={run['id']}").status_code == 400
     runs_page = client.get("/runs").text
     assert runs_page.index(f'data-run="{r2["id"]}"') < runs_page.index(f'data-run="{run["id"]}"')   # newest first
 

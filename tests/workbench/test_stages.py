@@ -3,7 +3,9 @@ report section against the JSON that command wrote (read from the disk here), it
 stage side by side. Small settings: the map's are `nmpu run --quick`'s (its units' timing and power are cached)."""
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import re
 import shlex
@@ -67,6 +69,12 @@ def test_sweep_runs_shows_its_choice_and_two_sweeps_compare(client, paths):
         assert side[(s["id"], "grid points")] == "2"
         assert side[(s["id"], "fp16 accuracy")] == f"{100 * d['fp16']['mean']:.2f}%"
     assert "offset 6." in cmp.text and "offset 8.1" in cmp.text       # each run's formats beside it
+    rows = list(csv.DictReader(io.StringIO(client.get(f"/compare.csv?ids={st['id']},{st2['id']}").text)))
+    for s, d in ((st, doc), (st2, doc2)):
+        mine = {r["quantity"]: r for r in rows if r["run"] == str(s["id"])}
+        assert float(mine["fp16 accuracy"]["value"]) == 100 * d["fp16"]["mean"]
+        assert mine["chosen point"]["value"] == "" and mine["chosen point"]["text"] == ", ".join(
+            f"{k} = {v}" for k, v in d["chosen"]["point"].items())
     png = client.get(f"/compare.png?ids={st['id']},{st2['id']}")
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
 
