@@ -187,18 +187,19 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
                     staging = Path(tempfile.mkdtemp(prefix=".upload-", dir=runs))
                     upload = {**await stage_uploads(files, staging, limit), "folder": str(staging)}
             params = await run_in_threadpool(study.check, data, upload)
-        except ValueError as e:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-            msg = str(e).splitlines()[0]
-            status = 413 if isinstance(e, TooLarge) else 400
+            moved = {n: staging / n for n in (upload["model"], upload["data"])} if upload else None
+            run_id = runner.submit(params, moved)
+        except (ValueError, RuntimeError) as e:
+            # ValueError: bad input (413 over the upload limit, else 400); RuntimeError: a tool or the database
+            # failed while checking or storing (500); one line either way, and nothing stored
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            status = 413 if isinstance(e, TooLarge) else 400 if isinstance(e, ValueError) else 500
             if is_json:
                 return JSONResponse({"error": msg}, status_code=status)
             return form_page(request, {**study.defaults(), **data}, msg, status=status)
-        moved = {n: staging / n for n in (upload["model"], upload["data"])} if upload else None
-        run_id = runner.submit(params, moved)
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            if staging is not None:             # moved into the run folder, or refused: the staging folder goes
+                shutil.rmtree(staging, ignore_errors=True)
         if is_json:
             return JSONResponse(db.get_run(sessions, run_id).summary(), status_code=201)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)

@@ -103,3 +103,15 @@ def test_uploads_over_the_limit_are_413(paths, network):
         r = client.post("/api/runs", data=FORM, files=files(network.model, network.data), follow_redirects=False)
         assert r.status_code == 303, r.text                           # under the limit: stored
         assert [s for _, s, _ in stored_runs(dbfile)] == ["queued"]
+
+
+def test_a_failing_tool_while_checking_is_one_line_and_leaves_nothing(client, paths, network, monkeypatch):
+    """A check that fails for a reason other than the input (a tool, a missing package: RuntimeError) is a 500 with
+    its one line, and the uploaded files' staging folder is gone as after a refusal."""
+    from cosim.workbench import study
+
+    def broken(*a, **k):
+        raise RuntimeError("the ONNX converter is not installed\ntraceback lines")
+    monkeypatch.setattr(study, "check_network", broken)
+    _refused(client, paths, 500, "the ONNX converter is not installed", data=FORM,
+             files=files(network.model, network.data))
