@@ -41,12 +41,8 @@ def add_mapping_arg(p: argparse.ArgumentParser) -> None:
 
 def digital_layers(text: str | None) -> tuple[str, ...] | None:
     """``--digital``: None (the default), () for 'none', else the names."""
-    if text is None:
-        return None
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not names:
-        raise ValueError("--digital: give layer names, first, last or none")
-    return () if names == ("none",) else names
+    from nmpu_model.workloads.registry import digital_names
+    return digital_names(text)
 
 
 def load(args: argparse.Namespace, tile: Any = None, progress: bool = False) -> Any:

@@ -26,7 +26,7 @@ from cosim.report.plots import LABELS, compare_plot, drift_plot, figures_plot
 from nmpu_model.workloads.metrics import METRICS
 
 from . import db, results, study
-from .db import default_paths, runs_dir_for
+from .db import runs_dir_for
 from .jobs import STDERR, Runner, last_line
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -98,11 +98,8 @@ async def stage_uploads(files: dict[str, Any], into: Path, limit: int) -> dict[s
 
 def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, max_running: int = 2,
                python: str | None = None, max_upload_mb: int = 256) -> FastAPI:
-    if db_url is None and os.environ.get("NMPU_WORKBENCH_DB"):
-        db_url = os.environ["NMPU_WORKBENCH_DB"]          # the database `nmpu ... --record` writes to
     if db_url is None:
-        db_url, default_runs = default_paths()
-        Path(default_runs).parent.mkdir(parents=True, exist_ok=True)
+        db_url = db.default_url()                # the database `nmpu ... --record` writes to as well
     runs = Path(runs_dir) if runs_dir is not None else runs_dir_for(db_url)
     sessions = db.connect(db_url)
     db.mark_interrupted(sessions)
@@ -141,7 +138,7 @@ def create_app(db_url: str | None = None, runs_dir: str | Path | None = None, ma
     def form_page(request: Request, values: dict[str, Any], error: str | None = None, status: int = 200):
         return page(request, "form.html", status, values=values, error=error, networks=study.NETWORKS,
                     upload=study.UPLOAD, devices=study.DEVICES, compensations=study.COMPENSATIONS,
-                    stages=study.STAGES, common=study.COMMON, config_fields=[f[0] for f in study.CONFIG_FIELDS],
+                    stages=study.STAGES, config_fields=[f[0] for f in study.CONFIG_FIELDS],
                     objectives=study.OBJECTIVES, max_upload_mb=max_upload_mb)
 
     @app.get("/", response_class=HTMLResponse)

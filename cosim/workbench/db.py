@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,21 @@ def default_paths() -> tuple[str, Path]:
 
     base = Path(user_data_dir("nmpu-cosim"))
     return f"sqlite:///{base / 'workbench.sqlite'}", base / "runs"
+
+
+#: the setting naming the workbench's database (`nmpu serve` and `nmpu ... --record` both read it)
+DB_SETTING = "NMPU_WORKBENCH_DB"
+
+
+def default_url() -> str:
+    """The database when none is named: ``NMPU_WORKBENCH_DB``, else SQLite in the user's data folder; a SQLite
+    file's folder is made (the first to open the default database creates it)."""
+    from sqlalchemy.engine import make_url
+    url = os.environ.get(DB_SETTING) or default_paths()[0]
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
+        Path(u.database).resolve().parent.mkdir(parents=True, exist_ok=True)
+    return url
 
 
 def runs_dir_for(url: str) -> Path:

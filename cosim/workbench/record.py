@@ -17,14 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from . import db
 from .results import draw
 from .study import STAGES
 
-#: the environment's setting that records every command, and the one that names the database
-SETTING, DB_SETTING = "NMPU_RECORD", "NMPU_WORKBENCH_DB"
+#: the environment's setting that records every command (the database: db.DB_SETTING)
+SETTING = "NMPU_RECORD"
 #: the argparse names copied into a recorded run's parameters, under the workbench's names
 PARAMS = {"model": "network", "data": "data", "device": "device", "compensation": "compensation",
           "images": "images", "digital": "digital", "seeds": "seeds", "seed": "seed", "drift": "drift",
@@ -41,10 +39,7 @@ def wanted(args: argparse.Namespace) -> bool:
 
 def database() -> tuple[str, Path]:
     """The database URL (its SQLite file's folder made) and the runs folder."""
-    url = os.environ.get(DB_SETTING) or db.default_paths()[0]
-    u = make_url(url)
-    if u.get_backend_name() == "sqlite" and u.database and u.database != ":memory:":
-        Path(u.database).resolve().parent.mkdir(parents=True, exist_ok=True)
+    url = db.default_url()
     return url, db.runs_dir_for(url)
 
 

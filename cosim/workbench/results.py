@@ -22,12 +22,12 @@ def _metric(doc: dict[str, Any]) -> Any:
 
 
 # ---- figures drawn when a run ends (the commands that draw their own: sweep --plot, map --out) ------------------
-def _eval_figures(doc: dict[str, Any], folder: Path) -> None:
+def _draw_eval(doc: dict[str, Any], folder: Path) -> None:
     from cosim.report.plots import drift_plot
     drift_plot(doc, folder / "accuracy_vs_drift.png")
 
 
-def _synth_figures(doc: dict[str, Any], folder: Path) -> None:
+def _draw_synth(doc: dict[str, Any], folder: Path) -> None:
     import shutil
 
     from cosim.report.plots import area_plot, ppa_plot
@@ -38,7 +38,7 @@ def _synth_figures(doc: dict[str, Any], folder: Path) -> None:
         shutil.copyfile(folder / "synth" / "layout.png", folder / "layout.png")
 
 
-FIGURES: dict[str, Callable[[dict[str, Any], Path], None]] = {"eval": _eval_figures, "synth": _synth_figures}
+FIGURES: dict[str, Callable[[dict[str, Any], Path], None]] = {"eval": _draw_eval, "synth": _draw_synth}
 
 
 def draw(stage: str, doc: dict[str, Any], folder: Path) -> None:
@@ -128,7 +128,7 @@ def _cosim_figures(doc: dict[str, Any]) -> list[Figure]:
             (f"{m.name}, RTL in the loop", m.scale * doc["accuracy_rtl"], _show(m, doc["accuracy_rtl"]))]
 
 
-def _synth_figures_side(doc: dict[str, Any]) -> list[Figure]:
+def _synth_figures(doc: dict[str, Any]) -> list[Figure]:
     f, h = doc["fixed"], doc["fp16"]
     out: list[Figure] = [("fixed area (µm², sky130)", f["area"], f"{f['area']:,.0f}"),
                          ("FP16 area (µm², sky130)", h["area"], f"{h['area']:,.0f}"),
@@ -144,7 +144,7 @@ def _synth_figures_side(doc: dict[str, Any]) -> list[Figure]:
 
 
 SUMMARIES: dict[str, Callable[[dict[str, Any]], list[Figure]]] = {
-    "sweep": _sweep_figures, "map": _map_figures, "cosim": _cosim_figures, "synth": _synth_figures_side}
+    "sweep": _sweep_figures, "map": _map_figures, "cosim": _cosim_figures, "synth": _synth_figures}
 
 
 def key_figures(stage: str, doc: dict[str, Any]) -> list[Figure]:

@@ -7,7 +7,8 @@ uses (:func:`nmpu_model.workloads.registry.load_workload`: the ``.npz`` read wit
 two samples).
 
 A stage is one entry in :data:`STAGES`: the ``nmpu`` command it runs, the JSON file that command writes, the form
-fields it takes beyond the common ones (:data:`COMMON`), and the arguments it builds from the parameters. Every
+fields it takes beyond the ones every stage takes (network, device, compensation, images, digital layers,
+configuration), and the arguments it builds from the parameters. Every
 path in a command is relative to the run folder (the command runs there), so the command shown is the one to
 type in that folder.
 """
@@ -41,8 +42,6 @@ CONFIG_FIELDS = (("adc_bits", None, "adc_bits"),
                  ("output_bits", "output", "bits"), ("output_frac", "output", "frac"))
 MAX_SEEDS, MAX_DRIFTS, MAX_TRIALS = 100, 20, 10_000
 OBJECTIVES = ("energy", "area")
-#: the fields every stage takes (the network the stage studies, or whose layer drives synth's activity)
-COMMON = ("network", "device", "compensation", "images", "digital", "config_toml")
 
 
 def defaults() -> dict[str, Any]:
@@ -180,11 +179,6 @@ def grid_toml(form: Mapping[str, Any], name: str, config: str) -> str | None:
     return text
 
 
-def _one_drift(form: Mapping[str, Any]) -> str:
-    t = _float(form, "drift_time", 3600.0)
-    return _number_text(t)
-
-
 # ---- the stages -------------------------------------------------------------------------------------------------
 def _common_args(p: Mapping[str, Any]) -> list[str]:
     args = ["--model", p["network"]]
@@ -231,6 +225,28 @@ def synth_args(p: Mapping[str, Any]) -> list[str]:
             + ([] if p["precisions"] else ["--no-precisions"])
             + ((["--samples", str(p["samples"])] if p["samples"] else []) if p["ppa"] else ["--no-ppa"])
             + (["--layout"] if p["layout"] else []) + ["--json", "synth.json"])
+
+
+def _or_default(form: Mapping[str, Any], base: Mapping[str, Any], name: str, check: Callable[[], Any]) -> Any:
+    """``check()`` on a given field; a blank one takes the form's default."""
+    return base[name] if _blank(form.get(name)) else check()
+
+
+#: each stage field's check: (the form, the parameters so far, the form's defaults) -> the field's parameter
+FIELDS: dict[str, Callable[[Mapping[str, Any], dict[str, Any], Mapping[str, Any]], Any]] = {
+    "seeds": lambda f, p, d: _int(f, "seeds", 1, MAX_SEEDS),
+    "drift": lambda f, p, d: ",".join(_number_text(t) for t in parse_drifts(f.get("drift"))),
+    "drift_time": lambda f, p, d: _number_text(_float(f, "drift_time", float(d["drift_time"]))),
+    "grid_toml": lambda f, p, d: grid_toml(f, "grid_toml", p["config_toml"]),
+    "formats_toml": lambda f, p, d: grid_toml(f, "formats_toml", p["config_toml"]),
+    "tolerance": lambda f, p, d: None if _blank(f.get("tolerance")) else _float(f, "tolerance", 0.0),
+    "workers": lambda f, p, d: _int(f, "workers", 0, 64, blank=True),
+    "trials": lambda f, p, d: _or_default(f, d, "trials", lambda: _int(f, "trials", 1, MAX_TRIALS)),
+    "objective": lambda f, p, d: _choice(f, "objective", OBJECTIVES, d["objective"]),
+    "seed": lambda f, p, d: _or_default(f, d, "seed", lambda: _int(f, "seed", 0, 2**31 - 1)),
+    "samples": lambda f, p, d: _int(f, "samples", 1, 100_000, blank=True),
+    **{b: (lambda name: lambda f, p, d: _bool(f, name, d[name]))(b) for b in ("verify", "ppa", "layout", "precisions")},
+}
 
 
 @dataclass(frozen=True)
@@ -308,29 +324,9 @@ def check(form: Mapping[str, Any], upload: Mapping[str, str] | None = None) -> d
     elif p["digital"] is not None:
         check_network(network, None, p["digital"])
     p["config_toml"] = config_toml(form)
+    base = defaults()
     for f in st.fields:
-        if f == "seeds":
-            p[f] = _int(form, f, 1, MAX_SEEDS)
-        elif f == "drift":
-            p[f] = ",".join(_number_text(t) for t in parse_drifts(form.get("drift")))
-        elif f == "drift_time":
-            p[f] = _one_drift(form)
-        elif f in ("grid_toml", "formats_toml"):
-            p[f] = grid_toml(form, f, p["config_toml"])
-        elif f == "tolerance":
-            p[f] = None if _blank(form.get(f)) else _float(form, f, 0.0)
-        elif f == "workers":
-            p[f] = _int(form, f, 0, 64, blank=True)
-        elif f == "trials":
-            p[f] = _int(form, f, 1, MAX_TRIALS) if not _blank(form.get(f)) else 64
-        elif f == "objective":
-            p[f] = _choice(form, f, OBJECTIVES, "energy")
-        elif f == "seed":
-            p[f] = _int(form, f, 0, 2**31 - 1) if not _blank(form.get(f)) else 0
-        elif f == "samples":
-            p[f] = _int(form, f, 1, 100_000, blank=True)
-        elif f in ("verify", "ppa", "layout", "precisions"):
-            p[f] = _bool(form, f, defaults()[f])
+        p[f] = FIELDS[f](form, p, base)
     if stage == "synth" and p["layout"] and not p["ppa"]:
         raise ValueError("layout places and routes the OSU 0.18 um netlists of the timing and power flow: tick ppa too")
     return p
@@ -362,11 +358,10 @@ def check_network(model: str, data: str | None, digital: str | None, folder: Pat
     checks it before any work: the files read (the ``.npz`` without pickles), the network run on two samples, the
     digital layers known and something left on tiles. One-line ValueError; paths in it as named in the run folder."""
     from nmpu_model.network.analog_network import check_on_tiles
-    from nmpu_model.workloads.registry import load_workload
+    from nmpu_model.workloads.registry import digital_names, load_workload
 
-    names = None if digital is None else () if digital == "none" else tuple(digital.split(","))
     try:
-        work = load_workload(model, data, 2, digital=names)
+        work = load_workload(model, data, 2, digital=digital_names(digital, "digital"))
         check_on_tiles(work.model, work.x_cal, work.digital)
     except ValueError as e:
         msg = str(e).splitlines()[0]

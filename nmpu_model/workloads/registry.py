@@ -111,6 +111,17 @@ CHAR_GPT_TEST = 256
 CALIB_FROM_TEST = 128
 
 
+def digital_names(text: str | None, what: str = "--digital") -> tuple[str, ...] | None:
+    """The layers kept digital as a command line or form gives them: None (the default, first and last), () for
+    'none', else the names (layer names, first, last); ``what`` names the option in the one-line error."""
+    if text is None:
+        return None
+    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    if not names:
+        raise ValueError(f"{what}: give layer names, first, last or none")
+    return () if names == ("none",) else names
+
+
 def load_npz_data(path: str) -> dict[str, np.ndarray]:
     """A data file: ``x`` (one sample per row of the first axis: float N x F vectors, N x C x L signals, N x T x F
     token sequences, N x C x H x W images; or integer N x T token ids for a model whose input is an embedding),
