@@ -25,19 +25,24 @@ def nmpu(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **kw)
 
 
+def answer(p: subprocess.Popen, port: int) -> str:
+    """The form page, once the server answers on the loopback address (a signal before then races its start)."""
+    end = time.monotonic() + 60
+    while True:
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < end, "nmpu serve did not answer"
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+        except OSError:
+            time.sleep(0.2)
+
+
 def test_serve_defaults_to_loopback_and_the_user_data_folder(tmp_path: Path):
     port = free_port()
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), HOME=str(tmp_path / "home"))
     p = nmpu("serve", "--port", str(port), env=env)
     try:
-        end, page = time.monotonic() + 60, None
-        while page is None:
-            assert p.poll() is None, p.communicate()
-            assert time.monotonic() < end, "nmpu serve did not answer"
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
-            except OSError:
-                time.sleep(0.2)
+        page = answer(p, port)
         assert 'id="study"' in page
         first = p.stdout.readline()
         assert first.startswith(f"nmpu serve: http://127.0.0.1:{port}/") and "warning" not in first
@@ -61,6 +66,7 @@ def test_serving_beyond_this_machine_is_warned_of(tmp_path: Path):
     p = nmpu("serve", "--host", "0.0.0.0", "--port", str(port), env=env)
     try:
         lines = [p.stdout.readline(), p.stdout.readline()]
+        assert 'id="study"' in answer(p, port)                  # 0.0.0.0 includes the loopback address
     finally:
         p.send_signal(signal.SIGINT)
         p.communicate(timeout=30)
